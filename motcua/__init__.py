@@ -1,0 +1,1 @@
+"""The operator's side of motcua: the command line, the local stack and its gateway."""

@@ -1,0 +1,140 @@
+"""The ``motcua`` command line: run the stack, one service, or the local broker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from motcua import calendar_cli
+from shared.localbroker import LocalBroker, free_port
+from shared.settings import SERVICES, ServiceName, get_settings
+
+app = typer.Typer(
+    help="motcua: one-stop counter dossiers, routed, timed and notified.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+calendar_cli.register(app)
+
+GATEWAY_PORT = 8000
+SERVICE_PORTS: dict[ServiceName, int] = {
+    "intake": 8101,
+    "routing": 8102,
+    "sla": 8103,
+    "notify": 8104,
+}
+LOCAL_BROKER_PORT = 9092
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def run(
+    service: Annotated[str, typer.Argument(help="intake | routing | sla | notify")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port (default: the service's own).")
+    ] = None,
+) -> None:
+    """Run one service (HTTP API, metrics, health, consumers): what a container runs."""
+    if service not in SERVICES:
+        typer.echo(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}", err=True)
+        raise typer.Exit(2)
+    settings = get_settings()
+    _logging(settings.log_level)
+    uvicorn.run(
+        f"services.{service}.api:create_app",
+        factory=True,
+        host=host,
+        port=port or SERVICE_PORTS[service],
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
+
+
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = LOCAL_BROKER_PORT,
+) -> None:
+    """Run only the local Kafka-protocol broker (memory only) until Ctrl-C."""
+    with LocalBroker(port) as local:
+        typer.echo(f"local broker on {local.bootstrap_servers} (memory only); Ctrl-C stops it")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Port of the single HTTP entry point.")] = GATEWAY_PORT,
+) -> None:
+    """Run the whole system locally: broker, four services, one entry point."""
+    from motcua.gateway import create_gateway  # noqa: PLC0415
+    from motcua.stack import Stack  # noqa: PLC0415
+
+    settings = get_settings()
+    _logging(settings.log_level)
+    broker_port = LOCAL_BROKER_PORT if _is_free(LOCAL_BROKER_PORT) else free_port()
+    stack = Stack(
+        settings.var_dir,
+        broker_port=broker_port,
+        service_ports={k: v for k, v in SERVICE_PORTS.items() if _is_free(v)},
+    )
+    typer.echo("starting the local broker and the four services ...")
+    try:
+        stack.start()
+        base = f"http://127.0.0.1:{port}"
+        typer.echo(f"\nmotcua is up (state in {stack.var_dir}, logs in {stack.var_dir / 'logs'})")
+        typer.echo(f"  broker   {stack.bootstrap_servers} (local, memory only)")
+        for svc in stack.services.values():
+            typer.echo(f"  {svc.name:<8} {svc.url}  (/metrics, /health/ready)")
+        typer.echo(f"  gateway  {base}  — API docs at {base}/docs")
+        typer.echo("Ctrl-C stops everything.\n")
+        gateway = create_gateway({n: s.url for n, s in stack.services.items()})
+        uvicorn.run(gateway, host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        typer.echo("stopping ...")
+        stack.stop()
+
+
+@app.command()
+def asyncapi(
+    output: Annotated[Path, typer.Option(help="Where to write the document.")] = Path(
+        "docs/asyncapi.json"
+    ),
+    check: Annotated[bool, typer.Option(help="Exit 1 if the file is out of date.")] = False,
+) -> None:
+    """Generate the AsyncAPI contract of all topics."""
+    from motcua.contract import asyncapi_json  # noqa: PLC0415
+
+    text = asyncapi_json()
+    if check:
+        current = output.read_text("utf-8") if output.exists() else ""
+        if current != text:
+            typer.echo(f"{output} is out of date: run `motcua asyncapi`", err=True)
+            raise typer.Exit(1)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, "utf-8")
+    typer.echo(f"wrote {output}")
+
+
+def _is_free(port: int) -> bool:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The local stack: the broker and the four services as separate processes.
+
+Used by ``motcua up`` and by the integration tests (which kill, freeze and restart
+its parts). Every child is started in its own process group and reaped on ``stop``,
+so no orphan outlives the stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from shared.broker import ensure_topics
+from shared.localbroker import LocalBroker, free_port
+from shared.settings import SERVICES, ServiceName
+
+
+@dataclass
+class ServiceProcess:
+    """One service process of the stack."""
+
+    name: ServiceName
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of its HTTP API."""
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class Stack:
+    """Broker plus services on loopback, with state under ``var_dir``."""
+
+    var_dir: Path
+    broker_port: int | None = None
+    service_ports: dict[ServiceName, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    broker: LocalBroker | None = None
+    services: dict[ServiceName, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.var_dir = self.var_dir.resolve()
+        (self.var_dir / "logs").mkdir(parents=True, exist_ok=True)
+        for name in SERVICES:
+            port = self.service_ports.get(name) or free_port()
+            self.services[name] = ServiceProcess(name, port)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The local broker's address."""
+        assert self.broker is not None, "stack not started"
+        return self.broker.bootstrap_servers
+
+    def child_env(self) -> dict[str, str]:
+        """Environment of every service process."""
+        return {
+            **os.environ,
+            "MOTCUA_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "MOTCUA_KAFKA_IDEMPOTENCE": "false",
+            "MOTCUA_VAR_DIR": str(self.var_dir),
+            **self.env,
+        }
+
+    def start(self, timeout: float = 60.0) -> Stack:
+        """Start the broker, create the topics, start the services, wait until all are ready."""
+        self.broker = LocalBroker(self.broker_port, log_file=self.var_dir / "logs" / "broker.log")
+        self.broker.start()
+        asyncio.run(ensure_topics(self.broker.bootstrap_servers))
+        for name in SERVICES:
+            self.start_service(name)
+        self.wait_ready(timeout)
+        return self
+
+    def start_service(self, name: ServiceName) -> None:
+        """Start (or restart) one service process."""
+        svc = self.services[name]
+        log = open(self.var_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
+        svc.process = subprocess.Popen(
+            [sys.executable, "-m", "motcua.cli", "run", name, "--port", str(svc.port)],
+            env=self.child_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def kill_service(self, name: ServiceName) -> None:
+        """SIGKILL one service: no shutdown hook runs (a crash)."""
+        proc = self.services[name].process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def wait_ready(self, timeout: float, names: tuple[ServiceName, ...] = SERVICES) -> None:
+        """Block until every named service answers ``/health/ready`` with 200."""
+        deadline = time.monotonic() + timeout
+        pending = set(names)
+        while pending:
+            for name in list(pending):
+                svc = self.services[name]
+                if svc.process is not None and svc.process.poll() is not None:
+                    msg = f"{name} exited with {svc.process.returncode}; see its log in var/logs"
+                    raise RuntimeError(msg)
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{svc.url}/health/ready", timeout=2).status_code == 200:
+                        pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                msg = f"not ready within {timeout:.0f} s: {', '.join(sorted(pending))}"
+                raise TimeoutError(msg)
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Terminate the services (SIGTERM, then SIGKILL), then the broker."""
+        running = [
+            s.process
+            for s in self.services.values()
+            if s.process is not None and s.process.poll() is None
+        ]
+        if self.broker is not None and self.broker.process is not None:
+            self.broker.thaw()
+        for proc in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in running:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""The four motcua services. None imports another; they talk only through Kafka."""

@@ -1,0 +1,1 @@
+"""Notify: messages to citizens, and the early / on-time / late reports."""

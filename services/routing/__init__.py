@@ -1,0 +1,1 @@
+"""Routing: names the office responsible for each dossier."""

@@ -1,0 +1,1 @@
+"""SLA: the legal clock of every open dossier."""

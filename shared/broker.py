@@ -1,0 +1,96 @@
+"""Broker plumbing: the FastStream Kafka broker every service builds the same way.
+
+- offsets are committed after the handler returned (``AckPolicy.ACK``), so after
+  its database commit; a failing handler goes through ``RetryThenDeadLetter``;
+- each service consumes in its own group (``motcua-<service>``), from the earliest
+  offset when the group is new, in batches;
+- producer idempotence is a setting (the local broker rejects it);
+- topics are created with their partition counts by ``ensure_topics`` (when the
+  settings allow), never auto-created with one partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.middlewares import AckPolicy
+from prometheus_client import REGISTRY
+
+from shared.deadletter import DeadLetters, RetryThenDeadLetter
+from shared.settings import Settings
+from shared.topics import ALL_TOPICS, DEAD_LETTER_PARTITIONS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def group_id(service: str) -> str:
+    """The consumer group of a service: all its instances share the work."""
+    return f"motcua-{service}"
+
+
+def make_broker(settings: Settings, service: str, dead_letters: DeadLetters) -> KafkaBroker:
+    """The broker of one service, with metrics and retry/dead-letter middlewares."""
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"motcua-{service}",
+        enable_idempotence=settings.kafka_idempotence,
+        acks="all",
+        request_timeout_ms=15_000,
+        allow_auto_create_topics=False,
+        graceful_timeout=15.0,
+        middlewares=[
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
+            RetryThenDeadLetter(
+                dead_letters,
+                attempts=settings.retry_attempts,
+                backoff_seconds=settings.retry_backoff_seconds,
+            ),
+        ],
+        logger=logging.getLogger(f"motcua.{service}.broker"),
+        description=f"motcua {service} service",
+    )
+    dead_letters.bind(broker)
+    return broker
+
+
+def batch_subscriber(
+    broker: KafkaBroker, settings: Settings, service: str, *topics: TopicSpec
+) -> Callable[[Any], Any]:
+    """Decorator registering a batch handler on ``topics`` in the service's group."""
+    return broker.subscriber(
+        *(t.name for t in topics),
+        group_id=group_id(service),
+        batch=True,
+        max_records=settings.consumer_batch_max,
+        batch_timeout_ms=settings.consumer_batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
+        title=f"{'+'.join(t.name for t in topics)}:{service}",
+        description=f"{service} consumes " + ", ".join(t.name for t in topics),
+    )
+
+
+async def ensure_topics(bootstrap_servers: str) -> list[str]:
+    """Create every topic of the contract and its dead-letter twin; return those created."""
+    wanted = [NewTopic(t.name, t.partitions, 1) for t in ALL_TOPICS] + [
+        NewTopic(t.dead_letter, DEAD_LETTER_PARTITIONS, 1) for t in ALL_TOPICS
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                log.info("another process created the topics first")
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

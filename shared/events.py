@@ -1,0 +1,189 @@
+"""The event contract: one envelope for every event, one payload model per type.
+
+Invariants:
+- ``occurred_at`` and every datetime in a payload are timezone-aware;
+- ``event_id`` is unique per event; consumers record the ids they applied, so a
+  redelivered event is applied once;
+- messages about a dossier carry its ``dossier_code`` and are keyed by it.
+
+Encoding is JSON (orjson). ``decode`` validates the envelope *and* its payload, so
+a message that ``decode`` accepts can be applied by any consumer of its type.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
+
+CONTRACT_VERSION = 1
+
+
+class Channel(StrEnum):
+    """How a dossier reached us (kênh tiếp nhận)."""
+
+    COUNTER = "counter"  # trực tiếp
+    ONLINE = "online"  # trực tuyến
+    POST = "post"  # bưu chính công ích
+
+
+class Payload(BaseModel):
+    """Base of every payload: the event type it travels as and its topic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str]
+    topic: ClassVar[TopicSpec]
+
+
+class Contact(BaseModel):
+    """How to reach the applicant. Personal data: never logged, never a metric label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    phone: str | None = None
+    email: str | None = None
+
+
+class DossierReceived(Payload):
+    """A dossier was received and its clock started (tiếp nhận hồ sơ)."""
+
+    event_type: ClassVar[str] = "dossier.received"
+    topic: ClassVar[TopicSpec] = DOSSIER_LIFECYCLE
+
+    procedure_code: str
+    channel: Channel
+    receiving_unit: str
+    received_at: AwareDatetime
+    due_at: AwareDatetime | None = Field(description="Appointment time (ngày hẹn trả).")
+    applicant: Contact
+    documents: list[str] = Field(default_factory=list)
+
+
+class DossierRouted(Payload):
+    """Routing named the office responsible for a dossier."""
+
+    event_type: ClassVar[str] = "dossier.routed"
+    topic: ClassVar[TopicSpec] = DOSSIER_ROUTING
+
+    procedure_code: str
+    office: str
+    field: str
+    rule: str = Field(description="Which catalogue entry or rule decided, for the audit trail.")
+    catalogue_version: int
+
+
+class DossierUnroutable(Payload):
+    """No office could be named: the dossier waits in the manual queue."""
+
+    event_type: ClassVar[str] = "dossier.unroutable"
+    topic: ClassVar[TopicSpec] = DOSSIER_ROUTING
+
+    procedure_code: str
+    reason: str
+
+
+class ClockStarted(Payload):
+    """The SLA tracker holds the dossier and keeps its legal clock."""
+
+    event_type: ClassVar[str] = "sla.clock_started"
+    topic: ClassVar[TopicSpec] = DOSSIER_SLA
+
+    started_at: AwareDatetime
+    due_at: AwareDatetime | None
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    model.event_type: model
+    for model in (DossierReceived, DossierRouted, DossierUnroutable, ClockStarted)
+}
+
+P = TypeVar("P", bound=Payload)
+
+
+class Envelope(BaseModel):
+    """The one envelope every event travels in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int = CONTRACT_VERSION
+    occurred_at: AwareDatetime
+    dossier_code: str | None
+    source: str
+    correlation_id: uuid.UUID
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(
+        cls,
+        payload: Payload,
+        *,
+        occurred_at: datetime,
+        source: str,
+        dossier_code: str | None,
+        correlation_id: uuid.UUID | None = None,
+    ) -> Envelope:
+        """Put a payload in a new envelope (a fresh ``event_id``)."""
+        event_id = uuid.uuid4()
+        return cls(
+            event_id=event_id,
+            type=payload.event_type,
+            occurred_at=occurred_at,
+            dossier_code=dossier_code,
+            source=source,
+            correlation_id=correlation_id or event_id,
+            payload=payload.model_dump(mode="json"),
+        )
+
+    @property
+    def key(self) -> bytes | None:
+        """The Kafka key: the dossier code, so a dossier's events stay in order."""
+        return self.dossier_code.encode() if self.dossier_code else None
+
+    def body(self, model: builtins.type[P]) -> P:
+        """The payload as its model; ``TypeError`` if the envelope holds another type."""
+        if self.type != model.event_type:
+            msg = f"envelope holds {self.type!r}, not {model.event_type!r}"
+            raise TypeError(msg)
+        return model.model_validate(self.payload)
+
+    def encode(self) -> bytes:
+        """The wire form (JSON)."""
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class UndecodableEvent(ValueError):
+    """A message that is not a valid event of the contract; the reason says why."""
+
+
+def decode(raw: bytes) -> Envelope:
+    """Parse and validate a message: the envelope and its payload's model.
+
+    Raises ``UndecodableEvent`` naming what is wrong (never a bare parser error).
+    """
+    try:
+        envelope = Envelope.model_validate_json(raw)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"invalid envelope: {_first_error(exc)}") from exc
+    model = PAYLOAD_TYPES.get(envelope.type)
+    if model is None:
+        raise UndecodableEvent(f"unknown event type {envelope.type!r}")
+    try:
+        model.model_validate(envelope.payload)
+    except ValidationError as exc:
+        raise UndecodableEvent(f"invalid {envelope.type} payload: {_first_error(exc)}") from exc
+    return envelope
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "message"
+    return f"{where}: {err['msg']}"

@@ -1,0 +1,36 @@
+"""Prometheus metrics shared by the services (default registry, one per process).
+
+Labels never carry personal data: only service names, topics, channels, offices and
+outcomes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+OUTBOX_BACKLOG = Gauge(
+    "motcua_outbox_backlog", "Outbox rows committed but not yet published.", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "motcua_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished outbox row (0 when empty).",
+    ["service"],
+)
+OUTBOX_PUBLISHED = Counter(
+    "motcua_outbox_published_total", "Outbox rows published to Kafka.", ["service"]
+)
+DEAD_LETTERS = Counter(
+    "motcua_dead_letters_total", "Messages sent to a dead-letter topic.", ["topic"]
+)
+DUPLICATES_SKIPPED = Counter(
+    "motcua_duplicate_events_total",
+    "Redelivered events a consumer had already applied and skipped.",
+    ["service"],
+)
+
+
+async def metrics_endpoint(_request: Request) -> Response:
+    """``GET /metrics`` as an explicit route (a mounted app would answer with a redirect)."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,195 @@
+"""The host every service runs in: its database, broker, outbox relay and HTTP app.
+
+Start-up never waits for Kafka: the database and the HTTP API come up at once, and
+the broker connects in the background, retrying with backoff. Until it does, the
+outbox keeps every event and ``/health/ready`` says the broker is not connected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher import DefaultPublisher
+from sqlalchemy import Table
+
+from shared.broker import ensure_topics, make_broker
+from shared.db import Database, table
+from shared.deadletter import DeadLetters
+from shared.events import Envelope
+from shared.inbox import Apply, BatchConsumer, InboxRow
+from shared.metrics import metrics_endpoint
+from shared.outbox import OutboxRelay, OutboxRow
+from shared.settings import ServiceName, Settings
+from shared.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+_GAUGE_SECONDS = 5.0
+
+Job = Callable[[], Coroutine[Any, Any, None]]
+"""A background coroutine a service runs beside its consumers (e.g. notify's dispatcher)."""
+
+
+class ServiceRuntime:
+    """Everything one service process holds; built once, started by its HTTP app."""
+
+    def __init__(
+        self,
+        name: ServiceName,
+        settings: Settings,
+        *,
+        tables: Sequence[Table],
+        publishes: Sequence[TopicSpec],
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.db = Database(settings.database_url_for(name), schema=settings.schema_for(name))
+        self.tables = [table(InboxRow), table(OutboxRow), *tables]
+        self.dead_letters = DeadLetters(name)
+        self.broker: KafkaBroker = make_broker(settings, name, self.dead_letters)
+        self.publishers: dict[str, DefaultPublisher] = {
+            spec.name: self.broker.publisher(
+                spec.name,
+                title=f"{spec.name}:{name}",
+                description=spec.description,
+                schema=Envelope,
+            )
+            for spec in publishes
+        }
+        self.relay = OutboxRelay(
+            self.db,
+            self._send,
+            service=name,
+            batch_max=settings.relay_batch_max,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        self.broker_connected = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def consumer(self, apply: Apply) -> BatchConsumer:
+        """An idempotent batch consumer whose commits wake the relay."""
+        return BatchConsumer(
+            self.db, apply, self.dead_letters, service=self.name, after_commit=self.relay.wake
+        )
+
+    async def _send(self, topic: str, value: bytes, key: bytes | None) -> Awaitable[object]:
+        future: Awaitable[object] = await self.publishers[topic].publish(
+            value, key=key, no_confirm=True, headers={"content-type": "application/json"}
+        )
+        return future
+
+    async def start(
+        self, *, background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
+    ) -> None:
+        """Create tables, start relay and jobs; connect the broker in the background."""
+        await self.db.create_tables(self.tables)
+        self.relay.start()
+        self._tasks = [
+            asyncio.create_task(self._connect_broker(), name=f"{self.name}-connect"),
+            asyncio.create_task(self._refresh_gauges(), name=f"{self.name}-gauges"),
+            *(asyncio.create_task(job(), name=f"{self.name}-job") for job in background),
+        ]
+
+    async def stop(self) -> None:
+        """Stop jobs, the relay, the broker (its handlers finish first), the database."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.relay.stop()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        await self.db.dispose()
+
+    async def _connect_broker(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                if self.settings.kafka_create_topics:
+                    await ensure_topics(self.settings.kafka_bootstrap_servers)
+                await self.broker.start()
+            except Exception as exc:
+                log.warning(
+                    "%s: broker not reachable (%s); retrying in %.1f s",
+                    self.name,
+                    type(exc).__name__,
+                    delay,
+                )
+                with contextlib.suppress(Exception):
+                    await self.broker.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.broker_connected = True
+            self.relay.wake()
+            log.info("%s: broker connected", self.name)
+            return
+
+    async def _refresh_gauges(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.relay.refresh_gauges()
+            await asyncio.sleep(_GAUGE_SECONDS)
+
+    async def readiness(self) -> dict[str, Any]:
+        """What ``/health/ready`` reports: database and broker reachability, outbox backlog."""
+        try:
+            await self.db.ping()
+            database = "ok"
+            backlog: int | None = await self.relay.backlog()
+        except Exception as exc:
+            database, backlog = f"unreachable: {type(exc).__name__}", None
+        return {
+            "service": self.name,
+            "database": database,
+            "broker": "connected" if self.broker_connected else "connecting",
+            "outbox_backlog": backlog,
+        }
+
+
+def create_http_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    background: Sequence[Job] = (),
+) -> FastAPI:
+    """The service's HTTP app: its routers plus ``/metrics`` and ``/health/*``.
+
+    The app's lifespan starts and stops the runtime (FastStream's FastAPI plugin is
+    deprecated; this is the supported way to run both in one process).
+    """
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start(background=background)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+
+    @app.get("/health/live", include_in_schema=False)
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.name}
+
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        report = await runtime.readiness()
+        ok = report["database"] == "ok" and report["broker"] == "connected"
+        return JSONResponse(report, status_code=200 if ok else 503)
+
+    for router in routers:
+        app.include_router(router)
+    return app
