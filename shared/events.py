@@ -112,7 +112,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID
     type: str
     version: int = CONTRACT_VERSION
     occurred_at: AwareDatetime

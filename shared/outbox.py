@@ -130,8 +130,9 @@ class OutboxRelay:
                 )
                 if not locked:
                     return 0
+            conn = await session.connection()
             rows = (
-                await session.execute(
+                await conn.execute(
                     select(_OUTBOX.c.id, _OUTBOX.c.topic, _OUTBOX.c.key, _OUTBOX.c.value)
                     .where(_OUTBOX.c.sent_at.is_(None))
                     .order_by(_OUTBOX.c.id)
@@ -145,7 +146,7 @@ class OutboxRelay:
                 for _id, topic, key, value in rows
             ]
             await asyncio.gather(*confirmations)
-            await session.execute(
+            await conn.execute(
                 update(_OUTBOX)
                 .where(_OUTBOX.c.id.in_([r[0] for r in rows]))
                 .values(sent_at=datetime.now(UTC))
@@ -156,8 +157,9 @@ class OutboxRelay:
     async def refresh_gauges(self) -> None:
         """Set the backlog gauges from the table (called periodically)."""
         async with self._db.sessions() as session:
+            conn = await session.connection()
             count, oldest = (
-                await session.execute(
+                await conn.execute(
                     select(func.count(), func.min(_OUTBOX.c.created_at)).where(
                         _OUTBOX.c.sent_at.is_(None)
                     )

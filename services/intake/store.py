@@ -63,8 +63,8 @@ async def next_sequence(session: AsyncSession, unit: str, day: date) -> int:
         )
         .returning(sequences.c.last)
     )
-    result = await session.execute(upsert)
-    return int(result.scalar_one())
+    conn = await session.connection()
+    return int((await conn.execute(upsert)).scalar_one())
 
 
 async def get_dossier(session: AsyncSession, code: str) -> Dossier | None:
