@@ -216,6 +216,7 @@ class PipelineResult:
     inject_s: float
     routed_s: float | None = None
     tracked_s: float | None = None
+    stored_s: float | None = None
     notified_s: float | None = None
     final: Counts = field(default_factory=Counts)
     cpu_percent: dict[str, float] = field(default_factory=dict)
@@ -278,6 +279,8 @@ async def run_pipeline(stack: Stack, n: int, limit_s: float, stall: float) -> Pi
             result.routed_s = elapsed
         if result.tracked_s is None and counts.tracked_with_office >= n:
             result.tracked_s = elapsed
+        if result.stored_s is None and counts.messages >= n:
+            result.stored_s = elapsed
         if result.notified_s is None and counts.sent >= n:
             result.notified_s = elapsed
         if not top_taken and counts.sent >= n // 2:
@@ -287,7 +290,8 @@ async def run_pipeline(stack: Stack, n: int, limit_s: float, stall: float) -> Pi
             last_counts, last_change = counts, now
             print(
                 f"  {elapsed:7.1f} s  routed {counts.routed:>7}  tracked+office "
-                f"{counts.tracked_with_office:>7}  sent {counts.sent:>7}",
+                f"{counts.tracked_with_office:>7}  receipts {counts.messages:>7}  "
+                f"sent {counts.sent:>7}",
                 flush=True,
             )
         if counts.done(n) and inject.done():
@@ -405,7 +409,8 @@ def report(k: int, p: PipelineResult, raw: RawResult, dlq: int) -> list[str]:
         ("inject (aiokafka produce of received events)", p.inject_s),
         ("all routed (routing.db assignment)", p.routed_s),
         ("all tracked with office (sla.db tracked_dossier)", p.tracked_s),
-        ("all receipts sent (notify.db message)", p.notified_s),
+        ("all receipts stored (notify.db message, queued)", p.stored_s),
+        ("all receipts sent (notify.db message, sent)", p.notified_s),
         ("end to end", p.end_to_end_s),
         ("raw produce, 1 KiB, fresh topic", raw.produce_s),
         ("raw consume, fresh group (after join)", raw.consume_s),

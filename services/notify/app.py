@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import domain, store
@@ -48,29 +48,44 @@ class Notifier:
         self._wake = Wakeup()
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
-        """Store the messages events ask for (inside the inbox transaction)."""
-        now = datetime.now(UTC)
-        for envelope in events:
-            if envelope.type != DossierReceived.event_type or envelope.dossier_code is None:
-                continue
+        """Store the messages events ask for (inside the inbox transaction).
+
+        A key already stored is skipped, so a message is queued once however often
+        its event comes.
+        """
+        drafts = {
+            draft.key: draft
+            for envelope in events
+            if envelope.type == DossierReceived.event_type and envelope.dossier_code
             for draft in domain.receipt_drafts(
                 envelope.dossier_code, envelope.body(DossierReceived)
-            ):
-                if await session.get(store.Message, draft.key) is not None:
-                    continue
-                session.add(
-                    store.Message(
-                        key=draft.key,
-                        dossier_code=draft.dossier_code,
-                        trigger=draft.trigger.value,
-                        channel=draft.channel.value,
-                        recipient=draft.recipient,
-                        subject=draft.subject,
-                        body=draft.body,
-                        status="queued",
-                        created_at=now,
-                    )
+            )
+        }
+        if not drafts:
+            return
+        stored = set(
+            (
+                await session.exec(
+                    select(store.Message.key).where(col(store.Message.key).in_(list(drafts)))
                 )
+            ).all()
+        )
+        now = datetime.now(UTC)
+        session.add_all(
+            store.Message(
+                key=d.key,
+                dossier_code=d.dossier_code,
+                trigger=d.trigger.value,
+                channel=d.channel.value,
+                recipient=d.recipient,
+                subject=d.subject,
+                body=d.body,
+                status="queued",
+                created_at=now,
+            )
+            for key, d in drafts.items()
+            if key not in stored
+        )
         self._wake.set()
 
     async def dispatch_forever(self) -> None:
@@ -87,7 +102,11 @@ class Notifier:
                 await self._wake.sleep(_DISPATCH_IDLE_SECONDS)
 
     async def dispatch_round(self) -> int:
-        """Send one round of queued messages; return how many were attempted."""
+        """Send one round of queued messages; return how many were attempted.
+
+        Every message of the round is sent, then all outcomes are recorded in one
+        transaction. A crash in between resends the round under the same keys.
+        """
         async with self.runtime.db.sessions() as session:
             queued = (
                 await session.exec(
@@ -97,11 +116,41 @@ class Notifier:
                     .limit(_DISPATCH_BATCH)
                 )
             ).all()
-        for message in queued:
-            await self._deliver(message)
-        return len(queued)
+        outcomes = [(message, await self._send(message)) for message in queued]
+        if not outcomes:
+            return 0
+        now = datetime.now(UTC)
+        async with self.runtime.db.transaction() as session:
+            sent = [m.key for m, error in outcomes if error is None]
+            if sent:
+                await session.exec(
+                    update(store.Message)
+                    .where(col(store.Message.key).in_(sent))
+                    .values(
+                        status="sent",
+                        sent_at=now,
+                        attempts=store.Message.attempts + 1,
+                        last_error=None,
+                    )
+                )
+            for message, error in outcomes:
+                if error is not None:
+                    gave_up = not error.temporary or message.attempts + 1 >= MAX_ATTEMPTS
+                    await session.exec(
+                        update(store.Message)
+                        .where(col(store.Message.key) == message.key)
+                        .values(
+                            status="failed" if gave_up else "queued",
+                            attempts=store.Message.attempts + 1,
+                            last_error=str(error)[:300],
+                        )
+                    )
+        for message, error in outcomes:
+            status = "sent" if error is None else ("failed" if not error.temporary else "retry")
+            NOTIFICATIONS.labels(message.channel, status).inc()
+        return len(outcomes)
 
-    async def _deliver(self, message: store.Message) -> None:
+    async def _send(self, message: store.Message) -> DeliveryError | None:
         outgoing = Outgoing(
             key=message.key,
             channel=message.channel,
@@ -109,23 +158,11 @@ class Notifier:
             subject=message.subject,
             body=message.body,
         )
-        status, error = "sent", None
         try:
             await self.sink.send(outgoing)
         except DeliveryError as exc:
-            error = str(exc)[:300]
-            gave_up = not exc.temporary or message.attempts + 1 >= MAX_ATTEMPTS
-            status = "failed" if gave_up else "queued"
-        async with self.runtime.db.transaction() as session:
-            row = await session.get(store.Message, message.key)
-            if row is None:
-                return
-            row.status = status
-            row.attempts += 1
-            row.last_error = error
-            row.sent_at = datetime.now(UTC) if status == "sent" else None
-            session.add(row)
-        NOTIFICATIONS.labels(message.channel, status).inc()
+            return exc
+        return None
 
     async def for_dossier(self, code: str) -> list[store.Message]:
         """Messages of one dossier, oldest first."""

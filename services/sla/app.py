@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import Counter
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.sla import store
@@ -28,36 +29,51 @@ class Tracker:
         self.runtime = runtime
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
-        """Start clocks and record offices (inside the inbox transaction)."""
+        """Start clocks and record offices (inside the inbox transaction).
+
+        Batched: the batch's dossiers are loaded with one query; events apply in order
+        to those rows in memory and are flushed together at commit.
+        """
+        codes = {e.dossier_code for e in events if e.dossier_code}
+        if not codes:
+            return
+        rows = {
+            row.code: row
+            for row in (
+                await session.exec(
+                    select(store.TrackedDossier).where(col(store.TrackedDossier.code).in_(codes))
+                )
+            ).all()
+        }
+        now = datetime.now(UTC)
         for envelope in events:
             code = envelope.dossier_code
             if code is None:
                 continue
             if envelope.type == DossierReceived.event_type:
-                await self._received(session, code, envelope)
+                self._received(session, self._row(session, rows, code, now), envelope, now)
             elif envelope.type == DossierRouted.event_type:
                 routed: DossierRouted = envelope.body(DossierRouted)
-                row = await self._row(session, code)
-                row.office = routed.office
-                session.add(row)
+                self._row(session, rows, code, now).office = routed.office
 
-    async def _received(self, session: AsyncSession, code: str, envelope: Envelope) -> None:
-        received: DossierReceived = envelope.body(DossierReceived)
-        row = await self._row(session, code)
+    @staticmethod
+    def _received(
+        session: AsyncSession, row: store.TrackedDossier, envelope: Envelope, now: datetime
+    ) -> None:
         if row.started_at is not None:
             return
+        received: DossierReceived = envelope.body(DossierReceived)
         row.procedure_code = received.procedure_code
         row.receiving_unit = received.receiving_unit
         row.started_at = received.received_at
         row.due_at = received.due_at
-        session.add(row)
         enqueue(
             session,
             Envelope.wrap(
                 ClockStarted(started_at=received.received_at, due_at=received.due_at),
-                occurred_at=datetime.now(UTC),
+                occurred_at=now,
                 source=SERVICE,
-                dossier_code=code,
+                dossier_code=row.code,
                 correlation_id=envelope.correlation_id,
             ),
             DOSSIER_SLA.name,
@@ -65,10 +81,12 @@ class Tracker:
         TRACKED.inc()
 
     @staticmethod
-    async def _row(session: AsyncSession, code: str) -> store.TrackedDossier:
-        row = await session.get(store.TrackedDossier, code)
+    def _row(
+        session: AsyncSession, rows: dict[str, store.TrackedDossier], code: str, now: datetime
+    ) -> store.TrackedDossier:
+        row = rows.get(code)
         if row is None:
-            row = store.TrackedDossier(code=code, tracked_at=datetime.now(UTC))
+            row = rows[code] = store.TrackedDossier(code=code, tracked_at=now)
             session.add(row)
         return row
 

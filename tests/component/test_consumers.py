@@ -95,9 +95,16 @@ async def test_sla_accepts_routed_before_received(settings: Settings) -> None:
     await db.create_tables(tracker.runtime.tables)
     received = received_envelope()
     routed = Envelope.wrap(
-        DossierRouted(procedure_code="2.000635", office="000.00.00.H56", field="Hộ tịch",
-                      rule="test", catalogue_version=1),
-        occurred_at=received.occurred_at, source="routing", dossier_code=received.dossier_code,
+        DossierRouted(
+            procedure_code="2.000635",
+            office="000.00.00.H56",
+            field="Hộ tịch",
+            rule="test",
+            catalogue_version=1,
+        ),
+        occurred_at=received.occurred_at,
+        source="routing",
+        dossier_code=received.dossier_code,
     )
     async with TestKafkaBroker(tracker.runtime.broker) as broker:
         await broker.publish(routed.encode(), DOSSIER_ROUTING.name, key=routed.key)

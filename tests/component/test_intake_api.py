@@ -61,8 +61,7 @@ def test_receive_answers_code_and_due_time_and_stores_the_event(client: TestClie
 
 
 def test_codes_follow_each_other_per_unit(client: TestClient) -> None:
-    codes = [client.post("/api/v1/dossiers", json=dossier_body()).json()["code"]
-             for _ in range(3)]
+    codes = [client.post("/api/v1/dossiers", json=dossier_body()).json()["code"] for _ in range(3)]
     assert [c[-4:] for c in codes] == ["0001", "0002", "0003"]
     other = client.post("/api/v1/dossiers", json=dossier_body(receiving_unit="000.00.01.H22"))
     assert other.json()["code"].endswith("-0001")

@@ -46,8 +46,9 @@ def test_wrap_sets_type_key_and_correlation() -> None:
 
 
 def test_round_trip_keeps_everything() -> None:
-    env = Envelope.wrap(received(), occurred_at=AT, source="intake", dossier_code="X-1",
-                        correlation_id=uuid.uuid4())
+    env = Envelope.wrap(
+        received(), occurred_at=AT, source="intake", dossier_code="X-1", correlation_id=uuid.uuid4()
+    )
     back = decode(env.encode())
     assert back == env
     assert back.body(DossierReceived) == received()
@@ -55,7 +56,7 @@ def test_round_trip_keeps_everything() -> None:
 
 def test_body_refuses_the_wrong_model() -> None:
     env = Envelope.wrap(received(), occurred_at=AT, source="intake", dossier_code="X-1")
-    with pytest.raises(TypeError, match="dossier.received"):
+    with pytest.raises(TypeError, match=r"dossier\.received"):
         env.body(DossierRouted)
 
 
@@ -63,8 +64,12 @@ def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValidationError):
         received(received_at=datetime(2026, 6, 2, 9, 0))  # noqa: DTZ001
     with pytest.raises(ValidationError):
-        Envelope.wrap(received(), occurred_at=datetime(2026, 6, 2), source="intake",  # noqa: DTZ001
-                      dossier_code=None)
+        Envelope.wrap(
+            received(),
+            occurred_at=datetime(2026, 6, 2),  # noqa: DTZ001
+            source="intake",
+            dossier_code=None,
+        )
 
 
 @pytest.mark.parametrize(
@@ -72,14 +77,34 @@ def test_naive_datetimes_are_refused() -> None:
     [
         (b"\xff\xfe not json", "invalid envelope"),
         (b"{}", "invalid envelope: event_id"),
-        (orjson.dumps({"event_id": str(uuid.uuid4()), "type": "no.such", "occurred_at":
-                       AT.isoformat(), "dossier_code": None, "source": "t",
-                       "correlation_id": str(uuid.uuid4()), "payload": {}}),
-         "unknown event type 'no.such'"),
-        (orjson.dumps({"event_id": str(uuid.uuid4()), "type": "dossier.routed", "occurred_at":
-                       AT.isoformat(), "dossier_code": "X", "source": "t",
-                       "correlation_id": str(uuid.uuid4()), "payload": {"office": 1}}),
-         "invalid dossier.routed payload"),
+        (
+            orjson.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "type": "no.such",
+                    "occurred_at": AT.isoformat(),
+                    "dossier_code": None,
+                    "source": "t",
+                    "correlation_id": str(uuid.uuid4()),
+                    "payload": {},
+                }
+            ),
+            "unknown event type 'no.such'",
+        ),
+        (
+            orjson.dumps(
+                {
+                    "event_id": str(uuid.uuid4()),
+                    "type": "dossier.routed",
+                    "occurred_at": AT.isoformat(),
+                    "dossier_code": "X",
+                    "source": "t",
+                    "correlation_id": str(uuid.uuid4()),
+                    "payload": {"office": 1},
+                }
+            ),
+            "invalid dossier.routed payload",
+        ),
     ],
 )
 def test_decode_names_what_is_wrong(raw: bytes, reason: str) -> None:
