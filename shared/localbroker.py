@@ -67,6 +67,7 @@ class LocalBroker:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
+            start_new_session=True,  # Ctrl-C reaches the supervisor, which stops us last
         )
         if self._log_file:
             out.close()  # type: ignore[union-attr]

@@ -1,0 +1,97 @@
+"""``motcua up`` as a user runs it: one entry point, a dossier reaches notify, Ctrl-C
+stops everything and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.localbroker import free_port
+from tests.factories import dossier_body
+
+pytestmark = pytest.mark.integration
+
+
+def processes_started_for(marker: str) -> list[int]:
+    """PIDs whose environment names our private state directory."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], str]]:
+    var_dir = str(tmp_path / "state")
+    port = free_port()
+    env = {**os.environ, "MOTCUA_VAR_DIR": var_dir}
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "motcua.cli", "up", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "up.log").read_text()
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "motcua up did not serve within 90 s"
+            time.sleep(0.3)
+        yield base, proc, var_dir
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
+    up: tuple[str, subprocess.Popen[bytes], str],
+) -> None:
+    base, proc, var_dir = up
+    created = httpx.post(f"{base}/api/v1/dossiers", json=dossier_body(), timeout=10)
+    assert created.status_code == 201, created.text
+    code = created.json()["code"]
+    deadline = time.monotonic() + 60
+    while True:
+        sent = httpx.get(f"{base}/api/v1/notifications", params={"dossier": code}).json()
+        if sent and sent[0]["status"] == "sent":
+            break
+        assert time.monotonic() < deadline, f"no receipt sent for {code}"
+        time.sleep(0.3)
+    clock = httpx.get(f"{base}/api/v1/sla/{code}")
+    assert clock.status_code == 200
+    assert clock.json()["office"] == "000.00.00.H56"
+    assert httpx.get(f"{base}/api/v1/catalogue/2.000635").json()["field"] == "Hộ tịch"
+    paths = httpx.get(f"{base}/openapi.json").json()["paths"]
+    for path in ("/api/v1/dossiers", "/api/v1/catalogue", "/api/v1/sla/{code}",
+                 "/api/v1/notifications"):
+        assert path in paths
+    assert "swagger" in httpx.get(f"{base}/docs").text.lower()
+    assert httpx.get(f"{base}/nowhere").status_code == 404
+    assert len(processes_started_for(var_dir)) >= 6  # up, broker, four services
+
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert proc.wait(30) == 0
+    assert processes_started_for(var_dir) == []
