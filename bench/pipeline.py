@@ -30,6 +30,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from motcua.stack import Stack
-from shared.events import Channel, Contact, DossierReceived, Envelope
+from shared.events import Channel, Contact, DossierReceived, Envelope, TimeLimit
 from shared.topics import ALL_TOPICS, DOSSIER_LIFECYCLE
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -78,6 +79,10 @@ def received_events(n: int) -> list[tuple[bytes, bytes]]:
                 due_at=now + timedelta(hours=8),
                 applicant=Contact(name="Nguyễn Văn An", phone=PHONE),
                 documents=["Tờ khai"],
+                field="Hộ tịch",
+                time_limit=TimeLimit(value=Decimal(1), unit="same_day"),
+                supplement_rule="pause",
+                catalogue_version=1,
             ),
             occurred_at=now,
             source="bench",

@@ -60,10 +60,13 @@ class Procedure(BaseModel):
     steps: list[Step] = Field(min_length=1)
     source: str = Field(description="Where the time limit and fee come from.")
 
-    def duration_for(self, *, online: bool) -> Duration:
+    def time_limit_for(self, *, online: bool) -> ProcessingTime:
         """The time limit that applies to a dossier of this channel."""
-        chosen = self.online_duration if online and self.online_duration else self.duration
-        return chosen.as_duration()
+        return self.online_duration if online and self.online_duration else self.duration
+
+    def duration_for(self, *, online: bool) -> Duration:
+        """The calendar duration of that time limit."""
+        return self.time_limit_for(online=online).as_duration()
 
 
 class Catalogue(BaseModel):

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
+from shared.topics import CALENDAR, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
 
 CONTRACT_VERSION = 1
 
@@ -51,8 +52,45 @@ class Contact(BaseModel):
     email: str | None = None
 
 
+class TimeLimit(BaseModel):
+    """A procedure's time limit as the dossier was received under it (thời hạn giải quyết).
+
+    ``unit`` is a ``shared.calendar.DurationUnit`` value: working_days, working_hours,
+    calendar_days, same_day or none.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: Decimal = Field(ge=0)
+    unit: str
+
+
+class ChainStep(BaseModel):
+    """One office's share of an inter-agency chain (liên thông)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    office: str
+    hours: Decimal = Field(gt=0, description="Working hours of this step.")
+
+
+class DossierSubmitted(Payload):
+    """An online dossier was submitted and waits for an officer (mới đăng ký, status 1)."""
+
+    event_type: ClassVar[str] = "dossier.submitted"
+    topic: ClassVar[TopicSpec] = DOSSIER_LIFECYCLE
+
+    procedure_code: str
+    channel: Channel
+    receiving_unit: str
+    submitted_at: AwareDatetime
+    applicant: Contact
+
+
 class DossierReceived(Payload):
-    """A dossier was received and its clock started (tiếp nhận hồ sơ)."""
+    """A dossier was received and its clock started (tiếp nhận hồ sơ, status 2).
+
+    For an online dossier this is the officer's acceptance. The time limit, clock rule and
+    catalogue version are those in force at reception: the dossier keeps them.
+    """
 
     event_type: ClassVar[str] = "dossier.received"
     topic: ClassVar[TopicSpec] = DOSSIER_LIFECYCLE
@@ -64,10 +102,48 @@ class DossierReceived(Payload):
     due_at: AwareDatetime | None = Field(description="Appointment time (ngày hẹn trả).")
     applicant: Contact
     documents: list[str] = Field(default_factory=list)
+    field: str = Field(description="Lĩnh vực of the procedure.")
+    time_limit: TimeLimit
+    supplement_rule: Literal["pause", "restart"]
+    catalogue_version: int
+
+
+class DossierAction(StrEnum):
+    """What an officer or the citizen did to a dossier after submission."""
+
+    REFUSE = "refuse"  # từ chối tiếp nhận (status 3)
+    REQUEST_SUPPLEMENT = "request_supplement"  # yêu cầu bổ sung (5): clock stops
+    SUBMIT_SUPPLEMENT = "submit_supplement"  # complete dossier back: clock runs again
+    REQUEST_PAYMENT = "request_payment"  # nghĩa vụ tài chính (6): clock stops
+    PAYMENT_RECEIVED = "payment_received"
+    STOP = "stop"  # dừng xử lý (8): clock stops
+    RESUME = "resume"
+    RESOLVE = "resolve"  # đã xử lý xong (9): end of processing for the statistics
+    RETURN_RESULT = "return_result"  # đã trả kết quả (10)
+    WITHDRAW_REQUEST = "withdraw_request"  # công dân yêu cầu rút (7)
+    WITHDRAW = "withdraw"  # withdrawal confirmed: processing stops (8)
+    EXTEND = "extend"  # apology and new date (Mẫu 04): the class is not changed by it
+    TRANSFER = "transfer"  # to the next office of the chain
+
+
+class DossierActionRecorded(Payload):
+    """An action on a dossier, in the order intake recorded it (``sequence`` 1, 2, ...)."""
+
+    event_type: ClassVar[str] = "dossier.action"
+    topic: ClassVar[TopicSpec] = DOSSIER_LIFECYCLE
+
+    action: DossierAction
+    sequence: int = Field(ge=1, description="Per-dossier action number, gap-free.")
+    at: AwareDatetime
+    status: str = Field(description="Our status after the action.")
+    national_status: int = Field(ge=1, le=10)
+    reason: str | None = None
+    new_due_at: AwareDatetime | None = Field(None, description="With `extend` only.")
+    office: str | None = Field(None, description="Acting office, or the next one (`transfer`).")
 
 
 class DossierRouted(Payload):
-    """Routing named the office responsible for a dossier."""
+    """Routing named the office responsible for a dossier, and its chain of steps."""
 
     event_type: ClassVar[str] = "dossier.routed"
     topic: ClassVar[TopicSpec] = DOSSIER_ROUTING
@@ -77,6 +153,9 @@ class DossierRouted(Payload):
     field: str
     rule: str = Field(description="Which catalogue entry or rule decided, for the audit trail.")
     catalogue_version: int
+    steps: list[ChainStep] = Field(
+        default_factory=list, description="The chain in order; the first step is `office`."
+    )
 
 
 class DossierUnroutable(Payload):
@@ -99,9 +178,72 @@ class ClockStarted(Payload):
     due_at: AwareDatetime | None
 
 
+class SlaWarning(Payload):
+    """A warning or flag on a dossier or one step of its chain, emitted once each."""
+
+    event_type: ClassVar[str] = "sla.warning"
+    topic: ClassVar[TopicSpec] = DOSSIER_SLA
+
+    kind: Literal["due_soon", "apology_needed", "overdue"]
+    step: int | None = Field(None, description="Chain step index (0-based); null: the dossier.")
+    office: str | None = None
+    due_at: AwareDatetime
+    working_hours_left: float
+    at: AwareDatetime
+
+
+class SlaFinished(Payload):
+    """Processing ended (result ready, status 9): the final class of the dossier."""
+
+    event_type: ClassVar[str] = "sla.finished"
+    topic: ClassVar[TopicSpec] = DOSSIER_SLA
+
+    outcome: Literal["early", "on_time", "late"]
+    finished_at: AwareDatetime
+    due_at: AwareDatetime | None
+    supplement_requests: int
+    extended: bool
+    office: str | None
+    procedure_code: str
+    receiving_unit: str
+    channel: Channel
+
+
+class SpecialDayRow(BaseModel):
+    """A row of a province's special-days table as it travels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    day: date
+    kind: Literal["off", "makeup_workday"]
+    description: str
+    source: str
+
+
+class CalendarChanged(Payload):
+    """An administrator changed a province's calendar: the full table now in force."""
+
+    event_type: ClassVar[str] = "calendar.changed"
+    topic: ClassVar[TopicSpec] = CALENDAR
+
+    province: str
+    last_year: int
+    days: list[SpecialDayRow]
+    changed_by: str | None = None
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     model.event_type: model
-    for model in (DossierReceived, DossierRouted, DossierUnroutable, ClockStarted)
+    for model in (
+        DossierSubmitted,
+        DossierReceived,
+        DossierActionRecorded,
+        DossierRouted,
+        DossierUnroutable,
+        ClockStarted,
+        SlaWarning,
+        SlaFinished,
+        CalendarChanged,
+    )
 }
 
 P = TypeVar("P", bound=Payload)

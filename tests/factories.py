@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from shared.events import Channel, Contact, DossierReceived, Envelope
+from shared.events import Channel, Contact, DossierReceived, Envelope, TimeLimit
 
 _SEQ = itertools.count(1)
 
@@ -23,6 +24,10 @@ def received_envelope(code: str | None = None, *, procedure: str = "2.000635") -
             received_at=now,
             due_at=now,
             applicant=Contact(name="Trần Thị B", phone="0987654321"),
+            field="Hộ tịch",
+            time_limit=TimeLimit(value=Decimal(1), unit="same_day"),
+            supplement_rule="pause",
+            catalogue_version=1,
         ),
         occurred_at=now,
         source="test",

@@ -13,7 +13,14 @@ from services.intake import domain, store
 from shared.calendar import default_calendar
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.clock import Clock, utc_now
-from shared.events import Channel, Contact, DossierReceived, Envelope
+from shared.events import (
+    Channel,
+    Contact,
+    DossierReceived,
+    DossierSubmitted,
+    Envelope,
+    TimeLimit,
+)
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
@@ -61,7 +68,8 @@ class Intake:
         self.calendar = default_calendar(province=runtime.settings.province)
 
     async def receive(self, new: NewDossier) -> store.Dossier:
-        """Store a dossier and, once received, its ``dossier.received`` event, atomically."""
+        """Store a dossier and its event (``dossier.received``, or ``dossier.submitted`` for
+        an online dossier awaiting acceptance), atomically."""
         errors = domain.catalogue_errors(self.catalogue, new.procedure_code)
         if errors:
             raise CatalogueError(errors)
@@ -94,22 +102,32 @@ class Intake:
                 documents=new.documents,
             )
             session.add(dossier)
+            payload: DossierReceived | DossierSubmitted
             if received_at is not None:
-                event = Envelope.wrap(
-                    DossierReceived(
-                        procedure_code=new.procedure_code,
-                        channel=new.channel,
-                        receiving_unit=new.receiving_unit,
-                        received_at=received_at,
-                        due_at=due_at,
-                        applicant=new.applicant,
-                        documents=new.documents,
-                    ),
-                    occurred_at=now,
-                    source=SERVICE,
-                    dossier_code=code,
+                limit = procedure.time_limit_for(online=False)
+                payload = DossierReceived(
+                    procedure_code=new.procedure_code,
+                    channel=new.channel,
+                    receiving_unit=new.receiving_unit,
+                    received_at=received_at,
+                    due_at=due_at,
+                    applicant=new.applicant,
+                    documents=new.documents,
+                    field=procedure.field,
+                    time_limit=TimeLimit(value=limit.value, unit=limit.unit.value),
+                    supplement_rule=procedure.supplement_rule,
+                    catalogue_version=self.catalogue.version,
                 )
-                enqueue(session, event, DOSSIER_LIFECYCLE.name)
+            else:
+                payload = DossierSubmitted(
+                    procedure_code=new.procedure_code,
+                    channel=new.channel,
+                    receiving_unit=new.receiving_unit,
+                    submitted_at=now,
+                    applicant=new.applicant,
+                )
+            event = Envelope.wrap(payload, occurred_at=now, source=SERVICE, dossier_code=code)
+            enqueue(session, event, DOSSIER_LIFECYCLE.name)
         self.runtime.relay.wake()
         DOSSIERS_RECEIVED.labels(new.channel.value).inc()
         return dossier

@@ -12,7 +12,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.routing import domain, store
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.consume import subscribe
-from shared.events import DossierReceived, DossierRouted, DossierUnroutable, Envelope
+from shared.events import (
+    DossierReceived,
+    DossierRouted,
+    DossierUnroutable,
+    Envelope,
+)
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from shared.catalogue import Catalogue
 
@@ -14,6 +15,8 @@ class Routed:
     office: str
     field: str
     rule: str
+    steps: tuple[tuple[str, Decimal], ...]
+    """The chain: (office, working hours) in order; the first is ``office``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +32,6 @@ def decide(catalogue: Catalogue, procedure_code: str, receiving_unit: str) -> Ro
     procedure = catalogue.get(procedure_code)
     if procedure is None:
         return Unroutable(f"procedure {procedure_code} is not in catalogue v{catalogue.version}")
-    first = procedure.steps[0]
-    office = first.office or receiving_unit
+    steps = tuple((step.office or receiving_unit, step.hours) for step in procedure.steps)
     rule = f"catalogue v{catalogue.version}: {procedure_code} step 1"
-    return Routed(office=office, field=procedure.field, rule=rule)
+    return Routed(office=steps[0][0], field=procedure.field, rule=rule, steps=steps)

@@ -75,12 +75,16 @@ def test_get_returns_the_dossier(client: TestClient) -> None:
     assert client.get("/api/v1/dossiers/000.00.00.H56-260101-9999").status_code == 404
 
 
-def test_online_dossier_waits_without_clock_or_event(client: TestClient) -> None:
+def test_online_dossier_waits_without_clock(client: TestClient) -> None:
     response = client.post("/api/v1/dossiers", json=dossier_body(channel="online"))
     assert response.status_code == 201
     assert response.json()["status"] == "submitted"
+    assert response.json()["national_status"] == 1
     assert response.json()["due_at"] is None
-    assert stored(client) == (1, [])
+    count, events = stored(client)
+    assert count == 1
+    [event] = [decode(v) for v in events]
+    assert event.type == "dossier.submitted"
 
 
 @pytest.mark.parametrize(

@@ -41,8 +41,13 @@ def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {**os.environ, "MOTCUA_VAR_DIR": var_dir}
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "motcua.cli", "up", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "motcua.cli", "up", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -85,8 +90,12 @@ def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
     assert clock.json()["office"] == "000.00.00.H56"
     assert httpx.get(f"{base}/api/v1/catalogue/2.000635").json()["field"] == "Hộ tịch"
     paths = httpx.get(f"{base}/openapi.json").json()["paths"]
-    for path in ("/api/v1/dossiers", "/api/v1/catalogue", "/api/v1/sla/{code}",
-                 "/api/v1/notifications"):
+    for path in (
+        "/api/v1/dossiers",
+        "/api/v1/catalogue",
+        "/api/v1/sla/{code}",
+        "/api/v1/notifications",
+    ):
         assert path in paths
     assert "swagger" in httpx.get(f"{base}/docs").text.lower()
     assert httpx.get(f"{base}/nowhere").status_code == 404

@@ -32,6 +32,10 @@ def received(**overrides: object) -> DossierReceived:
         "received_at": AT,
         "due_at": AT,
         "applicant": Contact(name="Nguyễn Văn A", phone="0912345678"),
+        "field": "Hộ tịch",
+        "time_limit": {"value": 1, "unit": "same_day"},
+        "supplement_rule": "pause",
+        "catalogue_version": 1,
     }
     fields.update(overrides)
     return DossierReceived.model_validate(fields)
