@@ -1,17 +1,42 @@
-"""Routing's tables: assignments and the manual queue."""
+"""Routing's tables: rule-set versions, assignments, chain steps and the manual queue.
+
+Invariants:
+- rule sets are append-only: every change writes a new ``rule_set_version`` row holding
+  the whole rule set after the change, who made it, when and what; the current rules
+  are those of the highest version;
+- a dossier is either in ``assignment`` or in ``manual_queue``, never both;
+- an assigned dossier has one ``chain_step`` row per step (position 0, 1, ...); the
+  step at ``assignment.current_step`` is the one being worked on (Mẫu 06 sheet).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Integer, String, Table
-from sqlmodel import Field, SQLModel
+import orjson
+from sqlalchemy import Boolean, Column, Integer, String, Table, Text, func
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.routing import domain
 from shared.db import AwareDateTime, table
 
 
+class RuleSetVersion(SQLModel, table=True):
+    """One version of the routing rules: the full set, and the change that made it."""
+
+    __tablename__ = "rule_set_version"
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    changed_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    changed_by: str = Field(sa_column=Column(String(100), nullable=False))
+    change: str = Field(sa_column=Column(String(500), nullable=False))
+    rules: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON list of the rules in force from this version on."""
+
+
 class Assignment(SQLModel, table=True):
-    """The office holding a dossier, and the rule that chose it."""
+    """The office holding a dossier, the rule that chose it, and the facts it used."""
 
     __tablename__ = "assignment"
 
@@ -20,19 +45,153 @@ class Assignment(SQLModel, table=True):
     office: str = Field(sa_column=Column(String(20), nullable=False, index=True))
     field: str = Field(sa_column=Column(String(200), nullable=False))
     rule: str = Field(sa_column=Column(String(300), nullable=False))
+    explanation: str = Field(sa_column=Column(Text, nullable=False))
+    rule_version: int = Field(sa_column=Column(Integer, nullable=False))
     catalogue_version: int = Field(sa_column=Column(Integer, nullable=False))
+    receiving_unit: str = Field(sa_column=Column(String(20), nullable=False))
+    channel: str = Field(sa_column=Column(String(10), nullable=False))
+    level: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+    received_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     routed_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    current_step: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    action_sequence: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    """The last ``dossier.action`` sequence applied (a replayed action is ignored)."""
+    manual: bool = Field(default=False, sa_column=Column(Boolean, nullable=False))
+    """Assigned by an administrator: re-routing by the rules leaves it alone."""
+    closed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime, nullable=True))
+    """Set when processing ended (resolved, result returned, withdrawn): no re-routing."""
+
+
+class ChainStepRow(SQLModel, table=True):
+    """One step of a dossier's chain: who holds it, from when to when, due when."""
+
+    __tablename__ = "chain_step"
+
+    dossier_code: str = Field(sa_column=Column(String(40), primary_key=True))
+    position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    office: str = Field(sa_column=Column(String(20), nullable=False))
+    working_minutes: int = Field(sa_column=Column(Integer, nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
 
 
 class ManualQueueEntry(SQLModel, table=True):
-    """A dossier no rule could route, waiting for an administrator."""
+    """A dossier no rule could route, waiting for an administrator, with its facts."""
 
     __tablename__ = "manual_queue"
 
     dossier_code: str = Field(sa_column=Column(String(40), primary_key=True))
     procedure_code: str = Field(sa_column=Column(String(40), nullable=False))
-    reason: str = Field(sa_column=Column(String(300), nullable=False))
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    field: str = Field(sa_column=Column(String(200), nullable=False))
+    receiving_unit: str = Field(sa_column=Column(String(20), nullable=False))
+    channel: str = Field(sa_column=Column(String(10), nullable=False))
+    level: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+    catalogue_version: int = Field(sa_column=Column(Integer, nullable=False))
+    rule_version: int = Field(sa_column=Column(Integer, nullable=False))
+    received_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     queued_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
-TABLES: list[Table] = [table(Assignment), table(ManualQueueEntry)]
+TABLES: list[Table] = [
+    table(RuleSetVersion),
+    table(Assignment),
+    table(ChainStepRow),
+    table(ManualQueueEntry),
+]
+
+
+def facts_of(row: Assignment | ManualQueueEntry) -> domain.Facts:
+    """The routing facts a stored dossier was decided on."""
+    return domain.Facts(
+        procedure=row.procedure_code,
+        field=row.field,
+        level=row.level,
+        receiving_unit=row.receiving_unit,
+        channel=row.channel,
+    )
+
+
+async def current_rule_set(session: AsyncSession) -> domain.RuleSet:
+    """The rules in force (version 0 and no rule when none was ever written)."""
+    row = (
+        await session.exec(
+            select(RuleSetVersion).order_by(col(RuleSetVersion.version).desc()).limit(1)
+        )
+    ).first()
+    if row is None:
+        return domain.RuleSet(0, ())
+    rules = tuple(domain.Rule.model_validate(raw) for raw in orjson.loads(row.rules))
+    return domain.RuleSet(row.version, rules)
+
+
+async def write_rule_set(
+    session: AsyncSession,
+    rules: tuple[domain.Rule, ...],
+    *,
+    base: domain.RuleSet,
+    changed_by: str,
+    change: str,
+    now: datetime,
+) -> domain.RuleSet:
+    """Record ``rules`` as the version after ``base`` (validated; ``RuleError`` if not).
+
+    Two concurrent writers on the same base collide on the version's primary key, so
+    one of them fails and nothing is lost silently.
+    """
+    ordered = domain.validate_rule_set(rules)
+    version = base.version + 1
+    session.add(
+        RuleSetVersion(
+            version=version,
+            changed_at=now,
+            changed_by=changed_by,
+            change=change[:500],
+            rules=orjson.dumps([rule.model_dump(mode="json") for rule in ordered]).decode(),
+        )
+    )
+    return domain.RuleSet(version, ordered)
+
+
+async def rule_history(session: AsyncSession) -> list[RuleSetVersion]:
+    """Every version, newest first."""
+    return list(
+        (
+            await session.exec(select(RuleSetVersion).order_by(col(RuleSetVersion.version).desc()))
+        ).all()
+    )
+
+
+async def manual_queue(session: AsyncSession) -> list[ManualQueueEntry]:
+    """The manual queue, oldest first."""
+    return list(
+        (
+            await session.exec(
+                select(ManualQueueEntry).order_by(
+                    col(ManualQueueEntry.queued_at), col(ManualQueueEntry.dossier_code)
+                )
+            )
+        ).all()
+    )
+
+
+async def manual_queue_size(session: AsyncSession) -> int:
+    """How many dossiers wait in the manual queue."""
+    count = await session.scalar(select(func.count()).select_from(table(ManualQueueEntry)))
+    return int(count or 0)
+
+
+async def chain_of(session: AsyncSession, codes: list[str]) -> dict[str, list[ChainStepRow]]:
+    """The chain steps of these dossiers, in order (one query)."""
+    rows = (
+        await session.exec(
+            select(ChainStepRow)
+            .where(col(ChainStepRow.dossier_code).in_(codes))
+            .order_by(col(ChainStepRow.dossier_code), col(ChainStepRow.position))
+        )
+    ).all()
+    chains: dict[str, list[ChainStepRow]] = {code: [] for code in codes}
+    for row in rows:
+        chains[row.dossier_code].append(row)
+    return chains

@@ -1,0 +1,65 @@
+"""The seed catalogue: enough real procedures, and chains that add up to the time limit."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from services.routing import domain
+from shared.calendar import VN_TZ, DurationUnit, build_calendar
+from shared.catalogue import Procedure, seed_catalogue
+
+CALENDAR = build_calendar()
+WORKING_UNITS = {DurationUnit.WORKING_DAYS: Decimal(8), DurationUnit.WORKING_HOURS: Decimal(1)}
+
+
+def test_the_seed_has_at_least_30_procedures_across_the_fields() -> None:
+    catalogue = seed_catalogue()
+    assert len(catalogue.procedures) >= 30
+    fields = {p.field for p in catalogue.procedures.values()}
+    for needed in ("Hộ tịch", "Chứng thực", "Đất đai", "Hoạt động xây dựng", "Bảo trợ xã hội"):
+        assert needed in fields
+    assert any("hộ kinh doanh" in f for f in fields)
+    assert all(p.source.strip() for p in catalogue.procedures.values())
+
+
+def test_intake_facing_api_still_works() -> None:
+    birth = seed_catalogue().get("1.001193")
+    assert birth is not None
+    assert birth.duration_for(online=False).unit is DurationUnit.SAME_DAY
+
+
+def working_procedures() -> list[Procedure]:
+    return [p for p in seed_catalogue().procedures.values() if p.duration.unit in WORKING_UNITS]
+
+
+@pytest.mark.parametrize("procedure", working_procedures(), ids=lambda p: p.code)
+def test_step_hours_add_up_to_the_time_limit(procedure: Procedure) -> None:
+    limit = procedure.duration.value * WORKING_UNITS[procedure.duration.unit]
+    assert sum(step.hours for step in procedure.steps) == limit
+
+
+LIEN_THONG = ["1.010801", "1.007073", "1.012795", "1.012790"]
+
+
+@pytest.mark.parametrize("code", LIEN_THONG)
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 3, 2, 10, 0, tzinfo=VN_TZ),  # a Monday morning
+        datetime(2026, 4, 24, 16, 30, tzinfo=VN_TZ),  # Friday before 30/4 and 1/5
+        datetime(2026, 2, 12, 14, 0, tzinfo=VN_TZ),  # just before Tết 2026
+    ],
+)
+def test_lien_thong_chain_due_times_end_at_the_dossier_due_time(code: str, start: datetime) -> None:
+    procedure = seed_catalogue().get(code)
+    assert procedure is not None
+    assert len(procedure.steps) >= 2
+    schedule = domain.plan(CALENDAR, start, [step.hours for step in procedure.steps])
+    assert schedule[-1][1] == CALENDAR.due_at(start, procedure.duration_for(online=False))
+    for (_, due), (next_start, _) in itertools.pairwise(schedule):
+        assert next_start == due
+    assert all(step_start < due for step_start, due in schedule)
