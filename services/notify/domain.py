@@ -1,20 +1,38 @@
-"""Pure rules of notify: which messages an event asks for, their keys and texts."""
+"""Pure rules of notify: which notices events ask for, their keys, SMS fitting, timing.
+
+No I/O here. The texts themselves come from the Jinja2 templates (``render.py``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 
-from shared.calendar import format_slip_time
-from shared.events import DossierReceived
+from shared.calendar import VN_TZ, format_slip_time
+from shared.events import (
+    DossierAction,
+    DossierActionRecorded,
+    DossierReceived,
+    Envelope,
+    SlaWarning,
+)
 
 
 class Trigger(StrEnum):
     """Why a message is sent."""
 
-    RECEIVED = "received"
+    RECEIVED = "received"  # tiếp nhận: code and due time
+    SUPPLEMENT_REQUESTED = "supplement_requested"  # yêu cầu bổ sung
+    PAYMENT_REQUESTED = "payment_requested"  # nghĩa vụ tài chính
+    RESULT_READY = "result_ready"  # có kết quả: come and collect
+    REFUSED = "refused"  # từ chối
+    STOPPED = "stopped"  # dừng xử lý (stop or withdrawal)
+    APOLOGY = "apology"  # thư xin lỗi, new appointment date
+    OVERDUE = "overdue"  # quá hạn, no result yet
 
 
 class MessageChannel(StrEnum):
@@ -22,6 +40,203 @@ class MessageChannel(StrEnum):
 
     SMS = "sms"
     EMAIL = "email"
+
+
+ACTION_TRIGGERS: dict[DossierAction, Trigger] = {
+    DossierAction.REFUSE: Trigger.REFUSED,
+    DossierAction.REQUEST_SUPPLEMENT: Trigger.SUPPLEMENT_REQUESTED,
+    DossierAction.REQUEST_PAYMENT: Trigger.PAYMENT_REQUESTED,
+    DossierAction.RESOLVE: Trigger.RESULT_READY,
+    DossierAction.STOP: Trigger.STOPPED,
+    DossierAction.WITHDRAW: Trigger.STOPPED,
+    DossierAction.EXTEND: Trigger.APOLOGY,
+}
+"""Actions a citizen is told about; every other action sends nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something to tell the applicant of a dossier, before choosing channels.
+
+    ``occurrence`` tells repeatable triggers apart (the action's per-dossier
+    ``sequence``: a second supplement request is a second message); it is empty for
+    once-only triggers (received, overdue), so a repeated event maps to the same notice.
+    """
+
+    dossier_code: str
+    trigger: Trigger
+    occurrence: str = ""
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+
+def message_key(
+    dossier_code: str, trigger: Trigger, channel: MessageChannel, occurrence: str = ""
+) -> str:
+    """One message per (dossier, trigger[, occurrence], channel): stored under it before sending."""
+    suffix = f"#{occurrence}" if occurrence else ""
+    return f"{dossier_code}:{trigger.value}{suffix}:{channel.value}"
+
+
+def short_time(moment: datetime) -> str:
+    """``HH:MM dd/mm/yyyy`` in Vietnam time: the SMS form of an appointment."""
+    return f"{moment.astimezone(VN_TZ):%H:%M %d/%m/%Y}"
+
+
+def _times(moment: datetime | None, prefix: str) -> dict[str, str]:
+    if moment is None:
+        return {}
+    return {prefix: format_slip_time(moment), f"{prefix}_short": short_time(moment)}
+
+
+def notice_of(envelope: Envelope) -> Notice | None:
+    """The notice an event asks for, or ``None``.
+
+    Dossier-level SLA warnings ``overdue`` and ``apology_needed`` both become the one
+    overdue notice (same key: the citizen hears it once); warnings about one step of a
+    chain and ``due_soon`` are for offices, not citizens.
+    """
+    code = envelope.dossier_code
+    if not code:
+        return None
+    if envelope.type == DossierReceived.event_type:
+        received = envelope.body(DossierReceived)
+        return Notice(code, Trigger.RECEIVED, facts=_times(received.due_at, "due"))
+    if envelope.type == DossierActionRecorded.event_type:
+        return _action_notice(code, envelope.body(DossierActionRecorded))
+    if envelope.type == SlaWarning.event_type:
+        warning = envelope.body(SlaWarning)
+        if warning.step is None and warning.kind != "due_soon":
+            return Notice(code, Trigger.OVERDUE, facts=_times(warning.due_at, "due"))
+    return None
+
+
+def _action_notice(code: str, action: DossierActionRecorded) -> Notice | None:
+    trigger = ACTION_TRIGGERS.get(action.action)
+    if trigger is None:
+        return None
+    facts = _times(action.new_due_at, "new_due")
+    if action.reason:
+        facts["reason"] = action.reason
+    return Notice(code, trigger, occurrence=str(action.sequence), facts=facts)
+
+
+ANY = "*"
+"""Wildcard of a toggle's procedure or unit."""
+
+Toggles = Mapping[tuple[str, str, str], bool]
+"""(procedure_code or ``*``, receiving_unit or ``*``, trigger) → on/off."""
+
+
+def is_enabled(toggles: Toggles, procedure_code: str, unit: str, trigger: Trigger) -> bool:
+    """Whether a trigger sends for a procedure at a unit; the most specific toggle wins.
+
+    Order: (procedure, unit), (procedure, *), (*, unit), (*, *); nothing set → on.
+    """
+    for proc, where in ((procedure_code, unit), (procedure_code, ANY), (ANY, unit), (ANY, ANY)):
+        value = toggles.get((proc, where, trigger.value))
+        if value is not None:
+            return value
+    return True
+
+
+def contact_fingerprint(contact: str) -> str:
+    """A one-way fingerprint of a phone or e-mail, so opt-outs store no personal data.
+
+    Phones compare by digits with a leading ``84`` read as ``0``; e-mails case-insensitively.
+    """
+    value = contact.strip().lower()
+    if "@" not in value:
+        digits = "".join(c for c in value if c.isdigit())
+        value = "0" + digits[2:] if digits.startswith("84") else digits
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
+_GSM_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = frozenset("^{}\\[~]|€")
+SINGLE_SEGMENT = 160
+MULTI_SEGMENT = 153
+ELLIPSIS = "..."
+
+
+def without_diacritics(text: str) -> str:
+    """Vietnamese text in plain ASCII letters, so an SMS fits the GSM alphabet."""
+    text = text.replace("đ", "d").replace("Đ", "D")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def gsm_septets(text: str) -> int:
+    """Length of ``text`` in GSM-7 septets (extension characters count two)."""
+    return sum(2 if c in _GSM_EXTENDED else 1 for c in text)
+
+
+def sms_segments(text: str) -> int:
+    """Segments an SMS of GSM-7 ``text`` takes: 1 up to 160 septets, else ceil(n / 153)."""
+    septets = gsm_septets(text)
+    if septets <= SINGLE_SEGMENT:
+        return 1
+    return -(-septets // MULTI_SEGMENT)
+
+
+def fit_sms(text: str, max_segments: int) -> str:
+    """The SMS form of ``text``: GSM-7 only and at most ``max_segments`` segments.
+
+    Rule: diacritics are removed, any character outside GSM-7 becomes ``?``, runs of
+    whitespace become one space. A text still too long is cut at the last space that
+    leaves room for ``...`` within the budget (160 septets for one segment, 153 × n for
+    n) and ``...`` is appended; templates therefore put the dossier code and the date
+    first, so a cut loses only the courtesy tail.
+    """
+    plain = without_diacritics(text)
+    gsm = "".join(c if c in _GSM_BASIC or c in _GSM_EXTENDED else "?" for c in plain)
+    gsm = " ".join(gsm.split())
+    budget = SINGLE_SEGMENT if max_segments == 1 else MULTI_SEGMENT * max_segments
+    if gsm_septets(gsm) <= budget:
+        return gsm
+    room = budget - len(ELLIPSIS)
+    kept: list[str] = []
+    used = 0
+    for char in gsm:
+        used += gsm_septets(char)
+        if used > room:
+            break
+        kept.append(char)
+    cut = "".join(kept)
+    space = cut.rfind(" ")
+    if space > room // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,.;:") + ELLIPSIS
+
+
+def in_quiet_hours(moment: datetime, start: time, end: time) -> bool:
+    """Whether ``moment`` (any zone) falls in SMS quiet hours, read in Vietnam time.
+
+    ``start`` inclusive, ``end`` exclusive; a window over midnight (21:00–07:00) works.
+    """
+    local = moment.astimezone(VN_TZ).time()
+    if start <= end:
+        return start <= local < end
+    return local >= start or local < end
+
+
+def retry_delay(attempts: int, base_seconds: float, max_seconds: float) -> timedelta:
+    """Delay before the next try after ``attempts`` failed ones: base × 2^(attempts−1), capped."""
+    return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, attempts - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """Whom a dossier's messages go to, as notify stored it. Personal data: never logged."""
+
+    name: str
+    phone: str | None
+    email: str | None
+    procedure_code: str
+    receiving_unit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,53 +252,5 @@ class Draft:
     body: str
 
 
-def message_key(dossier_code: str, trigger: Trigger, channel: MessageChannel) -> str:
-    """One message per (dossier, trigger, channel): the key it is stored under before sending."""
-    return f"{dossier_code}:{trigger.value}:{channel.value}"
-
-
-def without_diacritics(text: str) -> str:
-    """Vietnamese text in plain ASCII letters, so an SMS fits the GSM alphabet."""
-    text = text.replace("đ", "d").replace("Đ", "D")
-    decomposed = unicodedata.normalize("NFD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def _due_text(due_at: datetime | None) -> str:
-    return format_slip_time(due_at) if due_at else "không có thời hạn"
-
-
-def receipt_drafts(dossier_code: str, received: DossierReceived) -> list[Draft]:
-    """The receipt (giấy tiếp nhận) for each contact the applicant gave."""
-    due = _due_text(received.due_at)
-    drafts: list[Draft] = []
-    if received.applicant.phone:
-        sms = without_diacritics(f"Hồ sơ {dossier_code} đã được tiếp nhận. Hẹn trả kết quả: {due}.")
-        drafts.append(
-            Draft(
-                key=message_key(dossier_code, Trigger.RECEIVED, MessageChannel.SMS),
-                dossier_code=dossier_code,
-                trigger=Trigger.RECEIVED,
-                channel=MessageChannel.SMS,
-                recipient=received.applicant.phone,
-                subject=None,
-                body=sms,
-            )
-        )
-    if received.applicant.email:
-        drafts.append(
-            Draft(
-                key=message_key(dossier_code, Trigger.RECEIVED, MessageChannel.EMAIL),
-                dossier_code=dossier_code,
-                trigger=Trigger.RECEIVED,
-                channel=MessageChannel.EMAIL,
-                recipient=received.applicant.email,
-                subject=f"Tiếp nhận hồ sơ {dossier_code}",
-                body=(
-                    f"Kính gửi {received.applicant.name},\n\n"
-                    f"Hồ sơ {dossier_code} (thủ tục {received.procedure_code}) đã được tiếp nhận.\n"
-                    f"Thời gian hẹn trả kết quả: {due}.\n"
-                ),
-            )
-        )
-    return drafts
+FACT_NAMES = ("due", "due_short", "new_due", "new_due_short", "reason")
+"""Facts a template may use besides code, name, procedure_code and unit; absent ones are ''."""

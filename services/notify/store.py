@@ -1,23 +1,41 @@
-"""Notify's tables: every message, stored under its key before it is sent."""
+"""Notify's tables: messages under their keys, addressees, opt-outs, trigger toggles.
+
+Personal data (recipient, body, names, phones, e-mails) lives only in ``message`` and
+``addressee``; opt-outs by contact store a one-way fingerprint, never the contact.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Integer, String, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from shared.db import AwareDateTime, table
 
+QUEUED = "queued"  # waiting for its turn (next_attempt_at, quiet hours)
+SENDING = "sending"  # claimed by a dispatcher; handed to a channel
+SENT = "sent"  # accepted by the SMTP server or the SMS gateway
+DELIVERED = "delivered"  # the gateway reported delivery to the handset
+FAILED = "failed"  # permanent error, or temporary ones up to the attempt limit
+UNKNOWN = "unknown"  # interrupted during send on a channel that cannot be repeated safely
+SUPPRESSED = "suppressed"  # the citizen opted out before it was sent
+STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, UNKNOWN, SUPPRESSED)
+
 
 class Message(SQLModel, table=True):
-    """A message to a citizen and its delivery status. Recipient and body are personal data."""
+    """A message to a citizen and its delivery status. Recipient and body are personal data.
+
+    Invariant: the row is committed (``queued``) before any channel sees it, and it is
+    claimed (``sending``, with ``claim`` and ``claimed_at``) in a committed transaction
+    before the send, so after a crash the row says a send may have happened.
+    """
 
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_status", "status", "created_at"),)
+    __table_args__ = (Index("ix_message_due", "status", "next_attempt_at"),)
 
-    key: str = Field(sa_column=Column(String(120), primary_key=True))
-    dossier_code: str = Field(sa_column=Column(String(40), nullable=False, index=True))
+    key: str = Field(sa_column=Column(String(160), primary_key=True))
+    dossier_code: str = Field(sa_column=Column(String(60), nullable=False, index=True))
     trigger: str = Field(sa_column=Column(String(40), nullable=False))
     channel: str = Field(sa_column=Column(String(10), nullable=False))
     recipient: str = Field(sa_column=Column(String(200), nullable=False))
@@ -27,7 +45,57 @@ class Message(SQLModel, table=True):
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     last_error: str | None = Field(default=None, sa_column=Column(String(300)))
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    claim: str | None = Field(default=None, sa_column=Column(String(36), index=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    sink: str | None = Field(default=None, sa_column=Column(String(20)))
+    provider_id: str | None = Field(default=None, sa_column=Column(String(100)))
 
 
-TABLES: list[Table] = [table(Message)]
+class AddresseeRow(SQLModel, table=True):
+    """How to reach a dossier's applicant, from ``dossier.submitted`` / ``dossier.received``."""
+
+    __tablename__ = "addressee"
+
+    dossier_code: str = Field(sa_column=Column(String(60), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    phone: str | None = Field(default=None, sa_column=Column(String(40)))
+    email: str | None = Field(default=None, sa_column=Column(String(200)))
+    procedure_code: str = Field(sa_column=Column(String(40), nullable=False))
+    receiving_unit: str = Field(sa_column=Column(String(60), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+
+
+class OptOut(SQLModel, table=True):
+    """A citizen's opt-out: ``dossier:<code>`` or ``contact:<sha256 fingerprint>``."""
+
+    __tablename__ = "opt_out"
+
+    target: str = Field(sa_column=Column(String(100), primary_key=True))
+    created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+
+
+class TriggerToggle(SQLModel, table=True):
+    """A trigger switched on or off for a procedure and a unit (``*``: any)."""
+
+    __tablename__ = "trigger_toggle"
+
+    procedure_code: str = Field(sa_column=Column(String(40), primary_key=True))
+    receiving_unit: str = Field(sa_column=Column(String(60), primary_key=True))
+    trigger: str = Field(sa_column=Column(String(40), primary_key=True))
+    enabled: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
+def dossier_target(code: str) -> str:
+    """The opt-out target of one dossier."""
+    return f"dossier:{code}"
+
+
+def contact_target(fingerprint: str) -> str:
+    """The opt-out target of one contact (by fingerprint)."""
+    return f"contact:{fingerprint}"
+
+
+TABLES: list[Table] = [table(Message), table(AddresseeRow), table(OptOut), table(TriggerToggle)]

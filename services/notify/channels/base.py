@@ -1,4 +1,9 @@
-"""The interface every delivery channel implements."""
+"""The interface every delivery channel implements.
+
+Error tree: ``DeliveryError`` with ``temporary`` True (retry later: timeouts, 4xx SMTP
+replies, gateway 5xx/429 or a temporary result code) or False (give up: a refused
+address, a rejected request).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message handed to a channel; ``key`` is stable across retries."""
+    """A message handed to a channel; ``key`` is stable across retries and restarts."""
 
     key: str
     channel: str
@@ -26,8 +31,19 @@ class DeliveryError(Exception):
 
 
 class Sink(Protocol):
-    """A delivery channel. ``send`` must be safe to repeat with the same key."""
+    """A delivery channel.
 
-    async def send(self, message: Outgoing) -> None:
-        """Deliver, or raise ``DeliveryError``."""
+    ``resend_safe`` is true when sending the same key twice reaches the citizen once
+    (the file sink rewrites one file; the SMS gateway de-duplicates on the key): only
+    then is a send interrupted by a crash repeated. ``reaches_citizen`` is false for the
+    development file sink: SMS quiet hours hold only sinks that ring a real phone.
+    """
+
+    name: str
+    resend_safe: bool
+    reaches_citizen: bool
+
+    async def send(self, message: Outgoing) -> str | None:
+        """Deliver, returning the provider's message id if it gives one; or raise
+        ``DeliveryError``."""
         ...

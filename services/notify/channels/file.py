@@ -16,13 +16,18 @@ class FileSink:
     """Writes ``<dir>/<key>.json`` atomically; sending the same key again rewrites the
     same file, so a resend after a crash is not a second message."""
 
+    name = "file"
+    resend_safe = True
+    reaches_citizen = False
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Outgoing) -> str | None:
         """Write the message file (temporary file, then an atomic rename)."""
         await asyncio.to_thread(self._write, message)
+        return None
 
     def _write(self, message: Outgoing) -> None:
         name = message.key.replace(":", "_").replace("/", "_")

@@ -1,0 +1,90 @@
+"""Message texts from the Jinja2 templates in ``templates/``: one per trigger and channel.
+
+``<trigger>.sms.j2`` is the SMS text (fitted to GSM-7 and the segment limit by
+``domain.fit_sms``); ``<trigger>.email.j2`` defines the blocks ``subject`` and ``body``.
+Templates are plain text (no HTML escaping) and strict: a name they use that the
+context lacks is an error, never a blank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template
+
+from services.notify.domain import (
+    FACT_NAMES,
+    Addressee,
+    Draft,
+    MessageChannel,
+    Notice,
+    Trigger,
+    fit_sms,
+    message_key,
+)
+
+
+class Renderer:
+    """Renders notices into drafts; templates are loaded once and cached by Jinja2."""
+
+    def __init__(self, *, sms_max_segments: int) -> None:
+        self.sms_max_segments = sms_max_segments
+        self._env = Environment(
+            loader=PackageLoader("services.notify", "templates"),
+            autoescape=False,
+            undefined=StrictUndefined,
+            keep_trailing_newline=False,
+        )
+
+    def template(self, trigger: Trigger, channel: MessageChannel) -> Template:
+        """The template of one trigger on one channel."""
+        return self._env.get_template(f"{trigger.value}.{channel.value}.j2")
+
+    def sms(self, trigger: Trigger, context: Mapping[str, str]) -> str:
+        """The SMS text: no diacritics, GSM-7, within ``sms_max_segments``."""
+        text = self.template(trigger, MessageChannel.SMS).render(context)
+        return fit_sms(text, self.sms_max_segments)
+
+    def email(self, trigger: Trigger, context: Mapping[str, str]) -> tuple[str, str]:
+        """The e-mail's subject (one line) and body."""
+        template = self.template(trigger, MessageChannel.EMAIL)
+        ctx = template.new_context(dict(context))
+        subject = " ".join("".join(template.blocks["subject"](ctx)).split())
+        body = "".join(template.blocks["body"](ctx)).strip() + "\n"
+        return subject, body
+
+    def drafts(self, notice: Notice, to: Addressee) -> list[Draft]:
+        """One draft per contact the applicant gave (SMS to a phone, e-mail to an address)."""
+        context = {name: "" for name in FACT_NAMES}
+        context.update(notice.facts)
+        context.update(
+            code=notice.dossier_code,
+            name=to.name,
+            procedure_code=to.procedure_code,
+            unit=to.receiving_unit,
+        )
+        drafts: list[Draft] = []
+        if to.phone:
+            drafts.append(
+                self._draft(
+                    notice, MessageChannel.SMS, to.phone, None, self.sms(notice.trigger, context)
+                )
+            )
+        if to.email:
+            subject, body = self.email(notice.trigger, context)
+            drafts.append(self._draft(notice, MessageChannel.EMAIL, to.email, subject, body))
+        return drafts
+
+    @staticmethod
+    def _draft(
+        notice: Notice, channel: MessageChannel, recipient: str, subject: str | None, body: str
+    ) -> Draft:
+        return Draft(
+            key=message_key(notice.dossier_code, notice.trigger, channel, notice.occurrence),
+            dossier_code=notice.dossier_code,
+            trigger=notice.trigger,
+            channel=channel,
+            recipient=recipient,
+            subject=subject,
+            body=body,
+        )

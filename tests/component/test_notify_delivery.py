@@ -1,0 +1,587 @@
+"""Notify end to end in one process: events in (in-memory broker, real SQLite), messages
+out to a REAL local SMTP server (aiosmtpd) and a REAL local HTTP server standing in for
+the brand-name SMS gateway, both on loopback.
+
+The gateway stand-in behaves as the contract notify relies on: it answers
+``{"code": "00", "message_id": ...}`` and delivers a given ``request_id`` once, however
+often it is posted (that is what makes resending after a crash safe).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from fastapi import FastAPI
+from faststream.kafka import TestKafkaBroker
+from pydantic import SecretStr
+
+from services.notify import app as notify_app
+from services.notify.api import router
+from services.notify.channels import FailoverSink, FileSink, HttpSmsSink, SmtpSink
+from services.notify.domain import Trigger
+from services.notify.settings import NotifySettings
+from shared.calendar import VN_TZ
+from shared.events import (
+    Channel,
+    Contact,
+    DossierAction,
+    DossierActionRecorded,
+    DossierReceived,
+    Envelope,
+    Payload,
+    SlaWarning,
+    TimeLimit,
+)
+from shared.settings import Settings
+from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
+
+API_KEY = "test-key"
+PHONE = "0987654321"
+EMAIL = "citizen@example.vn"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the SMTP server -------------------------------------------------------------------
+
+
+@dataclass
+class MailBox:
+    mails: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        assert isinstance(envelope.content, bytes)
+        self.mails.append(message_from_bytes(envelope.content, policy=default_policy))
+        self.envelopes.append((envelope.mail_from or "", list(envelope.rcpt_tos)))
+        return "250 OK"
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[tuple[int, MailBox]]:
+    box = MailBox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, box
+    controller.stop()
+
+
+# --- the SMS gateway stand-in ------------------------------------------------------------
+
+
+@dataclass
+class Gateway:
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    delivered: dict[str, str] = field(default_factory=dict)
+    fail_next: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, body: dict[str, Any], api_key: str | None) -> tuple[int, dict[str, str]]:
+        with self.lock:
+            self.requests.append(body)
+            if api_key != API_KEY:
+                return 401, {"code": "401"}
+            if self.fail_next:
+                return self.fail_next.pop(0), {"code": "99"}
+            reference = body["request_id"]
+            self.delivered.setdefault(reference, body["message"])
+            return 200, {"code": "00", "message_id": f"gw-{reference}"}
+
+
+@pytest.fixture(scope="session")
+def gateway_server() -> Iterator[tuple[str, Gateway]]:
+    gateway = Gateway()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            body = json.loads(self.rfile.read(length))
+            status, answer = gateway.answer(body, self.headers.get("X-API-Key"))
+            raw = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/sms/send", gateway
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def mailbox(smtp_server: tuple[int, MailBox]) -> MailBox:
+    smtp_server[1].mails.clear()
+    smtp_server[1].envelopes.clear()
+    return smtp_server[1]
+
+
+@pytest.fixture
+def gateway(gateway_server: tuple[str, Gateway]) -> Gateway:
+    g = gateway_server[1]
+    g.requests.clear()
+    g.delivered.clear()
+    g.fail_next.clear()
+    return g
+
+
+# --- notify under test --------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 3, 2, 10, 0, tzinfo=VN_TZ))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path, retry_backoff_seconds=0.0, retry_attempts=3)
+
+
+@pytest.fixture
+def notify_settings(
+    smtp_server: tuple[int, MailBox], gateway_server: tuple[str, Gateway]
+) -> NotifySettings:
+    return NotifySettings(
+        sms_sinks="http",
+        email_sinks="smtp",
+        smtp_port=smtp_server[0],
+        smtp_sender="motcua@motcua.test",
+        sms_url=gateway_server[0],
+        sms_api_key=SecretStr(API_KEY),
+        backoff_seconds=0,
+        max_attempts=4,
+        sending_lease_seconds=60,
+    )
+
+
+async def make_notifier(
+    settings: Settings, notify: NotifySettings, clock: FakeClock
+) -> notify_app.Notifier:
+    notifier = notify_app.build(settings, notify, clock=clock)
+    await notifier.runtime.db.create_tables(notifier.runtime.tables)
+    return notifier
+
+
+CODE = "000.00.00.H56-260302-0001"
+
+
+def envelope(payload: Payload, code: str = CODE) -> Envelope:
+    return Envelope.wrap(
+        payload,
+        occurred_at=datetime(2026, 3, 2, 9, 0, tzinfo=VN_TZ),
+        source="test",
+        dossier_code=code,
+    )
+
+
+def received(code: str = CODE, *, phone: str | None = PHONE, email: str | None = EMAIL) -> Envelope:
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=VN_TZ)
+    return envelope(
+        DossierReceived(
+            procedure_code="2.000635",
+            channel=Channel.COUNTER,
+            receiving_unit="000.00.00.H56",
+            received_at=at,
+            due_at=datetime(2026, 3, 5, 9, 0, tzinfo=VN_TZ),
+            applicant=Contact(name="Trần Thị B", phone=phone, email=email),
+            field="Hộ tịch",
+            time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
+            supplement_rule="pause",
+            catalogue_version=1,
+        ),
+        code,
+    )
+
+
+def acted(kind: DossierAction, sequence: int, code: str = CODE, **extra: Any) -> Envelope:
+    return envelope(
+        DossierActionRecorded(
+            action=kind,
+            sequence=sequence,
+            at=datetime(2026, 3, 3, 9, 0, tzinfo=VN_TZ),
+            status="x",
+            national_status=5,
+            **extra,
+        ),
+        code,
+    )
+
+
+async def feed(notifier: notify_app.Notifier, *events: Envelope) -> None:
+    async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        for event in events:
+            topic = DOSSIER_SLA if event.type.startswith("sla.") else DOSSIER_LIFECYCLE
+            await broker.publish(event.encode(), topic.name, key=event.key)
+
+
+async def statuses(notifier: notify_app.Notifier, code: str = CODE) -> dict[str, str]:
+    return {m.key: m.status for m in await notifier.for_dossier(code)}
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+async def test_receipt_arrives_by_sms_and_email_with_the_right_text(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await feed(notifier, received())
+    assert await notifier.dispatch_round() == 2
+
+    [request] = gateway.requests
+    assert request == {
+        "phone": PHONE,
+        "message": f"Ho so {CODE} da duoc tiep nhan. Hen tra ket qua: 09:00 05/03/2026. "
+        "Tra cuu bang ma ho so.",
+        "brandname": "MOTCUA",
+        "request_id": f"{CODE}:received:sms",
+    }
+    [mail] = mailbox.mails
+    assert mailbox.envelopes == [("motcua@motcua.test", [EMAIL])]
+    assert mail["Subject"] == f"Tiếp nhận hồ sơ {CODE}"
+    text = mail.get_content()
+    assert "Kính gửi Trần Thị B," in text
+    assert "Thời gian hẹn trả kết quả: 09 giờ 00 phút, ngày 05 tháng 03 năm 2026." in text
+    assert await statuses(notifier) == {
+        f"{CODE}:received:email": "sent",
+        f"{CODE}:received:sms": "sent",
+    }
+    [sms] = [m for m in await notifier.for_dossier(CODE) if m.channel == "sms"]
+    assert sms.provider_id == f"gw-{CODE}:received:sms"
+    assert sms.sink == "http"
+
+
+async def test_later_triggers_reach_the_stored_contact(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    new_due = datetime(2026, 3, 9, 16, 30, tzinfo=VN_TZ)
+    await feed(notifier, received(email=None))
+    await feed(
+        notifier,
+        acted(DossierAction.REQUEST_SUPPLEMENT, 1, reason="Thiếu tờ khai"),
+        acted(DossierAction.SUBMIT_SUPPLEMENT, 2),
+        acted(DossierAction.REQUEST_SUPPLEMENT, 3),
+        acted(DossierAction.EXTEND, 4, new_due_at=new_due),
+        envelope(
+            SlaWarning(
+                kind="overdue",
+                due_at=new_due,
+                working_hours_left=0.0,
+                at=new_due,
+            )
+        ),
+        acted(DossierAction.RESOLVE, 5),
+    )
+    assert await notifier.dispatch_round() == 6
+    by_ref = {r["request_id"]: r["message"] for r in gateway.requests}
+    assert by_ref[f"{CODE}:supplement_requested#1:sms"] == (
+        f"Ho so {CODE} can bo sung. Noi dung: Thieu to khai. "
+        "De nghi ong/ba bo sung tai Bo phan Mot cua."
+    )
+    assert f"{CODE}:supplement_requested#3:sms" in by_ref
+    assert "Hen tra moi: 16:30 09/03/2026" in by_ref[f"{CODE}:apology#4:sms"]
+    assert "da qua han" in by_ref[f"{CODE}:overdue:sms"]
+    assert "da co ket qua" in by_ref[f"{CODE}:result_ready#5:sms"]
+    assert mailbox.mails == []
+
+
+async def test_duplicate_events_send_once(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    event = received()
+    resolve = acted(DossierAction.RESOLVE, 2)
+    # The same events twice, and a second resolve event with the same sequence (a
+    # re-published action gets a new event_id but keeps its per-dossier sequence).
+    await feed(notifier, event, resolve, event, resolve, acted(DossierAction.RESOLVE, 2))
+    assert await notifier.dispatch_round() == 4
+    assert await notifier.dispatch_round() == 0
+    assert len(gateway.requests) == 2
+    assert len(mailbox.mails) == 2
+
+
+async def test_gateway_failing_twice_then_succeeding_gives_one_delivery(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    gateway.fail_next = [503, 503]
+    await feed(notifier, received(email=None))
+    key = f"{CODE}:received:sms"
+    assert await notifier.dispatch_round() == 1
+    [message] = await notifier.for_dossier(CODE)
+    assert (message.status, message.attempts, message.last_error) == (
+        "queued",
+        1,
+        "http: gateway http 503",
+    )
+    assert await notifier.dispatch_round() == 1
+    assert await notifier.dispatch_round() == 1
+    assert await notifier.dispatch_round() == 0
+    assert len(gateway.requests) == 3
+    assert list(gateway.delivered) == [key]
+    [message] = await notifier.for_dossier(CODE)
+    assert (message.status, message.attempts, message.last_error) == ("sent", 3, None)
+
+
+async def test_retries_wait_with_exponential_backoff_then_fail_with_the_reason(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    notify = notify_settings.model_copy(update={"backoff_seconds": 10.0, "max_attempts": 3})
+    notifier = await make_notifier(settings, notify, clock)
+    gateway.fail_next = [500, 500, 500, 500]
+    await feed(notifier, received(email=None))
+    assert await notifier.dispatch_round() == 1  # fails; next try in 10 s
+    clock.now += timedelta(seconds=9)
+    assert await notifier.dispatch_round() == 0
+    clock.now += timedelta(seconds=1)
+    assert await notifier.dispatch_round() == 1  # fails; next try in 20 s
+    clock.now += timedelta(seconds=19)
+    assert await notifier.dispatch_round() == 0
+    clock.now += timedelta(seconds=1)
+    assert await notifier.dispatch_round() == 1  # third failure: gives up
+    clock.now += timedelta(hours=1)
+    assert await notifier.dispatch_round() == 0
+    [message] = await notifier.for_dossier(CODE)
+    assert (message.status, message.attempts) == ("failed", 3)
+    assert message.last_error == "http: gateway http 500"
+    assert gateway.delivered == {}
+
+
+async def test_permanent_error_fails_at_once(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    notify = notify_settings.model_copy(update={"sms_api_key": SecretStr("wrong")})
+    notifier = await make_notifier(settings, notify, clock)
+    await feed(notifier, received(email=None))
+    assert await notifier.dispatch_round() == 1
+    [message] = await notifier.for_dossier(CODE)
+    assert (message.status, message.attempts, message.last_error) == (
+        "failed",
+        1,
+        "http: gateway http 401",
+    )
+
+
+async def test_crash_between_send_and_record_does_not_send_twice(
+    *,
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await feed(notifier, received())
+
+    async def crash(*_: object) -> None:
+        raise RuntimeError("process killed")
+
+    monkeypatch.setattr(notifier, "_record", crash)
+    with pytest.raises(RuntimeError):
+        await notifier.dispatch_round()
+    assert len(gateway.requests) == 1
+    assert len(mailbox.mails) == 1
+    await notifier.runtime.db.dispose()
+
+    # A new process on the same database. Within the lease, nothing is touched (another
+    # dispatcher could still be sending).
+    restarted = await make_notifier(settings, notify_settings, clock)
+    assert await restarted.dispatch_round() == 0
+    assert set((await statuses(restarted)).values()) == {"sending"}
+
+    clock.now += timedelta(seconds=61)
+    assert await restarted.dispatch_round() == 1  # only the SMS is resent
+    assert await restarted.dispatch_round() == 0
+    # The SMS went out again under the same reference id, which the gateway ignored:
+    # one delivery. The e-mail was not resent: SMTP cannot de-duplicate.
+    assert [r["request_id"] for r in gateway.requests] == [f"{CODE}:received:sms"] * 2
+    assert len(gateway.delivered) == 1
+    assert len(mailbox.mails) == 1
+    assert await statuses(restarted) == {
+        f"{CODE}:received:email": "unknown",
+        f"{CODE}:received:sms": "sent",
+    }
+
+
+async def test_sms_is_held_in_quiet_hours_and_sent_after(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    clock.now = datetime(2026, 3, 2, 22, 15, tzinfo=VN_TZ)
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await feed(notifier, received())
+    assert await notifier.dispatch_round() == 1  # the e-mail only
+    assert len(mailbox.mails) == 1
+    assert gateway.requests == []
+    clock.now = datetime(2026, 3, 3, 6, 59, tzinfo=VN_TZ)
+    assert await notifier.dispatch_round() == 0
+    clock.now = datetime(2026, 3, 3, 7, 0, tzinfo=VN_TZ)
+    assert await notifier.dispatch_round() == 1
+    assert len(gateway.requests) == 1
+
+
+async def test_quiet_hours_do_not_hold_the_development_file_sink(
+    settings: Settings, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 3, 2, 23, 0, tzinfo=VN_TZ)
+    notifier = await make_notifier(settings, NotifySettings(), clock)
+    await feed(notifier, received(email=None))
+    assert await notifier.dispatch_round() == 1
+    assert len(list((settings.var_dir / "messages").glob("*.json"))) == 1
+
+
+async def test_a_failing_sink_fails_over_to_the_next(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    down = notify_settings.model_copy(update={"sms_url": f"http://127.0.0.1:{free_port()}/x"})
+    channels = {
+        "sms": FailoverSink([HttpSmsSink(down), FileSink(settings.var_dir / "fallback")]),
+        "email": FailoverSink([SmtpSink(notify_settings)]),
+    }
+    notifier = notify_app.build(settings, notify_settings, channels=channels, clock=clock)
+    await notifier.runtime.db.create_tables(notifier.runtime.tables)
+    await feed(notifier, received(email=None))
+    assert await notifier.dispatch_round() == 1
+    [message] = await notifier.for_dossier(CODE)
+    assert (message.status, message.sink) == ("sent", "file")
+    [written] = (settings.var_dir / "fallback").glob("*.json")
+    assert CODE in written.read_text("utf-8")
+    assert channels["sms"].resend_safe
+    assert not channels["email"].resend_safe
+
+
+async def test_switched_off_triggers_and_opt_outs_send_nothing(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    other = "000.00.00.H56-260302-0002"
+    await notifier.set_toggle(Trigger.RECEIVED, False, procedure="2.000635", unit="*")
+    await feed(notifier, received(), received(other, phone="0900000001", email=None))
+    assert await notifier.dispatch_round() == 0
+    assert await notifier.for_dossier(CODE) == []
+
+    await notifier.opt_out(dossier=CODE, contact=None)
+    await notifier.opt_out(dossier=None, contact="+84900000001")
+    await feed(notifier, acted(DossierAction.RESOLVE, 1), acted(DossierAction.RESOLVE, 1, other))
+    assert await notifier.dispatch_round() == 0
+    assert set((await statuses(notifier)).values()) == {"suppressed"}
+    assert set((await statuses(notifier, other)).values()) == {"suppressed"}
+    assert gateway.requests == []
+    assert mailbox.mails == []
+
+
+async def test_api_shows_statuses_and_takes_delivery_reports(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    app = FastAPI()
+    app.include_router(router(notifier))
+    await feed(notifier, received(email=None))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+        [queued] = (await client.get("/api/v1/notifications", params={"dossier": CODE})).json()
+        assert queued["status"] == "queued"
+        assert "recipient" not in queued
+        assert "body" not in queued
+        await notifier.dispatch_round()
+        key = f"{CODE}:received:sms"
+        answer = await client.post(
+            "/api/v1/notifications/delivery-reports",
+            json={"reference": key, "status": "delivered"},
+        )
+        assert answer.status_code == 204
+        [shown] = (await client.get("/api/v1/notifications", params={"dossier": CODE})).json()
+        assert shown["status"] == "delivered"
+        assert shown["delivered_at"].endswith("+07:00")
+        unknown = await client.post(
+            "/api/v1/notifications/delivery-reports",
+            json={"reference": "nope", "status": "delivered"},
+        )
+        assert unknown.status_code == 404
+        toggled = await client.put(
+            "/api/v1/notifications/toggles",
+            json={"trigger": "overdue", "enabled": False, "receiving_unit": "000.00.00.H56"},
+        )
+        assert toggled.status_code == 204
+        toggles = (await client.get("/api/v1/notifications/toggles")).json()
+        assert toggles == [
+            {
+                "trigger": "overdue",
+                "enabled": False,
+                "procedure_code": "*",
+                "receiving_unit": "000.00.00.H56",
+            }
+        ]
