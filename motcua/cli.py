@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from motcua import calendar_cli
+from motcua import calendar_cli, keys_cli, notify_cli, routing_cli
 from shared.localbroker import LocalBroker, free_port
 from shared.settings import SERVICES, ServiceName, get_settings
 
@@ -20,6 +20,9 @@ app = typer.Typer(
     add_completion=False,
 )
 calendar_cli.register(app)
+routing_cli.register(app)
+keys_cli.register(app)
+notify_cli.register(app)
 
 GATEWAY_PORT = 8000
 SERVICE_PORTS: dict[ServiceName, int] = {
@@ -94,6 +97,8 @@ def up(
         for svc in stack.services.values():
             typer.echo(f"  {svc.name:<8} {svc.url}  (/metrics, /health/ready)")
         typer.echo(f"  gateway  {base}  — API docs at {base}/docs")
+        typer.echo(f"\ndevelopment admin key (also in {stack.var_dir / 'dev-admin.key'}):")
+        typer.echo(f"  X-API-Key: {stack.admin_key}")
         typer.echo("Ctrl-C stops everything.\n")
         gateway = create_gateway({n: s.url for n, s in stack.services.items()})
         uvicorn.run(gateway, host="127.0.0.1", port=port, log_level="warning")

@@ -20,9 +20,10 @@ from types import TracebackType
 
 import httpx
 
+from motcua.keys_cli import ensure_dev_admin_key
 from shared.broker import ensure_topics
 from shared.localbroker import LocalBroker, free_port
-from shared.settings import SERVICES, ServiceName
+from shared.settings import SERVICES, ServiceName, Settings
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
     broker: LocalBroker | None = None
     services: dict[ServiceName, ServiceProcess] = field(default_factory=dict)
+    admin_key: str | None = None
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
@@ -73,8 +75,20 @@ class Stack:
             **self.env,
         }
 
+    def settings(self) -> Settings:
+        """The settings the services run with (their database, their state directory)."""
+        env = {**os.environ, **self.env}
+        return Settings(
+            var_dir=self.var_dir,
+            database_url=env.get("MOTCUA_DATABASE_URL") or None,
+            db_schema_prefix=env.get("MOTCUA_DB_SCHEMA_PREFIX", ""),
+        )
+
     def start(self, timeout: float = 60.0) -> Stack:
-        """Start the broker, create the topics, start the services, wait until all are ready."""
+        """Start the broker, create the topics, create the development admin key
+        (``admin_key``, also in ``var_dir/dev-admin.key``), start the services, wait
+        until all are ready."""
+        self.admin_key = ensure_dev_admin_key(self.settings())
         self.broker = LocalBroker(self.broker_port, log_file=self.var_dir / "logs" / "broker.log")
         self.broker.start()
         asyncio.run(ensure_topics(self.broker.bootstrap_servers))

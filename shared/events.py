@@ -220,15 +220,19 @@ class SpecialDayRow(BaseModel):
 
 
 class CalendarChanged(Payload):
-    """An administrator changed a province's calendar: the full table now in force."""
+    """An administrator changed a province's calendar: its edits over the shipped table.
+
+    The edits are complete (not a diff of a diff): a receiver replaces what it held for
+    the province with them, so applying the latest event gives the current calendar.
+    """
 
     event_type: ClassVar[str] = "calendar.changed"
     topic: ClassVar[TopicSpec] = CALENDAR
 
     province: str
-    last_year: int
-    days: list[SpecialDayRow]
-    changed_by: str | None = None
+    last_year: int | None
+    rows: list[SpecialDayRow]
+    removed: list[date]
 
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {

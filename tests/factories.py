@@ -46,3 +46,8 @@ def dossier_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def api_key_header(key: str) -> dict[str, str]:
+    """The header that carries an API key."""
+    return {"X-API-Key": key}

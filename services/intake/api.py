@@ -1,23 +1,46 @@
-"""Intake's HTTP API (thin: validation of shapes, then a use case)."""
+"""Intake's HTTP API (thin: validation of shapes, the caller's key, then a use case)."""
 
-from __future__ import annotations
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
 
-from datetime import datetime
-from typing import Annotated
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fastapi import APIRouter, FastAPI, HTTPException, status
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-
-from services.intake import domain
-from services.intake.app import CatalogueError, Intake, NewDossier, build
-from services.intake.store import Dossier
+from services.intake import domain, slip, views
+from services.intake.app import (
+    PUBLIC_LOOKUP_PATH,
+    ActionRequest,
+    Answer,
+    CatalogueError,
+    Forbidden,
+    Idempotency,
+    IdempotencyConflict,
+    Intake,
+    NewDossier,
+    NoSlip,
+    NotFound,
+    build,
+)
+from services.intake.ratelimit import TokenBuckets
+from services.intake.settings import IntakeSettings
+from shared.auth import Authenticator, Principal, Role
 from shared.calendar import CalendarRangeError
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
-from shared.clock import in_vietnam
+from shared.clock import Clock, utc_now
 from shared.events import Channel, Contact
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Makes a retried request return the first answer instead of acting twice.",
+    ),
+]
 
 
 class ApplicantIn(BaseModel):
@@ -49,71 +72,24 @@ class DossierIn(BaseModel):
     documents: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
         default_factory=list, max_length=100
     )
+    received_at: AwareDatetime | None = Field(
+        None, description="Original reception time; importer and admin keys only."
+    )
 
 
-class DossierOut(BaseModel):
-    """A dossier as the API shows it (no personal data)."""
+class ActionIn(BaseModel):
+    """An action on a dossier and its fields."""
 
-    code: str
-    status: str
-    national_status: int
-    procedure_code: str
-    channel: str
-    receiving_unit: str
-    submitted_at: datetime
-    received_at: datetime | None
-    due_at: datetime | None
-
-    @classmethod
-    def of(cls, dossier: Dossier) -> DossierOut:
-        state = domain.DossierStatus(dossier.status)
-        return cls(
-            code=dossier.code,
-            status=state.value,
-            national_status=state.national_code,
-            procedure_code=dossier.procedure_code,
-            channel=dossier.channel,
-            receiving_unit=dossier.receiving_unit,
-            submitted_at=in_vietnam(dossier.submitted_at),
-            received_at=dossier.received_at and in_vietnam(dossier.received_at),
-            due_at=dossier.due_at and in_vietnam(dossier.due_at),
-        )
-
-
-def router(intake: Intake) -> APIRouter:
-    """The dossier endpoints."""
-    api = APIRouter(prefix="/api/v1/dossiers", tags=["dossiers"])
-
-    @api.post("", status_code=status.HTTP_201_CREATED, response_model=DossierOut)
-    async def receive_dossier(body: DossierIn) -> DossierOut | JSONResponse:
-        """Receive a dossier: code, due time, stored with its event in one transaction."""
-        new = NewDossier(
-            procedure_code=body.procedure_code,
-            channel=body.channel,
-            receiving_unit=body.receiving_unit,
-            applicant=Contact(
-                name=body.applicant.name, phone=body.applicant.phone, email=body.applicant.email
-            ),
-            applicant_id_number=body.applicant.id_number,
-            documents=body.documents,
-        )
-        try:
-            dossier = await intake.receive(new)
-        except CatalogueError as exc:
-            return _field_errors(exc.errors)
-        except CalendarRangeError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-        return DossierOut.of(dossier)
-
-    @api.get("/{code}", response_model=DossierOut)
-    async def get_dossier(code: str) -> DossierOut:
-        """A dossier's status and due time."""
-        dossier = await intake.get(code)
-        if dossier is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}")
-        return DossierOut.of(dossier)
-
-    return api
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    action: domain.Command
+    at: AwareDatetime | None = Field(
+        None, description="When it happened; importer and admin keys only (default: now)."
+    )
+    reason: str | None = Field(None, min_length=1, max_length=1000)
+    new_due_at: AwareDatetime | None = Field(None, description="With `extend` only.")
+    office: str | None = Field(
+        None, pattern=AGENCY_CODE_PATTERN, description="With `transfer`: the next office."
+    )
 
 
 def _field_errors(errors: list[tuple[str, str]]) -> JSONResponse:
@@ -126,14 +102,191 @@ def _field_errors(errors: list[tuple[str, str]]) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+async def _answer(run: Callable[[], Awaitable[Answer]]) -> JSONResponse:
+    """Run a use case and map its errors onto HTTP."""
+    try:
+        answer = await run()
+    except CatalogueError as exc:
+        return _field_errors(exc.errors)
+    except domain.InvalidCommand as exc:
+        return _field_errors([(exc.field, exc.message)])
+    except domain.IllegalTransition as exc:
+        return JSONResponse(
+            status_code=status.HTTP_409_CONFLICT,
+            content={
+                "detail": str(exc),
+                "status": exc.current.value,
+                "national_status": exc.current.national_code,
+            },
+        )
+    except IdempotencyConflict as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {exc}") from exc
+    except Forbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    except CalendarRangeError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    return JSONResponse(status_code=answer.status_code, content=answer.body)
+
+
+def _idempotency(
+    principal: Principal, key: str | None, request: dict[str, Any]
+) -> Idempotency | None:
+    return Idempotency.of(principal, key, request) if key else None
+
+
+def router(intake: Intake, auth: Authenticator) -> APIRouter:
+    """The dossier endpoints (every one needs an API key)."""
+    api = APIRouter(prefix="/api/v1/dossiers", tags=["dossiers"])
+    receiver = auth.require(Role.COUNTER, Role.KIOSK, Role.IMPORTER)
+    actor = auth.require(Role.COUNTER, Role.OFFICE, Role.IMPORTER)
+    reader = auth.require()
+
+    @api.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=views.DossierOut,
+        responses={403: {}, 409: {}, 422: {}},
+    )
+    async def receive_dossier(
+        body: DossierIn,
+        principal: Annotated[Principal, Depends(receiver)],
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Receive a dossier: code, due time, stored with its event in one transaction."""
+        new = NewDossier(
+            procedure_code=body.procedure_code,
+            channel=body.channel,
+            receiving_unit=body.receiving_unit,
+            applicant=Contact(
+                name=body.applicant.name, phone=body.applicant.phone, email=body.applicant.email
+            ),
+            applicant_id_number=body.applicant.id_number,
+            documents=body.documents,
+            received_at=body.received_at,
+        )
+        request = {"route": "receive", "body": body.model_dump(mode="json")}
+        idem = _idempotency(principal, idempotency_key, request)
+        return await _answer(lambda: intake.receive(new, actor=principal, idempotency=idem))
+
+    @api.post(
+        "/{code}/actions",
+        response_model=views.ActionOut,
+        responses={403: {}, 404: {}, 409: {"description": "Illegal in the current state."}},
+    )
+    async def record_action(
+        code: str,
+        body: ActionIn,
+        principal: Annotated[Principal, Depends(actor)],
+        idempotency_key: IdempotencyKey = None,
+    ) -> JSONResponse:
+        """Record an action (accept, refuse, request_supplement, …) on a dossier."""
+        action = ActionRequest(
+            command=body.action,
+            at=body.at,
+            reason=body.reason,
+            new_due_at=body.new_due_at,
+            office=body.office,
+        )
+        request = {"route": "act", "code": code, "body": body.model_dump(mode="json")}
+        idem = _idempotency(principal, idempotency_key, request)
+        return await _answer(lambda: intake.act(code, action, actor=principal, idempotency=idem))
+
+    @api.get("/{code}", response_model=views.DossierDetailOut, responses={403: {}, 404: {}})
+    async def get_dossier(
+        code: str, principal: Annotated[Principal, Depends(reader)]
+    ) -> views.DossierDetailOut:
+        """A dossier's status (ours and the national code), due time and history."""
+        try:
+            dossier, history = await intake.detail(code)
+            intake.check_reader(principal, dossier)
+        except NotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}") from exc
+        except Forbidden as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        return views.DossierDetailOut(
+            **views.DossierOut.of(dossier).model_dump(),
+            history=[views.HistoryEntryOut.of(row) for row in history],
+        )
+
+    @api.get(
+        "/{code}/slip",
+        response_class=HTMLResponse,
+        responses={
+            200: {"content": {"application/pdf": {}}},
+            403: {},
+            404: {},
+            409: {"description": "Not received: no slip."},
+        },
+    )
+    async def get_slip(
+        code: str,
+        principal: Annotated[Principal, Depends(reader)],
+        format: Literal["html", "pdf"] = "html",
+    ) -> Response:
+        """The receipt and appointment slip (Mẫu 01) as printable HTML or PDF."""
+        try:
+            printed = await intake.slip(code, actor=principal)
+        except NotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}") from exc
+        except Forbidden as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        except NoSlip as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        if format == "pdf":
+            return Response(
+                slip.render_pdf(printed),
+                media_type="application/pdf",
+                headers={"Content-Disposition": f'inline; filename="{code}.pdf"'},
+            )
+        return HTMLResponse(slip.render_html(printed))
+
+    return api
+
+
+def public_router(intake: Intake, limiter: TokenBuckets) -> APIRouter:
+    """The citizen's look-up: no key, rate-limited per client, status and due time only."""
+    api = APIRouter(prefix=PUBLIC_LOOKUP_PATH, tags=["public"])
+
+    @api.get("/{code}", response_model=views.PublicDossierOut, responses={404: {}, 429: {}})
+    async def look_up(
+        code: str,
+        request: Request,
+        phone: Annotated[str, Query(min_length=9, max_length=20, description="Applicant's")],
+    ) -> views.PublicDossierOut:
+        """Status and due time of a dossier, when ``phone`` is the applicant's."""
+        client = request.client.host if request.client else "unknown"
+        if not limiter.take(client):
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many look-ups; try again later",
+                headers={"Retry-After": str(max(1, round(limiter.retry_after(client))))},
+            )
+        dossier = await intake.public_lookup(code, phone)
+        if dossier is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no dossier with this code and phone")
+        return views.PublicDossierOut.of(dossier)
+
+    return api
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = utc_now,
+    options: IntakeSettings | None = None,
+) -> FastAPI:
     """Intake's process: HTTP API, metrics, health, outbox relay."""
-    intake = build(settings or get_settings())
+    options = options or IntakeSettings()
+    intake = build(settings or get_settings(), clock=clock, options=options)
+    limiter = TokenBuckets(burst=options.lookup_burst, per_second=options.lookup_per_minute / 60.0)
+    auth = Authenticator(intake.find_key)
     app = create_http_app(
         intake.runtime,
         title="motcua intake",
         description="Receiving dossiers (tiếp nhận hồ sơ), queue tickets and the public look-up.",
-        routers=[router(intake)],
+        routers=[router(intake, auth), public_router(intake, limiter)],
     )
     app.state.intake = intake
     return app

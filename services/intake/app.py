@@ -1,24 +1,39 @@
 """Intake's wiring: the runtime (database, broker, outbox relay) and the use cases.
 
-Every use case writes the dossier and its event in one transaction; the relay
-publishes the event afterwards. Nothing here waits for Kafka.
+Every use case writes the dossier, its history and its event in one transaction; the
+relay publishes the event afterwards. Nothing here waits for Kafka. A request sent
+with an ``Idempotency-Key`` stores its answer in that same transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
 from prometheus_client import Counter
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake import domain, store
-from shared.calendar import default_calendar
-from shared.catalogue import Catalogue, seed_catalogue
+from services.intake import domain, store, views
+from services.intake.settings import IntakeSettings
+from services.intake.slip import Slip, time_limit_text, unit_name
+from shared.auth import Principal, Role, StoredKey
+from shared.calendar import CalendarRangeError, default_calendar
+from shared.catalogue import Catalogue, Procedure, seed_catalogue
 from shared.clock import Clock, utc_now
 from shared.events import (
     Channel,
     Contact,
+    DossierActionRecorded,
     DossierReceived,
     DossierSubmitted,
     Envelope,
+    Payload,
     TimeLimit,
 )
 from shared.outbox import enqueue
@@ -31,6 +46,11 @@ SERVICE: ServiceName = "intake"
 DOSSIERS_RECEIVED = Counter(
     "motcua_dossiers_received_total", "Dossiers handed in, by channel.", ["channel"]
 )
+DOSSIER_ACTIONS = Counter(
+    "motcua_dossier_actions_total", "Actions recorded on dossiers, by action.", ["action"]
+)
+PUBLIC_LOOKUP_PATH = "/api/v1/public/dossiers"
+_TIME_SETTERS = frozenset({Role.IMPORTER, Role.ADMIN})
 
 
 class CatalogueError(ValueError):
@@ -39,6 +59,22 @@ class CatalogueError(ValueError):
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
         self.errors = errors
+
+
+class NotFound(LookupError):
+    """No dossier with that code (HTTP 404)."""
+
+
+class Forbidden(PermissionError):
+    """The caller's key may not do this (HTTP 403)."""
+
+
+class NoSlip(ValueError):
+    """The dossier has no slip: it was never received (HTTP 409)."""
+
+
+class IdempotencyConflict(ValueError):
+    """An ``Idempotency-Key`` reused with a different request (HTTP 422)."""
 
 
 class NewDossier(BaseModel):
@@ -50,6 +86,43 @@ class NewDossier(BaseModel):
     applicant: Contact
     applicant_id_number: str | None
     documents: list[str]
+    received_at: datetime | None = None
+
+
+class ActionRequest(BaseModel):
+    """An action as the API validated its shape; ``at`` only from importer or admin keys."""
+
+    command: domain.Command
+    at: datetime | None = None
+    reason: str | None = None
+    new_due_at: datetime | None = None
+    office: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A request's ``Idempotency-Key``, scoped to the caller's key, and its hash."""
+
+    key_id: str
+    key: str
+    request_hash: str
+
+    @classmethod
+    def of(cls, principal: Principal, key: str, request: dict[str, Any]) -> Idempotency:
+        """Hash the request canonically (sorted keys), so equal bodies hash equal."""
+        canonical = orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
+        return cls(principal.key_id, key, hashlib.sha256(canonical).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer as it is kept for retries."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+Work = Callable[[AsyncSession], Awaitable[Answer]]
 
 
 class Intake:
@@ -61,28 +134,42 @@ class Intake:
         *,
         catalogue: Catalogue,
         clock: Clock = utc_now,
+        options: IntakeSettings | None = None,
     ) -> None:
         self.runtime = runtime
         self.catalogue = catalogue
         self.clock = clock
+        self.options = options or IntakeSettings()
         self.calendar = default_calendar(province=runtime.settings.province)
 
-    async def receive(self, new: NewDossier) -> store.Dossier:
-        """Store a dossier and its event (``dossier.received``, or ``dossier.submitted`` for
-        an online dossier awaiting acceptance), atomically."""
+    async def receive(
+        self, new: NewDossier, *, actor: Principal, idempotency: Idempotency | None = None
+    ) -> Answer:
+        """Store a dossier, its first history entry and its event (``dossier.received``, or
+        ``dossier.submitted`` for an online dossier awaiting acceptance), atomically."""
+        if not actor.covers(new.receiving_unit):
+            raise Forbidden(f"this key cannot receive dossiers for {new.receiving_unit}")
+        if new.received_at is not None and actor.role not in _TIME_SETTERS:
+            raise Forbidden("received_at may be set by importer or admin keys only")
         errors = domain.catalogue_errors(self.catalogue, new.procedure_code)
         if errors:
             raise CatalogueError(errors)
         procedure = self.catalogue.procedures[new.procedure_code]
-        now = self.clock()
+        now = new.received_at or self.clock()
+        if now > self.clock():
+            raise CatalogueError([("received_at", "is in the future")])
         status = domain.initial_status(new.channel)
         received_at = now if status is domain.DossierStatus.RECEIVED else None
-        due_at = (
-            self.calendar.due_at(received_at, procedure.duration_for(online=False))
-            if received_at is not None
-            else None
-        )
-        async with self.runtime.db.transaction() as session:
+        due_at: datetime | None = None
+        if received_at is not None:
+            try:
+                due_at = self.calendar.due_at(received_at, procedure.duration_for(online=False))
+            except CalendarRangeError as exc:
+                if new.received_at is None:
+                    raise  # the server's own clock is outside the calendar: 503
+                raise CatalogueError([("received_at", str(exc))]) from exc
+
+        async def work(session: AsyncSession) -> Answer:
             day = domain.reception_day(now)
             sequence = await store.next_sequence(session, new.receiving_unit, day)
             code = domain.dossier_code(new.receiving_unit, day, sequence)
@@ -95,6 +182,7 @@ class Intake:
                 submitted_at=now,
                 received_at=received_at,
                 due_at=due_at,
+                last_event_at=now,
                 applicant_name=new.applicant.name,
                 applicant_phone=new.applicant.phone,
                 applicant_email=new.applicant.email,
@@ -102,22 +190,19 @@ class Intake:
                 documents=new.documents,
             )
             session.add(dossier)
-            payload: DossierReceived | DossierSubmitted
-            if received_at is not None:
-                limit = procedure.time_limit_for(online=False)
-                payload = DossierReceived(
-                    procedure_code=new.procedure_code,
-                    channel=new.channel,
-                    receiving_unit=new.receiving_unit,
-                    received_at=received_at,
-                    due_at=due_at,
-                    applicant=new.applicant,
-                    documents=new.documents,
-                    field=procedure.field,
-                    time_limit=TimeLimit(value=limit.value, unit=limit.unit.value),
-                    supplement_rule=procedure.supplement_rule,
-                    catalogue_version=self.catalogue.version,
+            session.add(
+                store.DossierHistory(
+                    code=code,
+                    position=1,
+                    action="receive" if received_at is not None else "submit",
+                    at=now,
+                    status=status.value,
+                    key_id=actor.key_id,
                 )
+            )
+            payload: Payload
+            if received_at is not None:
+                payload = self._received(dossier, procedure, received_at, due_at)
             else:
                 payload = DossierSubmitted(
                     procedure_code=new.procedure_code,
@@ -126,19 +211,272 @@ class Intake:
                     submitted_at=now,
                     applicant=new.applicant,
                 )
-            event = Envelope.wrap(payload, occurred_at=now, source=SERVICE, dossier_code=code)
-            enqueue(session, event, DOSSIER_LIFECYCLE.name)
-        self.runtime.relay.wake()
-        DOSSIERS_RECEIVED.labels(new.channel.value).inc()
-        return dossier
+            self._emit(session, payload, at=now, code=code)
+            return Answer(201, views.DossierOut.of(dossier).model_dump(mode="json"))
+
+        answer, fresh = await self._once(idempotency, work)
+        if fresh:
+            DOSSIERS_RECEIVED.labels(new.channel.value).inc()
+        return answer
+
+    async def act(
+        self,
+        code: str,
+        request: ActionRequest,
+        *,
+        actor: Principal,
+        idempotency: Idempotency | None = None,
+    ) -> Answer:
+        """Record one action on a dossier: its new state, a history entry and its event
+        (``dossier.action`` with the next gap-free sequence; ``dossier.received`` for
+        ``accept``), in one transaction with the dossier row locked."""
+        command = request.command
+        if not domain.may_give(actor.role.value, command):
+            raise Forbidden(f"role {actor.role.value} may not {command.value}")
+        if request.at is not None and actor.role not in _TIME_SETTERS:
+            raise Forbidden("at may be set by importer or admin keys only")
+        now = self.clock()
+        at = request.at or now
+        if at > now:
+            raise domain.InvalidCommand("at", "is in the future")
+
+        async def work(session: AsyncSession) -> Answer:
+            dossier = await store.lock_dossier(session, code)
+            if dossier is None:
+                raise NotFound(code)
+            # Offices act on dossiers routed to them from any unit; intake does not hold
+            # the routing, so their unit is recorded, not checked.
+            if actor.role is not Role.OFFICE and not actor.covers(dossier.receiving_unit):
+                raise Forbidden(f"this key cannot act for {dossier.receiving_unit}")
+            state = domain.DossierState(
+                status=domain.DossierStatus(dossier.status),
+                due_at=dossier.due_at,
+                extended_due_at=dossier.extended_due_at,
+                extensions=dossier.extensions,
+                last_event_at=dossier.last_event_at,
+            )
+            cmd = domain.CommandInput(
+                command=command,
+                at=at,
+                reason=request.reason,
+                new_due_at=request.new_due_at,
+                office=request.office,
+            )
+            decision = domain.decide(state, cmd, extension_limit=self.options.extension_limit)
+            dossier.status = decision.status.value
+            dossier.extended_due_at = decision.extended_due_at
+            dossier.extensions = decision.extensions
+            dossier.last_event_at = at
+            office = request.office if command is domain.Command.TRANSFER else None
+            acting_office = office or (actor.unit if actor.role is Role.OFFICE else None)
+            if office is not None:
+                dossier.office = office
+            contract_action = command.contract_action
+            sequence: int | None = None
+            payload: Payload
+            if contract_action is None:
+                payload = self._accept(dossier, at, caller_set_time=request.at is not None)
+            else:
+                dossier.action_sequence += 1
+                sequence = dossier.action_sequence
+                payload = DossierActionRecorded(
+                    action=contract_action,
+                    sequence=sequence,
+                    at=at,
+                    status=decision.status.value,
+                    national_status=decision.status.national_code,
+                    reason=request.reason,
+                    new_due_at=request.new_due_at,
+                    office=acting_office,
+                )
+            session.add(dossier)
+            session.add(
+                store.DossierHistory(
+                    code=code,
+                    position=await store.history_length(session, code) + 1,
+                    action=command.value,
+                    sequence=sequence,
+                    at=at,
+                    status=decision.status.value,
+                    reason=request.reason,
+                    new_due_at=request.new_due_at,
+                    office=acting_office,
+                    key_id=actor.key_id,
+                )
+            )
+            self._emit(session, payload, at=at, code=code)
+            out = views.ActionOut(
+                action=command.value,
+                sequence=sequence,
+                at=at,
+                dossier=views.DossierOut.of(dossier),
+            )
+            return Answer(200, out.model_dump(mode="json"))
+
+        answer, fresh = await self._once(idempotency, work)
+        if fresh:
+            DOSSIER_ACTIONS.labels(command.value).inc()
+        return answer
 
     async def get(self, code: str) -> store.Dossier | None:
         """The dossier with this code."""
         async with self.runtime.db.sessions() as session:
             return await store.get_dossier(session, code)
 
+    async def detail(self, code: str) -> tuple[store.Dossier, list[store.DossierHistory]]:
+        """The dossier with this code and its history; ``NotFound`` if there is none."""
+        async with self.runtime.db.sessions() as session:
+            dossier = await store.get_dossier(session, code)
+            if dossier is None:
+                raise NotFound(code)
+            return dossier, await store.history(session, code)
 
-def build(settings: Settings) -> Intake:
+    async def slip(self, code: str, *, actor: Principal) -> Slip:
+        """What the slip of a received dossier prints; ``NotFound``, ``Forbidden``, or
+        ``NoSlip`` when the dossier was never received (submitted or refused)."""
+        dossier = await self.get(code)
+        if dossier is None:
+            raise NotFound(code)
+        self.check_reader(actor, dossier)
+        if dossier.received_at is None:
+            msg = f"dossier {code} was not received (it is {dossier.status}): no slip"
+            raise NoSlip(msg)
+        procedure = self.catalogue.procedures[dossier.procedure_code]
+        limit = procedure.time_limit_for(online=dossier.channel == Channel.ONLINE.value)
+        base = self.options.public_base_url.rstrip("/")
+        return Slip(
+            code=dossier.code,
+            unit_name=unit_name(dossier.receiving_unit),
+            procedure_name=procedure.name,
+            applicant_name=dossier.applicant_name,
+            applicant_phone=dossier.applicant_phone,
+            documents=dossier.documents,
+            time_limit=time_limit_text(limit.value, limit.unit),
+            received_at=dossier.received_at,
+            due_at=dossier.due_at,
+            lookup_url=f"{base}{PUBLIC_LOOKUP_PATH}/{dossier.code}",
+        )
+
+    @staticmethod
+    def check_reader(actor: Principal, dossier: store.Dossier) -> None:
+        """``Forbidden`` unless ``actor`` may read ``dossier`` (its unit, or an office)."""
+        if actor.role is not Role.OFFICE and not actor.covers(dossier.receiving_unit):
+            raise Forbidden(f"this key cannot read dossiers of {dossier.receiving_unit}")
+
+    async def public_lookup(self, code: str, phone: str) -> store.Dossier | None:
+        """The dossier, only when ``phone`` is its applicant's (``+84`` and ``0`` alike).
+
+        An unknown code and a wrong phone give the same ``None``: the answer tells
+        nobody whether a code exists.
+        """
+        wanted = domain.normalise_phone(phone)
+        dossier = await self.get(code)
+        if wanted is None or dossier is None or dossier.applicant_phone is None:
+            return None
+        return dossier if domain.normalise_phone(dossier.applicant_phone) == wanted else None
+
+    async def find_key(self, key_id: str) -> StoredKey | None:
+        """The stored API key with this id (``shared.auth``'s ``KeyLookup``)."""
+        async with self.runtime.db.sessions() as session:
+            row = await store.get_key(session, key_id)
+            return row.stored() if row is not None else None
+
+    def _accept(
+        self, dossier: store.Dossier, at: datetime, *, caller_set_time: bool
+    ) -> DossierReceived:
+        """Start the clock of an accepted online dossier: set its reception and due time."""
+        procedure = self.catalogue.procedures[dossier.procedure_code]
+        try:
+            due_at = self.calendar.due_at(at, procedure.duration_for(online=True))
+        except CalendarRangeError as exc:
+            if not caller_set_time:
+                raise  # the server's own clock is outside the calendar: 503
+            raise domain.InvalidCommand("at", str(exc)) from exc
+        dossier.received_at, dossier.due_at = at, due_at
+        return self._received(dossier, procedure, at, due_at)
+
+    def _received(
+        self,
+        dossier: store.Dossier,
+        procedure: Procedure,
+        received_at: datetime,
+        due_at: datetime | None,
+    ) -> DossierReceived:
+        limit = procedure.time_limit_for(online=dossier.channel == Channel.ONLINE.value)
+        return DossierReceived(
+            procedure_code=dossier.procedure_code,
+            channel=Channel(dossier.channel),
+            receiving_unit=dossier.receiving_unit,
+            received_at=received_at,
+            due_at=due_at,
+            applicant=Contact(
+                name=dossier.applicant_name,
+                phone=dossier.applicant_phone,
+                email=dossier.applicant_email,
+            ),
+            documents=dossier.documents,
+            field=procedure.field,
+            time_limit=TimeLimit(value=limit.value, unit=limit.unit.value),
+            supplement_rule=procedure.supplement_rule,
+            catalogue_version=self.catalogue.version,
+        )
+
+    @staticmethod
+    def _emit(session: AsyncSession, payload: Payload, *, at: datetime, code: str) -> None:
+        event = Envelope.wrap(payload, occurred_at=at, source=SERVICE, dossier_code=code)
+        enqueue(session, event, DOSSIER_LIFECYCLE.name)
+
+    async def _once(self, idempotency: Idempotency | None, work: Work) -> tuple[Answer, bool]:
+        """Run ``work`` in a transaction, or replay the answer kept for ``idempotency``.
+
+        Returns the answer and whether it is fresh. Two concurrent first tries of one key
+        both run; the second's commit fails on the answer's primary key, so its whole
+        transaction (dossier and event included) is rolled back and it replays the first.
+        Errors are not kept: a retry after a 4xx is judged again.
+        """
+        if idempotency is not None:
+            prior = await self._prior(idempotency)
+            if prior is not None:
+                return prior, False
+        try:
+            async with self.runtime.db.transaction() as session:
+                answer = await work(session)
+                if idempotency is not None:
+                    session.add(
+                        store.IdempotentAnswer(
+                            key_id=idempotency.key_id,
+                            idempotency_key=idempotency.key,
+                            request_hash=idempotency.request_hash,
+                            status_code=answer.status_code,
+                            body=answer.body,
+                            created_at=self.clock(),
+                        )
+                    )
+        except IntegrityError:
+            prior = await self._prior(idempotency) if idempotency is not None else None
+            if prior is None:
+                raise
+            return prior, False
+        self.runtime.relay.wake()
+        return answer, True
+
+    async def _prior(self, idempotency: Idempotency) -> Answer | None:
+        async with self.runtime.db.sessions() as session:
+            kept = await store.get_answer(session, idempotency.key_id, idempotency.key)
+        if kept is None:
+            return None
+        if kept.request_hash != idempotency.request_hash:
+            msg = (
+                f"Idempotency-Key {idempotency.key!r} was used with a different request; "
+                "use a new key for a new request"
+            )
+            raise IdempotencyConflict(msg)
+        return Answer(kept.status_code, kept.body)
+
+
+def build(
+    settings: Settings, *, clock: Clock = utc_now, options: IntakeSettings | None = None
+) -> Intake:
     """Intake's runtime and use cases (it publishes the lifecycle topic)."""
     runtime = ServiceRuntime(SERVICE, settings, tables=store.TABLES, publishes=[DOSSIER_LIFECYCLE])
-    return Intake(runtime, catalogue=seed_catalogue())
+    return Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)

@@ -1,19 +1,36 @@
-"""Intake's tables and queries: dossiers and the per-unit, per-day sequence."""
+"""Intake's tables and queries: dossiers, their history, the per-unit daily sequence,
+API keys and the answers kept for idempotent retries."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Integer, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.auth import Role, StoredKey
 from shared.db import AwareDateTime, table
 
 
 class Dossier(SQLModel, table=True):
-    """A dossier as intake holds it. Applicant columns are personal data."""
+    """A dossier as intake holds it. Applicant columns are personal data.
+
+    ``due_at`` is the appointment time set at reception and is never moved by an
+    extension (the statistics keep it); ``extended_due_at`` is the apology's new date.
+    ``action_sequence`` is the last ``dossier.action`` sequence number issued.
+    """
 
     __tablename__ = "dossier"
 
@@ -21,15 +38,42 @@ class Dossier(SQLModel, table=True):
     procedure_code: str = Field(sa_column=Column(String(40), nullable=False))
     channel: str = Field(sa_column=Column(String(10), nullable=False))
     receiving_unit: str = Field(sa_column=Column(String(20), nullable=False, index=True))
-    status: str = Field(sa_column=Column(String(20), nullable=False))
+    status: str = Field(sa_column=Column(String(30), nullable=False))
     submitted_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     received_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    extended_due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    extensions: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    action_sequence: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    last_event_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    office: str | None = Field(default=None, sa_column=Column(String(20)))
     applicant_name: str = Field(sa_column=Column(String(200), nullable=False))
     applicant_phone: str | None = Field(default=None, sa_column=Column(String(20)))
     applicant_email: str | None = Field(default=None, sa_column=Column(String(200)))
     applicant_id_number: str | None = Field(default=None, sa_column=Column(String(12)))
     documents: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class DossierHistory(SQLModel, table=True):
+    """One entry of a dossier's history, in the order it was recorded (``position``)."""
+
+    __tablename__ = "dossier_history"
+    __table_args__ = (PrimaryKeyConstraint("code", "position"),)
+
+    code: str = Field(sa_column=Column(String(40), nullable=False))
+    position: int = Field(sa_column=Column(Integer, nullable=False))
+    action: str = Field(sa_column=Column(String(30), nullable=False))
+    sequence: int | None = Field(
+        default=None,
+        sa_column=Column(Integer),
+        description="The dossier.action sequence; null for submit, receive and accept.",
+    )
+    at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    status: str = Field(sa_column=Column(String(30), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(String(1000)))
+    new_due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    office: str | None = Field(default=None, sa_column=Column(String(20)))
+    key_id: str | None = Field(default=None, sa_column=Column(String(20)))
 
 
 class DossierSequence(SQLModel, table=True):
@@ -43,7 +87,52 @@ class DossierSequence(SQLModel, table=True):
     last: int = Field(sa_column=Column(Integer, nullable=False))
 
 
-TABLES: list[Table] = [table(Dossier), table(DossierSequence)]
+class ApiKey(SQLModel, table=True):
+    """An API key: only the hash of its secret is kept."""
+
+    __tablename__ = "api_key"
+
+    key_id: str = Field(sa_column=Column(String(20), primary_key=True))
+    secret_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    role: str = Field(sa_column=Column(String(20), nullable=False))
+    unit: str = Field(sa_column=Column(String(20), nullable=False))
+    label: str = Field(default="", sa_column=Column(String(200), nullable=False))
+    created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+
+    def stored(self) -> StoredKey:
+        """The form ``shared.auth`` checks."""
+        return StoredKey(
+            self.key_id, self.secret_hash, Role(self.role), self.unit, self.revoked_at is not None
+        )
+
+
+class IdempotentAnswer(SQLModel, table=True):
+    """The first answer to a request sent with an ``Idempotency-Key``.
+
+    Keyed by (caller's key id, idempotency key): two callers never share answers.
+    Written in the transaction of the change it answers, so an answer exists if and
+    only if the change was committed.
+    """
+
+    __tablename__ = "idempotent_answer"
+    __table_args__ = (PrimaryKeyConstraint("key_id", "idempotency_key"),)
+
+    key_id: str = Field(sa_column=Column(String(20), nullable=False))
+    idempotency_key: str = Field(sa_column=Column(String(200), nullable=False))
+    request_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    status_code: int = Field(sa_column=Column(Integer, nullable=False))
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+
+
+TABLES: list[Table] = [
+    table(Dossier),
+    table(DossierHistory),
+    table(DossierSequence),
+    table(ApiKey),
+    table(IdempotentAnswer),
+]
 
 
 async def next_sequence(session: AsyncSession, unit: str, day: date) -> int:
@@ -70,3 +159,54 @@ async def next_sequence(session: AsyncSession, unit: str, day: date) -> int:
 async def get_dossier(session: AsyncSession, code: str) -> Dossier | None:
     """The dossier with this code, if any."""
     return await session.get(Dossier, code)
+
+
+async def lock_dossier(session: AsyncSession, code: str) -> Dossier | None:
+    """The dossier with this code, locked for the caller's transaction.
+
+    PostgreSQL: ``FOR UPDATE`` serialises concurrent actions on one dossier, so the
+    action sequence stays gap-free. SQLite ignores ``FOR UPDATE``: a no-op update first
+    takes the database's write lock (waiting for it), so the read that follows cannot be
+    overtaken by another writer.
+    """
+    dossiers = table(Dossier)
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        conn = await session.connection()
+        await conn.execute(
+            update(dossiers).where(dossiers.c.code == code).values(code=dossiers.c.code)
+        )
+    statement = select(Dossier).where(table(Dossier).c.code == code).with_for_update()
+    return (await session.exec(statement)).first()
+
+
+async def history(session: AsyncSession, code: str) -> list[DossierHistory]:
+    """A dossier's history, oldest first."""
+    rows = table(DossierHistory)
+    statement = select(DossierHistory).where(rows.c.code == code).order_by(rows.c.position)
+    return list((await session.exec(statement)).all())
+
+
+async def history_length(session: AsyncSession, code: str) -> int:
+    """How many entries a dossier's history has."""
+    rows = table(DossierHistory)
+    statement = select(rows.c.position).where(rows.c.code == code).order_by(rows.c.position.desc())
+    last = (await session.exec(statement)).first()
+    return int(last) if last is not None else 0
+
+
+async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
+    """The API key with this id, revoked or not."""
+    return await session.get(ApiKey, key_id)
+
+
+async def list_keys(session: AsyncSession) -> list[ApiKey]:
+    """Every API key, oldest first."""
+    statement = select(ApiKey).order_by(table(ApiKey).c.created_at)
+    return list((await session.exec(statement)).all())
+
+
+async def get_answer(
+    session: AsyncSession, key_id: str, idempotency_key: str
+) -> IdempotentAnswer | None:
+    """The answer kept for this caller and idempotency key, if any."""
+    return await session.get(IdempotentAnswer, (key_id, idempotency_key))

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from motcua.stack import Stack
 from shared.db import Database
 from shared.settings import SERVICES, ServiceName, Settings
-from tests.factories import dossier_body
+from tests.factories import api_key_header, dossier_body
 
 POSTGRES_URL = os.environ.get("MOTCUA_TEST_POSTGRES_URL")
 
@@ -132,7 +132,12 @@ def post_dossiers(stack: Stack) -> PostMany:
 
     async def post(n: int) -> list[str]:
         limit = asyncio.Semaphore(16)
-        async with httpx.AsyncClient(base_url=stack.services["intake"].url, timeout=30) as client:
+        assert stack.admin_key is not None
+        async with httpx.AsyncClient(
+            base_url=stack.services["intake"].url,
+            timeout=30,
+            headers=api_key_header(stack.admin_key),
+        ) as client:
 
             async def one() -> str:
                 async with limit:

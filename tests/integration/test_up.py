@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from shared.localbroker import free_port
-from tests.factories import dossier_body
+from tests.factories import api_key_header, dossier_body
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,12 @@ def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
     up: tuple[str, subprocess.Popen[bytes], str],
 ) -> None:
     base, proc, var_dir = up
-    created = httpx.post(f"{base}/api/v1/dossiers", json=dossier_body(), timeout=10)
+    key_file = Path(var_dir) / "dev-admin.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    headers = api_key_header(key_file.read_text().strip())
+    created = httpx.post(
+        f"{base}/api/v1/dossiers", json=dossier_body(), headers=headers, timeout=10
+    )
     assert created.status_code == 201, created.text
     code = created.json()["code"]
     deadline = time.monotonic() + 60

@@ -1,0 +1,144 @@
+"""Managing API keys in intake's database (used by ``motcua keys`` and ``motcua up``).
+
+Only the hash of a key's secret is written; the key itself is shown once, to whoever
+created it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from services.intake import store
+from shared.auth import ALL_UNITS, Role, hash_secret, issue_key, parse_key
+from shared.catalogue import AGENCY_CODE_PATTERN
+from shared.clock import Clock, utc_now
+from shared.db import Database, table
+from shared.settings import Settings
+
+DEV_ADMIN_KEY_FILE = "dev-admin.key"
+_AGENCY_RE = re.compile(AGENCY_CODE_PATTERN)
+
+
+class KeyCommandError(ValueError):
+    """A key command with a bad argument; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as ``list`` shows it (never the secret nor its hash)."""
+
+    key_id: str
+    role: str
+    unit: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _database(settings: Settings) -> Database:
+    return Database(settings.database_url_for("intake"), schema=settings.schema_for("intake"))
+
+
+def check_unit(role: Role, unit: str) -> None:
+    """``KeyCommandError`` unless ``unit`` is an agency code, or ``*`` on an admin key."""
+    if unit == ALL_UNITS and role is Role.ADMIN:
+        return
+    if not _AGENCY_RE.match(unit):
+        msg = f"unit: {unit!r} is not an agency code like 000.00.00.H56"
+        if role is Role.ADMIN:
+            msg += " (or * for every unit)"
+        raise KeyCommandError(msg)
+
+
+async def create_key(
+    settings: Settings, role: Role, unit: str, label: str = "", *, clock: Clock = utc_now
+) -> str:
+    """Store a new key and return it (the only time it is shown)."""
+    check_unit(role, unit)
+    issued = issue_key()
+    db = _database(settings)
+    try:
+        await db.create_tables([table(store.ApiKey)])
+        async with db.transaction() as session:
+            session.add(
+                store.ApiKey(
+                    key_id=issued.key_id,
+                    secret_hash=issued.secret_hash,
+                    role=role.value,
+                    unit=unit,
+                    label=label,
+                    created_at=clock(),
+                )
+            )
+    finally:
+        await db.dispose()
+    return issued.token
+
+
+async def list_keys(settings: Settings) -> list[KeyInfo]:
+    """Every key, oldest first."""
+    db = _database(settings)
+    try:
+        await db.create_tables([table(store.ApiKey)])
+        async with db.sessions() as session:
+            rows = await store.list_keys(session)
+    finally:
+        await db.dispose()
+    return [KeyInfo(r.key_id, r.role, r.unit, r.label, r.created_at, r.revoked_at) for r in rows]
+
+
+async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now) -> None:
+    """Revoke a key at once; ``KeyCommandError`` if there is no such key. Revoking twice is a
+    no-op that keeps the first revocation time."""
+    db = _database(settings)
+    try:
+        await db.create_tables([table(store.ApiKey)])
+        async with db.transaction() as session:
+            row = await store.get_key(session, key_id)
+            if row is None:
+                raise KeyCommandError(f"key_id: no key {key_id!r}")
+            if row.revoked_at is None:
+                row.revoked_at = clock()
+                session.add(row)
+    finally:
+        await db.dispose()
+
+
+async def is_live(settings: Settings, token: str) -> bool:
+    """Whether ``token`` is a stored, unrevoked key."""
+    parsed = parse_key(token)
+    if parsed is None:
+        return False
+    db = _database(settings)
+    try:
+        await db.create_tables([table(store.ApiKey)])
+        async with db.sessions() as session:
+            row = await store.get_key(session, parsed[0])
+    finally:
+        await db.dispose()
+    return row is not None and row.revoked_at is None and row.secret_hash == hash_secret(parsed[1])
+
+
+async def ensure_dev_admin_key_async(settings: Settings) -> str:
+    """The development admin key in ``<var_dir>/dev-admin.key`` (mode 600).
+
+    Reuses the key in the file while it is live in the database; otherwise creates
+    an admin key for every unit and (re)writes the file, readable by its owner only.
+    """
+    path = Path(settings.var_dir) / DEV_ADMIN_KEY_FILE
+    if path.exists():
+        token = path.read_text("utf-8").strip()
+        if await is_live(settings, token):
+            path.chmod(0o600)
+            return token
+    token = await create_key(settings, Role.ADMIN, ALL_UNITS, "development admin (motcua up)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    path.chmod(0o600)
+    return token

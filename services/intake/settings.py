@@ -1,0 +1,26 @@
+"""Intake's own knobs (environment prefix ``MOTCUA_INTAKE_``), beside the shared settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IntakeSettings(BaseSettings):
+    """Settings only intake reads."""
+
+    model_config = SettingsConfigDict(env_prefix="MOTCUA_INTAKE_", extra="ignore")
+
+    extension_limit: int = Field(
+        1, ge=0, description="Extensions (apology with a new date, Mẫu 04) allowed per dossier."
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Where citizens reach the public look-up; the slip's QR code points there.",
+    )
+    lookup_burst: int = Field(
+        10, ge=1, description="Public look-ups a client may make at once (token bucket size)."
+    )
+    lookup_per_minute: float = Field(
+        30, gt=0, description="Public look-ups a client regains per minute (bucket refill)."
+    )

@@ -1,0 +1,168 @@
+"""API keys: generation, hashing, roles, and the FastAPI dependency that checks them.
+
+A key reads ``mc_<key id>_<secret>``. Only the SHA-256 of the secret is stored: the
+secret is 256 random bits, so a fast hash is enough (nothing to brute-force, unlike a
+password) and a look-up costs one indexed read. The id lets the store find the row
+without scanning; the comparison of hashes is constant-time.
+
+Where the keys live is the owning service's business: this module takes a ``KeyLookup``
+(key id → stored key) and never touches a database.
+
+Invariants: a missing, malformed, unknown or revoked key is 401; a valid key whose role
+is not allowed is 403; ``admin`` passes every role check and every unit check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, status
+from fastapi.security import APIKeyHeader
+
+__all__ = [
+    "ALL_UNITS",
+    "API_KEY_HEADER",
+    "Authenticator",
+    "IssuedKey",
+    "KeyLookup",
+    "Principal",
+    "Role",
+    "StoredKey",
+    "forbid_unless_covers",
+    "hash_secret",
+    "issue_key",
+    "parse_key",
+]
+
+API_KEY_HEADER = "X-API-Key"
+ALL_UNITS = "*"
+"""The unit of a key that is not bound to one unit (admin keys)."""
+
+_KEY_RE = re.compile(r"^mc_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+
+
+class Role(StrEnum):
+    """What a key may do."""
+
+    COUNTER = "counter"  # cán bộ một cửa: receive, slip, supplement, hand back
+    KIOSK = "kiosk"  # máy bốc số and display boards
+    OFFICE = "office"  # phòng chuyên môn: processing actions
+    IMPORTER = "importer"  # migration and portal sync: may set original times
+    VIEWER = "viewer"  # read only
+    ADMIN = "admin"  # everything, importing included
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's id (never the secret), its role and its unit."""
+
+    key_id: str
+    role: Role
+    unit: str
+
+    def covers(self, unit: str) -> bool:
+        """Whether this key may act for ``unit`` (an admin key, or a key of that unit)."""
+        return self.unit in {ALL_UNITS, unit}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A key as its owner stores it."""
+
+    key_id: str
+    secret_hash: str
+    role: Role
+    unit: str
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key: ``token`` is shown once and never stored; ``secret_hash`` is stored."""
+
+    key_id: str
+    token: str
+    secret_hash: str
+
+
+KeyLookup = Callable[[str], Awaitable[StoredKey | None]]
+"""Find a stored key by its id."""
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a key's secret (hex SHA-256)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_key() -> IssuedKey:
+    """A fresh random key."""
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    return IssuedKey(key_id, f"mc_{key_id}_{secret}", hash_secret(secret))
+
+
+def parse_key(token: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed key, else ``None``."""
+    match = _KEY_RE.match(token.strip())
+    return (match["id"], match["secret"]) if match else None
+
+
+_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="motcua API key")
+
+
+class Authenticator:
+    """Builds FastAPI dependencies that authenticate a request and check its role."""
+
+    def __init__(self, lookup: KeyLookup) -> None:
+        self._lookup = lookup
+
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal of ``token``; ``HTTPException(401)`` unless it is a live key."""
+        parsed = parse_key(token) if token else None
+        stored = await self._lookup(parsed[0]) if parsed else None
+        if (
+            parsed is None
+            or stored is None
+            or stored.revoked
+            or not hmac.compare_digest(stored.secret_hash, hash_secret(parsed[1]))
+        ):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                f"a valid {API_KEY_HEADER} header is required",
+                headers={"WWW-Authenticate": API_KEY_HEADER},
+            )
+        return Principal(stored.key_id, stored.role, stored.unit)
+
+    def require(self, *roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
+        """A dependency: the caller's principal, 401 without a live key, 403 unless its
+        role is one of ``roles`` or admin. No roles: any live key."""
+        allowed = frozenset(roles)
+
+        async def dependency(
+            token: Annotated[str | None, Depends(_header)],
+        ) -> Principal:
+            principal = await self.authenticate(token)
+            if allowed and principal.role is not Role.ADMIN and principal.role not in allowed:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    f"role {principal.role.value} may not do this; "
+                    f"needs {' or '.join(sorted(r.value for r in allowed))}",
+                )
+            return principal
+
+        return dependency
+
+
+def forbid_unless_covers(principal: Principal, unit: str) -> None:
+    """``HTTPException(403)`` unless the principal may act for ``unit``."""
+    if not principal.covers(unit):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"this key belongs to another unit than {unit}"
+        )

@@ -1,0 +1,70 @@
+"""Calendar changes travel as events, so every service computes with the same table.
+
+The service where an administrator edits the calendar writes the province's edits to
+its own ``calendar-<province>.json`` and publishes ``calendar.changed``; every service
+that follows the calendar topic writes the same edits to its own file and drops its
+cached calendar. The event holds all of the province's edits, so applying it twice, or
+applying only the latest, gives the same file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.calendar import (
+    DayKind,
+    ProvinceOverrides,
+    SpecialDay,
+    default_calendar,
+    overrides_path,
+    write_overrides,
+)
+from shared.events import CalendarChanged, Envelope, SpecialDayRow
+from shared.inbox import Apply
+
+
+def change_event(province: str, overrides: ProvinceOverrides) -> CalendarChanged:
+    """The event announcing a province's edits as they now stand."""
+    return CalendarChanged(
+        province=province,
+        last_year=overrides.last_year,
+        rows=[
+            SpecialDayRow(day=r.day, kind=r.kind.value, description=r.description, source=r.source)
+            for r in overrides.rows
+        ],
+        removed=list(overrides.removed),
+    )
+
+
+def overrides_of(change: CalendarChanged) -> ProvinceOverrides:
+    """The province's edits an event carries."""
+    return ProvinceOverrides(
+        rows=tuple(
+            SpecialDay(day=r.day, kind=DayKind(r.kind), description=r.description, source=r.source)
+            for r in change.rows
+        ),
+        removed=tuple(change.removed),
+        last_year=change.last_year,
+    )
+
+
+def apply_change(var_dir: Path, change: CalendarChanged) -> None:
+    """Store a province's edits and make the next calendar lookup see them."""
+    write_overrides(overrides_path(var_dir, change.province), overrides_of(change))
+    default_calendar.cache_clear()
+
+
+def following_calendar(apply: Apply, var_dir: Path) -> Apply:
+    """``apply`` that also takes ``calendar.changed`` events (subscribe the calendar topic
+    with the service's own topics and pass this)."""
+
+    async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
+        for envelope in events:
+            if envelope.type == CalendarChanged.event_type:
+                apply_change(var_dir, envelope.body(CalendarChanged))
+        await apply(session, [e for e in events if e.type != CalendarChanged.event_type])
+
+    return wrapped

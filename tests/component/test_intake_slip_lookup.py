@@ -1,0 +1,110 @@
+"""The appointment slip (HTML and PDF) and the citizen's public look-up."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pypdf import PdfReader
+
+from services.intake.settings import IntakeSettings
+from tests.component.test_intake_api import FakeClock, Keys, intake_client
+from tests.factories import dossier_body
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[TestClient, Keys]]:
+    options = IntakeSettings(
+        public_base_url="https://motcua.example/", lookup_burst=4, lookup_per_minute=0.001
+    )
+    with intake_client(tmp_path, FakeClock(), options) as pair:
+        yield pair
+
+
+def receive(client: TestClient, keys: Keys, **overrides: object) -> str:
+    response = client.post("/api/v1/dossiers", json=dossier_body(**overrides), headers=keys.admin)
+    assert response.status_code == 201, response.text
+    code: str = response.json()["code"]
+    return code
+
+
+def test_html_slip_has_code_due_time_unit_and_qr(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    code = receive(client, keys, receiving_unit="000.00.00.H49")
+    response = client.get(f"/api/v1/dossiers/{code}/slip", headers=keys.admin)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    html = response.text
+    assert code in html
+    assert "17 giờ 00 phút, ngày 02 tháng 06 năm 2026" in html  # due, written out
+    assert "09 giờ 00 phút, ngày 02 tháng 06 năm 2026" in html  # received
+    assert "Ủy ban nhân dân tỉnh Quảng Ninh" in html
+    assert "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ" in html
+    assert "<svg" in html
+    assert "Nguyễn Văn A" in html  # printed for the citizen
+
+
+def test_html_escapes_what_the_counter_typed(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    code = receive(client, keys, documents=["<script>x</script>"])
+    html = client.get(f"/api/v1/dossiers/{code}/slip", headers=keys.counter).text
+    assert "<script>x" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_pdf_slip_opens_has_one_page_and_the_due_time(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    code = receive(client, keys, documents=[f"Giấy tờ số {i}" for i in range(40)])
+    response = client.get(f"/api/v1/dossiers/{code}/slip?format=pdf", headers=keys.counter)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF-")
+    reader = PdfReader(io.BytesIO(response.content))
+    assert len(reader.pages) == 1
+    text = reader.pages[0].extract_text()
+    assert code in text
+    assert "17 giờ 00 phút, ngày 02 tháng 06 năm 2026" in text
+    assert "và 28 giấy tờ khác" in text
+
+
+def test_no_slip_before_reception(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    code = receive(client, keys, channel="online")
+    response = client.get(f"/api/v1/dossiers/{code}/slip", headers=keys.counter)
+    assert response.status_code == 409
+    assert client.get(f"/api/v1/dossiers/{code}/slip").status_code == 401
+
+
+def test_public_look_up_needs_the_applicants_phone(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    code = receive(client, keys)
+    url = f"/api/v1/public/dossiers/{code}"
+    local = client.get(url, params={"phone": "0912345678"})
+    assert local.status_code == 200
+    assert local.json() == {
+        "code": code,
+        "status": "received",
+        "national_status": 2,
+        "due_at": "2026-06-02T17:00:00+07:00",
+    }
+    assert client.get(url, params={"phone": "+84912345678"}).status_code == 200
+    wrong = client.get(url, params={"phone": "0987654321"})
+    unknown = client.get(
+        "/api/v1/public/dossiers/000.00.00.H56-260101-9999", params={"phone": "0912345678"}
+    )
+    assert wrong.status_code == unknown.status_code == 404
+    assert wrong.json() == unknown.json()  # tells nobody whether the code exists
+
+
+def test_public_look_up_is_rate_limited_per_client(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    code = receive(client, keys)
+    url = f"/api/v1/public/dossiers/{code}"
+    answers = [client.get(url, params={"phone": "0900000000"}).status_code for _ in range(5)]
+    assert answers == [404, 404, 404, 404, 429]
+    limited = client.get(url, params={"phone": "0912345678"})
+    assert limited.status_code == 429
+    assert int(limited.headers["Retry-After"]) >= 1
