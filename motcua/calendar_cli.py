@@ -24,6 +24,7 @@ from shared.calendar import (
     read_overrides,
     write_overrides,
 )
+from shared.calendar.edits import known_years, with_days, without_day
 from shared.settings import get_settings
 
 Province = Annotated[str, typer.Option("--province", help="Province whose calendar to use.")]
@@ -51,19 +52,14 @@ def _overrides(province: str) -> tuple[Path, ProvinceOverrides]:
 
 def _accepting(overrides: ProvinceOverrides, rows: list[SpecialDay]) -> ProvinceOverrides:
     """``overrides`` with ``rows``; a row may open the year after the known ones."""
-    known, _ = province_table(overrides)
-    last_year = known.stop - 1
-    for row in rows:
-        if not known.start <= row.day.year <= last_year + 1:
-            _fail(
-                f"{row.day.isoformat()} is outside {known.start}-{last_year}; "
-                f"only the next year, {last_year + 1}, can be added"
-            )
-    opened = max(row.day.year for row in rows)
-    if opened > last_year:
-        typer.echo(f"the calendar now knows {known.start}-{opened}")
-        overrides = ProvinceOverrides(overrides.rows, overrides.removed, opened)
-    return overrides.with_rows(rows)
+    try:
+        edited = with_days(overrides, rows)
+    except ValueError as error:
+        _fail(str(error))
+    before, after = known_years(overrides), known_years(edited)
+    if after.stop > before.stop:
+        typer.echo(f"the calendar now knows {after.start}-{after.stop - 1}")
+    return edited
 
 
 def due_date(
@@ -128,12 +124,10 @@ def remove_day(
     """Return DATE to the weekly pattern."""
     removed = _parse_date(day)
     path, overrides = _overrides(province)
-    _, table = province_table(overrides)
-    if all(row.day != removed for row in table):
-        _fail(f"{removed.isoformat()} is not a special day")
-    _, base = province_table(ProvinceOverrides(last_year=overrides.last_year))
-    in_base = any(row.day == removed for row in base)
-    write_overrides(path, overrides.without(removed, in_base=in_base))
+    try:
+        write_overrides(path, without_day(overrides, removed))
+    except ValueError as error:
+        _fail(str(error))
     typer.echo(f"removed {removed.isoformat()} from {path}")
 
 

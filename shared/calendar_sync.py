@@ -9,7 +9,7 @@ applying only the latest, gives the same file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +18,7 @@ from shared.calendar import (
     DayKind,
     ProvinceOverrides,
     SpecialDay,
+    WorkCalendar,
     default_calendar,
     overrides_path,
     write_overrides,
@@ -57,14 +58,31 @@ def apply_change(var_dir: Path, change: CalendarChanged) -> None:
     default_calendar.cache_clear()
 
 
-def following_calendar(apply: Apply, var_dir: Path) -> Apply:
-    """``apply`` that also takes ``calendar.changed`` events (subscribe the calendar topic
-    with the service's own topics and pass this)."""
+async def _nothing_else(_session: AsyncSession, _events: Sequence[Envelope]) -> None:
+    return None
+
+
+def following_calendar(
+    var_dir: Path,
+    province: str,
+    use: Callable[[WorkCalendar], None],
+    apply: Apply = _nothing_else,
+) -> Apply:
+    """``apply`` that also takes ``calendar.changed`` events: subscribe the calendar topic
+    with the service's own topics and pass this.
+
+    After a change of ``province`` (the one this service computes with), ``use`` is
+    given the new calendar before the rest of the batch is applied, so events after the
+    change in the same batch are computed with it.
+    """
 
     async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
         for envelope in events:
             if envelope.type == CalendarChanged.event_type:
-                apply_change(var_dir, envelope.body(CalendarChanged))
+                change = envelope.body(CalendarChanged)
+                apply_change(var_dir, change)
+                if change.province == province:
+                    use(default_calendar(province))
         await apply(session, [e for e in events if e.type != CalendarChanged.event_type])
 
     return wrapped

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.intake import domain, slip, views
+from services.intake import calendar_api, domain, slip, views
 from services.intake.app import (
     PUBLIC_LOOKUP_PATH,
     ActionRequest,
@@ -286,7 +286,11 @@ def create_app(
         intake.runtime,
         title="motcua intake",
         description="Receiving dossiers (tiếp nhận hồ sơ), queue tickets and the public look-up.",
-        routers=[router(intake, auth), public_router(intake, limiter)],
+        routers=[
+            router(intake, auth),
+            public_router(intake, limiter),
+            calendar_api.router(intake.runtime, auth),
+        ],
     )
     app.state.intake = intake
     return app

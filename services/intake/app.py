@@ -23,9 +23,11 @@ from services.intake import domain, store, views
 from services.intake.settings import IntakeSettings
 from services.intake.slip import Slip, time_limit_text, unit_name
 from shared.auth import Principal, Role, StoredKey
-from shared.calendar import CalendarRangeError, default_calendar
+from shared.calendar import CalendarRangeError, WorkCalendar, default_calendar
+from shared.calendar_sync import following_calendar
 from shared.catalogue import Catalogue, Procedure, seed_catalogue
 from shared.clock import Clock, utc_now
+from shared.consume import subscribe
 from shared.events import (
     Channel,
     Contact,
@@ -39,7 +41,7 @@ from shared.events import (
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
-from shared.topics import DOSSIER_LIFECYCLE
+from shared.topics import CALENDAR, DOSSIER_LIFECYCLE
 
 SERVICE: ServiceName = "intake"
 
@@ -141,6 +143,10 @@ class Intake:
         self.clock = clock
         self.options = options or IntakeSettings()
         self.calendar = default_calendar(province=runtime.settings.province)
+
+    def use_calendar(self, calendar: WorkCalendar) -> None:
+        """Compute due times with ``calendar`` from now on (after a calendar change)."""
+        self.calendar = calendar
 
     async def receive(
         self, new: NewDossier, *, actor: Principal, idempotency: Idempotency | None = None
@@ -477,6 +483,15 @@ class Intake:
 def build(
     settings: Settings, *, clock: Clock = utc_now, options: IntakeSettings | None = None
 ) -> Intake:
-    """Intake's runtime and use cases (it publishes the lifecycle topic)."""
-    runtime = ServiceRuntime(SERVICE, settings, tables=store.TABLES, publishes=[DOSSIER_LIFECYCLE])
-    return Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
+    """Intake's runtime and use cases: it publishes the lifecycle and calendar topics and
+    follows the calendar topic like every service that computes due times."""
+    runtime = ServiceRuntime(
+        SERVICE, settings, tables=store.TABLES, publishes=[DOSSIER_LIFECYCLE, CALENDAR]
+    )
+    intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
+    subscribe(
+        runtime,
+        following_calendar(settings.var_dir, settings.province, intake.use_calendar),
+        CALENDAR,
+    )
+    return intake

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain, store
 from shared.calendar import CalendarRangeError, WorkCalendar, default_calendar
+from shared.calendar_sync import following_calendar
 from shared.catalogue import Catalogue, Step, seed_catalogue
 from shared.consume import subscribe
 from shared.db import Database, table
@@ -41,7 +42,7 @@ from shared.inbox import InboxRow
 from shared.outbox import OutboxRow, enqueue
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
-from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from shared.topics import CALENDAR, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
 
 SERVICE: ServiceName = "routing"
 log = logging.getLogger(__name__)
@@ -105,6 +106,10 @@ class Routing:
         self.catalogue = catalogue
         self.calendar = calendar
         self._after_commit = after_commit
+
+    def use_calendar(self, calendar: WorkCalendar) -> None:
+        """Compute step due times with ``calendar`` from now on (after a calendar change)."""
+        self.calendar = calendar
 
     # -- consuming ---------------------------------------------------------------------
 
@@ -643,5 +648,8 @@ def build(settings: Settings) -> RoutingProcess:
         default_calendar(settings.province),
         after_commit=runtime.relay.wake,
     )
-    subscribe(runtime, routing.apply, DOSSIER_LIFECYCLE)
+    follower = following_calendar(
+        settings.var_dir, settings.province, routing.use_calendar, routing.apply
+    )
+    subscribe(runtime, follower, DOSSIER_LIFECYCLE, CALENDAR)
     return RoutingProcess(runtime, routing)

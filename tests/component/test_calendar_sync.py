@@ -17,6 +17,7 @@ from shared.calendar import (
     DurationUnit,
     ProvinceOverrides,
     SpecialDay,
+    WorkCalendar,
     default_calendar,
     overrides_path,
     read_overrides,
@@ -31,7 +32,9 @@ from tests.factories import received_envelope
 
 # Tuesday 02/06/2026 declared a day off by a (hypothetical) provincial decision
 EXTRA_DAY_OFF = SpecialDay(
-    day=date(2026, 6, 2), kind=DayKind.OFF, description="Nghỉ theo quyết định của tỉnh",
+    day=date(2026, 6, 2),
+    kind=DayKind.OFF,
+    description="Nghỉ theo quyết định của tỉnh",
     source="test fixture",
 )
 
@@ -47,8 +50,7 @@ def var_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def test_event_carries_the_edits_both_ways() -> None:
-    edits = ProvinceOverrides(rows=(EXTRA_DAY_OFF,), removed=(date(2026, 4, 27),),
-                              last_year=2027)
+    edits = ProvinceOverrides(rows=(EXTRA_DAY_OFF,), removed=(date(2026, 4, 27),), last_year=2027)
     assert overrides_of(change_event("hue", edits)) == edits
 
 
@@ -60,13 +62,23 @@ async def test_following_service_sees_the_change_and_its_own_events(var_dir: Pat
     async def apply(_session: AsyncSession, events: Sequence[Envelope]) -> None:
         seen.extend(e.type for e in events)
 
-    subscribe(runtime, following_calendar(apply, var_dir), DOSSIER_LIFECYCLE, CALENDAR)
+    used: list[WorkCalendar] = []
+    subscribe(
+        runtime,
+        following_calendar(var_dir, "default", used.append, apply),
+        DOSSIER_LIFECYCLE,
+        CALENDAR,
+    )
     start = datetime(2026, 6, 1, 9, 0, tzinfo=VN_TZ)  # Monday
     one_day = Duration(value=1, unit=DurationUnit.WORKING_DAYS)
     assert default_calendar().due_at(start, one_day) == datetime(2026, 6, 2, 9, 0, tzinfo=VN_TZ)
 
-    change = Envelope.wrap(change_event("default", ProvinceOverrides(rows=(EXTRA_DAY_OFF,))),
-                           occurred_at=start, source="intake", dossier_code=None)
+    change = Envelope.wrap(
+        change_event("default", ProvinceOverrides(rows=(EXTRA_DAY_OFF,))),
+        occurred_at=start,
+        source="intake",
+        dossier_code=None,
+    )
     async with TestKafkaBroker(runtime.broker) as broker:
         await broker.publish(change.encode(), CALENDAR.name)
         other = received_envelope()
@@ -75,3 +87,5 @@ async def test_following_service_sees_the_change_and_its_own_events(var_dir: Pat
     assert read_overrides(overrides_path(var_dir, "default")).rows == (EXTRA_DAY_OFF,)
     assert default_calendar().due_at(start, one_day) == datetime(2026, 6, 3, 9, 0, tzinfo=VN_TZ)
     assert seen == ["dossier.received"]
+    [given] = used
+    assert given.due_at(start, one_day) == datetime(2026, 6, 3, 9, 0, tzinfo=VN_TZ)
