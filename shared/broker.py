@@ -71,7 +71,7 @@ def batch_subscriber(
         batch_timeout_ms=settings.consumer_batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
-        title=f"{'+'.join(t.name for t in topics)}:{service}",
+        title=f"{'+'.join(t.name for t in topics)}:{service}:subscribe",
         description=f"{service} consumes " + ", ".join(t.name for t in topics),
     )
 

@@ -58,7 +58,7 @@ class ServiceRuntime:
         self.publishers: dict[str, DefaultPublisher] = {
             spec.name: self.broker.publisher(
                 spec.name,
-                title=f"{spec.name}:{name}",
+                title=f"{spec.name}:{name}:publish",
                 description=spec.description,
                 schema=Envelope,
             )

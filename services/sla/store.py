@@ -1,27 +1,231 @@
-"""SLA's tables: the clock of each dossier."""
+"""SLA's tables: each dossier's terms, its ledger, the flags already emitted.
+
+- ``tracked_dossier``: one row per dossier; its terms as received, and a summary of the
+  fold of its ledger (``due_at``, ``phase``, ``outcome``, ``next_deadline``...) kept
+  for queries. The summary is always recomputed from terms and ledger in the same
+  transaction that changes them; ``version`` increases with every such change, so a
+  scheduler that read an older version does not overwrite the newer summary.
+- ``sla_ledger``: the recorded actions, unique per (dossier, ``sequence``): a late or
+  repeated action is stored once and folded in sequence order.
+- ``sla_flag``: a warning or the final class emitted, unique per (dossier, kind, step),
+  written in the same transaction as its outbox row: each is emitted once, whatever
+  the number of tracker instances.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, String, Table
-from sqlmodel import Field, SQLModel
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    case,
+    func,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import AwareDateTime, table
 
 
-class TrackedDossier(SQLModel, table=True):
+class DossierClock(SQLModel, table=True):
     """A dossier the tracker holds. Received and routed events may come in either order."""
 
     __tablename__ = "tracked_dossier"
+    __table_args__ = (Index("ix_tracked_dossier_next_deadline", "next_deadline"),)
 
     code: str = Field(sa_column=Column(String(40), primary_key=True))
+    version: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    # Terms, as received (null until dossier.received arrives).
+    started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    slip_due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    limit_value: str | None = Field(default=None, sa_column=Column(String(20)))
+    limit_unit: str | None = Field(default=None, sa_column=Column(String(20)))
+    supplement_rule: str | None = Field(default=None, sa_column=Column(String(10)))
     procedure_code: str | None = Field(default=None, sa_column=Column(String(40)))
     receiving_unit: str | None = Field(default=None, sa_column=Column(String(20)))
+    channel: str | None = Field(default=None, sa_column=Column(String(10)))
+    # From routing: the responsible office and the chain [[office, hours], ...].
     office: str | None = Field(default=None, sa_column=Column(String(20), index=True))
-    started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
-    due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime, index=True))
+    steps: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
+    # Summary of the fold, for queries and the scheduler.
+    phase: str = Field(default="waiting", sa_column=Column(String(12), nullable=False))
+    due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    due_soon_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    outcome: str | None = Field(default=None, sa_column=Column(String(10)))
+    next_deadline: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     tracked_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
-TABLES: list[Table] = [table(TrackedDossier)]
+class LedgerRow(SQLModel, table=True):
+    """One recorded action of a dossier (the reception is sequence 0)."""
+
+    __tablename__ = "sla_ledger"
+    __table_args__ = (UniqueConstraint("code", "sequence", name="uq_sla_ledger_sequence"),)
+
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
+    code: str = Field(sa_column=Column(String(40), nullable=False, index=True))
+    sequence: int = Field(sa_column=Column(Integer, nullable=False))
+    action: str = Field(sa_column=Column(String(30), nullable=False))
+    at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    new_due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    office: str | None = Field(default=None, sa_column=Column(String(20)))
+
+
+class FlagRow(SQLModel, table=True):
+    """A warning (due_soon, apology_needed, overdue) or the final class (finished), once."""
+
+    __tablename__ = "sla_flag"
+
+    code: str = Field(sa_column=Column(String(40), primary_key=True))
+    kind: str = Field(sa_column=Column(String(20), primary_key=True))
+    step: int = Field(sa_column=Column(Integer, primary_key=True))
+    emitted_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+
+
+CLOCKS = table(DossierClock)
+LEDGER = table(LedgerRow)
+FLAGS = table(FlagRow)
+TABLES = [CLOCKS, LEDGER, FLAGS]
+
+
+Emitted = defaultdict[str, set[tuple[str, int]]]
+"""Per dossier, the (kind, step) flags already emitted."""
+
+
+async def load(
+    session: AsyncSession, codes: Collection[str]
+) -> tuple[dict[str, DossierClock], defaultdict[str, list[LedgerRow]], Emitted]:
+    """Clocks, ledgers and emitted flags of ``codes``: three queries, whatever their number."""
+    clocks = {
+        row.code: row
+        for row in (
+            await session.exec(select(DossierClock).where(col(DossierClock.code).in_(codes)))
+        ).all()
+    }
+    return clocks, await load_ledgers(session, codes), await emitted_flags(session, codes)
+
+
+async def load_ledgers(
+    session: AsyncSession, codes: Collection[str]
+) -> defaultdict[str, list[LedgerRow]]:
+    """The recorded actions of ``codes`` (one query)."""
+    ledgers: defaultdict[str, list[LedgerRow]] = defaultdict(list)
+    for entry in (
+        await session.exec(select(LedgerRow).where(col(LedgerRow.code).in_(codes)))
+    ).all():
+        ledgers[entry.code].append(entry)
+    return ledgers
+
+
+async def emitted_flags(session: AsyncSession, codes: Collection[str]) -> Emitted:
+    """The flags already emitted for ``codes``."""
+    emitted: Emitted = defaultdict(set)
+    conn = await session.connection()
+    rows = await conn.execute(
+        select(FLAGS.c.code, FLAGS.c.kind, FLAGS.c.step).where(FLAGS.c.code.in_(codes))
+    )
+    for code, kind, step in rows:
+        emitted[code].add((kind, step))
+    return emitted
+
+
+async def claim_due(
+    session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool
+) -> list[DossierClock]:
+    """Up to ``limit`` clocks whose next deadline has come, earliest first, by the index.
+
+    With ``skip_locked`` (PostgreSQL) the rows are locked until the transaction ends and
+    rows another instance holds are skipped; SQLite has one writer at a time anyway.
+    """
+    query = (
+        select(DossierClock)
+        .where(col(DossierClock.next_deadline) <= now)
+        .order_by(col(DossierClock.next_deadline))
+        .limit(limit)
+    )
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return list((await session.exec(query)).all())
+
+
+async def insert_flags(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, is_sqlite: bool
+) -> set[tuple[str, str, int]]:
+    """Insert flags not yet present; return the (code, kind, step) this call inserted.
+
+    A flag another instance inserted first is left alone (ON CONFLICT DO NOTHING), so the
+    caller writes an outbox row only for what it returns: each flag is emitted once.
+    """
+    if not rows:
+        return set()
+    dialect_insert = sqlite.insert if is_sqlite else postgresql.insert
+    statement = (
+        dialect_insert(FLAGS)
+        .values(list(rows))
+        .on_conflict_do_nothing()
+        .returning(FLAGS.c.code, FLAGS.c.kind, FLAGS.c.step)
+    )
+    conn = await session.connection()
+    return {(code, kind, step) for code, kind, step in await conn.execute(statement)}
+
+
+async def set_next_deadlines(
+    session: AsyncSession, updates: Sequence[tuple[str, int, datetime | None]]
+) -> None:
+    """Set ``next_deadline`` of (code, version) pairs; a newer version is left alone."""
+    if not updates:
+        return
+    statement = (
+        update(CLOCKS)
+        .where(and_(CLOCKS.c.code == bindparam("b_code"), CLOCKS.c.version == bindparam("b_v")))
+        .values(next_deadline=bindparam("b_next"))
+    )
+    conn = await session.connection()
+    await conn.execute(
+        statement,
+        [{"b_code": code, "b_v": version, "b_next": nxt} for code, version, nxt in updates],
+    )
+
+
+async def earliest_deadline(session: AsyncSession) -> datetime | None:
+    """The next deadline of all clocks (one index lookup)."""
+    earliest: datetime | None = await session.scalar(select(func.min(CLOCKS.c.next_deadline)))
+    return earliest
+
+
+async def open_by_state(session: AsyncSession, now: datetime) -> list[tuple[str, str, int]]:
+    """(state, office, count) of the dossiers not closed, for the gauges."""
+    state = case(
+        (CLOCKS.c.phase == "paused", "paused"),
+        (CLOCKS.c.due_at < now, "overdue"),
+        (CLOCKS.c.due_soon_at <= now, "due_soon"),
+        else_="in_time",
+    )
+    conn = await session.connection()
+    rows = await conn.execute(
+        select(state, func.coalesce(CLOCKS.c.office, ""), func.count())
+        .where(CLOCKS.c.phase.in_(["running", "paused"]))
+        .group_by(state, func.coalesce(CLOCKS.c.office, ""))
+    )
+    return [(s, office, int(n)) for s, office, n in rows]
+
+
+async def count_clocks(session: AsyncSession) -> int:
+    """How many dossiers the tracker holds."""
+    conn = await session.connection()
+    return int((await conn.execute(select(func.count()).select_from(CLOCKS))).scalar_one())

@@ -109,11 +109,12 @@ async def test_sla_accepts_routed_before_received(settings: Settings) -> None:
     async with TestKafkaBroker(tracker.runtime.broker) as broker:
         await broker.publish(routed.encode(), DOSSIER_ROUTING.name, key=routed.key)
         await broker.publish(received.encode(), DOSSIER_LIFECYCLE.name, key=received.key)
-    row = await tracker.get(received.dossier_code or "")
-    assert row is not None
+    found = await tracker.get(received.dossier_code or "")
+    assert found is not None
+    row, _ledger = found
     assert row.office == "000.00.00.H56"
     assert row.started_at is not None
-    assert await count(db, sla_store.TrackedDossier) == 1
+    assert await count(db, sla_store.DossierClock) == 1
     [started] = await outbox_events(db)
     assert started.type == "sla.clock_started"
 
