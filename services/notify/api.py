@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from services.notify.app import Notifier, build
 from services.notify.domain import ANY, Trigger
+from services.notify.reports.api import Reports
+from services.notify.reports.api import router as reports_router
 from services.notify.settings import NotifySettings
 from shared.clock import in_vietnam
 from shared.service import create_http_app
@@ -130,10 +132,11 @@ def router(notifier: Notifier) -> APIRouter:
 def create_app(settings: Settings | None = None, notify: NotifySettings | None = None) -> FastAPI:
     """Notify's process: consumer, dispatcher, HTTP API."""
     notifier = build(settings or get_settings(), notify)
+    reports = Reports(notifier.runtime, clock=notifier.clock)
     return create_http_app(
         notifier.runtime,
         title="motcua notify",
         description="Messages to citizens and the early / on-time / late reports.",
-        routers=[router(notifier)],
-        background=[notifier.dispatch_forever],
+        routers=[router(notifier), reports_router(reports)],
+        background=[notifier.dispatch_forever, reports.gauges_forever],
     )

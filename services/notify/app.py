@@ -42,6 +42,8 @@ from services.notify.channels import (
     SmtpSink,
 )
 from services.notify.render import Renderer
+from services.notify.reports import TABLES as REPORT_TABLES
+from services.notify.reports import ReportProjection
 from services.notify.settings import NotifySettings
 from shared.clock import Clock, utc_now
 from shared.consume import subscribe
@@ -489,9 +491,18 @@ def build(
     channels: Mapping[str, FailoverSink] | None = None,
     clock: Clock = utc_now,
 ) -> Notifier:
-    """Notify's runtime, use cases and subscriber; sinks from ``MOTCUA_NOTIFY_*``."""
+    """Notify's runtime, use cases and subscriber (messages, then the report projection, in
+    one inbox transaction per batch); sinks from ``MOTCUA_NOTIFY_*``."""
     notify = notify or NotifySettings()
-    runtime = ServiceRuntime(SERVICE, settings, tables=store.TABLES, publishes=[])
+    runtime = ServiceRuntime(
+        SERVICE, settings, tables=[*store.TABLES, *REPORT_TABLES], publishes=[]
+    )
     notifier = Notifier(runtime, channels or build_sinks(settings, notify), notify, clock=clock)
-    subscribe(runtime, notifier.apply, DOSSIER_LIFECYCLE, DOSSIER_SLA)
+    projection = ReportProjection()
+
+    async def apply(session: AsyncSession, events: Sequence[Envelope]) -> None:
+        await notifier.apply(session, events)
+        await projection.apply(session, events)
+
+    subscribe(runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_SLA)
     return notifier

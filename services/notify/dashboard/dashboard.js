@@ -1,0 +1,82 @@
+"use strict";
+// Fetches /api/v1/reports/dashboard and redraws every REFRESH_SECONDS; no external code.
+const REFRESH_SECONDS = 30;
+const DASH = "—";
+
+function rate(value) {
+  return value === null ? DASH : value.toFixed(2);
+}
+
+function cell(row, text, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  if (className) td.className = className;
+  row.appendChild(td);
+}
+
+function fillRates(tableId, report) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  body.replaceChildren();
+  const lines = report.rows.map((r) => [r.key, r]);
+  lines.push(["Tổng cộng", report.total]);
+  for (const [name, r] of lines) {
+    const tr = document.createElement("tr");
+    if (r === report.total) tr.className = "total";
+    tr.dataset.key = r === report.total ? "total" : name;
+    cell(tr, name);
+    cell(tr, String(r.received.total), "received");
+    cell(tr, String(r.finished.total), "finished");
+    cell(tr, String(r.open.total), "open");
+    cell(tr, String(r.open.overdue), "overdue");
+    cell(tr, rate(r.on_time_rate), "on-time-rate");
+    cell(tr, rate(r.rate_766), "rate-766");
+    body.appendChild(tr);
+  }
+}
+
+function fillList(tableId, items, place) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  body.replaceChildren();
+  if (items.length === 0) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 3;
+    td.className = "empty";
+    td.textContent = "Không có hồ sơ";
+    tr.appendChild(td);
+    body.appendChild(tr);
+    return;
+  }
+  for (const item of items) {
+    const tr = document.createElement("tr");
+    tr.dataset.key = item.code;
+    cell(tr, item.code);
+    cell(tr, place(item) || DASH);
+    cell(tr, item.due_at ? new Date(item.due_at).toLocaleString("vi-VN", { timeZone: "Asia/Ho_Chi_Minh" }) : DASH);
+    body.appendChild(tr);
+  }
+}
+
+async function refresh() {
+  const error = document.getElementById("error");
+  try {
+    const answer = await fetch("/api/v1/reports/dashboard", { headers: { accept: "application/json" } });
+    if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
+    const data = await answer.json();
+    fillRates("today", data.today);
+    fillRates("month", data.month);
+    document.getElementById("month-range").textContent = `${data.month.from} – ${data.month.to}`;
+    fillList("overdue", data.overdue, (d) => d.unit);
+    fillList("due-soon", data.due_soon, (d) => d.office);
+    document.getElementById("generated-at").textContent = data.generated_at;
+    document.body.dataset.loaded = "true";
+    error.hidden = true;
+  } catch (exc) {
+    error.textContent = `Không tải được số liệu (${exc.message}); thử lại sau ${REFRESH_SECONDS} giây.`;
+    error.hidden = false;
+  }
+}
+
+document.getElementById("refresh-seconds").textContent = String(REFRESH_SECONDS);
+refresh();
+setInterval(refresh, REFRESH_SECONDS * 1000);

@@ -1,0 +1,168 @@
+"""Events into report facts and aggregate counts (inside notify's inbox transaction).
+
+Invariant: after ``apply`` the aggregates moved by exactly ``contributions(after) −
+contributions(before)`` of every fact the batch touched, in the same transaction as the
+facts, so they stay equal to ``recompute`` (the rebuild from the fact table). Events of one
+dossier may come in any order across topics (``sla.finished`` before ``dossier.received``):
+a fact takes what each event knows, and counts only once it is received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notify.reports import domain
+from services.notify.reports.store import DueSoon, ReportDay, ReportDue, ReportFact, add_counts
+from shared.catalogue import Catalogue, seed_catalogue
+from shared.events import (
+    ClockStarted,
+    DossierAction,
+    DossierActionRecorded,
+    DossierReceived,
+    Envelope,
+    SlaFinished,
+    SlaWarning,
+)
+
+_RELEVANT = {
+    DossierReceived.event_type,
+    DossierActionRecorded.event_type,
+    ClockStarted.event_type,
+    SlaWarning.event_type,
+    SlaFinished.event_type,
+}
+_CLOSING_ACTIONS = {DossierAction.WITHDRAW, DossierAction.REFUSE}
+
+
+class ReportProjection:
+    """Keeps the report facts and counts; ``apply`` has the inbox ``Apply`` signature."""
+
+    def __init__(self, catalogue: Callable[[], Catalogue] = seed_catalogue) -> None:
+        self._catalogue = catalogue
+
+    async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """Fold a batch of fresh events into the facts and the counts (two queries in,
+        one upsert per table out)."""
+        relevant = [e for e in events if e.type in _RELEVANT and e.dossier_code]
+        if not relevant:
+            return
+        codes = {e.dossier_code for e in relevant if e.dossier_code}
+        rows = {
+            row.code: row
+            for row in (
+                await session.exec(select(ReportFact).where(col(ReportFact.code).in_(codes)))
+            ).all()
+        }
+        before = [row.to_fact() for row in rows.values()]
+        facts = {code: row.to_fact() for code, row in rows.items()}
+        due_soon: dict[str, DueSoon] = {}
+        closed: set[str] = set()
+        for envelope in relevant:
+            code = envelope.dossier_code or ""
+            fact = facts.setdefault(code, domain.Fact(code=code))
+            self._fold(fact, envelope, due_soon, closed)
+        changes = domain.delta(before, facts.values())
+        for code, fact in facts.items():
+            row = rows.get(code)
+            if row is None:
+                row = ReportFact(code=code)
+            row.load(fact)
+            session.add(row)
+        await session.flush()
+        await add_counts(session, changes)
+        await _store_due_soon(session, due_soon, closed)
+
+    def _fold(
+        self,
+        fact: domain.Fact,
+        envelope: Envelope,
+        due_soon: dict[str, DueSoon],
+        closed: set[str],
+    ) -> None:
+        if envelope.type == DossierReceived.event_type:
+            received = envelope.body(DossierReceived)
+            procedure = self._catalogue().get(received.procedure_code)
+            fact.unit = received.receiving_unit
+            fact.field = received.field
+            fact.procedure = received.procedure_code
+            fact.level = domain.level_of(list(procedure.levels)) if procedure else ""
+            fact.channel = received.channel.value
+            fact.received_at = received.received_at
+            if fact.finished_at is None:
+                fact.due_at = received.due_at
+        elif envelope.type == DossierActionRecorded.event_type:
+            action = envelope.body(DossierActionRecorded)
+            if action.action == DossierAction.REQUEST_SUPPLEMENT and fact.finished_at is None:
+                fact.supplement_requests += 1
+            elif action.action in _CLOSING_ACTIONS and fact.finished_at is None:
+                fact.withdrawn_at = action.at
+                closed.add(fact.code)
+        elif envelope.type == ClockStarted.event_type:
+            if fact.finished_at is None:
+                fact.due_at = envelope.body(ClockStarted).due_at
+        elif envelope.type == SlaWarning.event_type:
+            warning = envelope.body(SlaWarning)
+            if warning.step is None and fact.finished_at is None:
+                fact.due_at = warning.due_at
+                if warning.kind == "due_soon":
+                    due_soon[fact.code] = DueSoon(
+                        code=fact.code,
+                        office=warning.office,
+                        due_at=warning.due_at,
+                        warned_at=warning.at,
+                    )
+        else:
+            self._finish(fact, envelope.body(SlaFinished))
+            closed.add(fact.code)
+
+    def _finish(self, fact: domain.Fact, finished: SlaFinished) -> None:
+        procedure = self._catalogue().get(finished.procedure_code)
+        fact.unit = fact.unit or finished.receiving_unit
+        fact.procedure = fact.procedure or finished.procedure_code
+        fact.channel = fact.channel or finished.channel.value
+        if procedure is not None:
+            fact.field = fact.field or procedure.field
+            fact.level = fact.level or domain.level_of(list(procedure.levels))
+        fact.finished_at = finished.finished_at
+        fact.outcome = finished.outcome
+        fact.due_at = finished.due_at
+        fact.supplement_requests = finished.supplement_requests
+        fact.withdrawn_at = None
+
+
+async def _store_due_soon(
+    session: AsyncSession, due_soon: dict[str, DueSoon], closed: set[str]
+) -> None:
+    gone = closed | set(due_soon)
+    if gone:
+        await session.exec(delete(DueSoon).where(col(DueSoon.code).in_(gone)))
+    session.add_all(row for code, row in due_soon.items() if code not in closed)
+
+
+async def recompute(session: AsyncSession, *, batch: int = 5000) -> int:
+    """Rebuild ``report_day`` and ``report_due`` from the fact table; return the facts read.
+
+    Runs in the caller's transaction: the aggregates are replaced all at once or not at all.
+    """
+    await session.exec(delete(ReportDay))
+    await session.exec(delete(ReportDue))
+    seen = 0
+    last = ""
+    while True:
+        rows = (
+            await session.exec(
+                select(ReportFact)
+                .where(col(ReportFact.code) > last)
+                .order_by(col(ReportFact.code))
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            return seen
+        await add_counts(session, domain.aggregate(row.to_fact() for row in rows))
+        seen += len(rows)
+        last = rows[-1].code

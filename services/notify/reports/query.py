@@ -1,0 +1,197 @@
+"""Reading the report: three grouped sums over the aggregates, never a scan of dossiers.
+
+For a period ``[from, to]`` (Vietnam dates) grouped by one dimension:
+
+1. by-day counts summed over the period's days, by key and measure;
+2. the same over the days after the period (to walk "open now" back to the period end);
+3. by-due counts of dossiers not closed by the period's last counted day: those open now,
+   and those due before ``Period.overdue_before`` (overdue at the end).
+
+The rows scanned grow with (keys × days in and after the period), not with dossiers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notify.reports import domain
+from services.notify.reports.store import DueSoon, ReportDay, ReportDue, ReportFact
+from shared.calendar import VN_TZ
+from shared.catalogue import Catalogue, seed_catalogue
+
+Sums = dict[str, dict[str, int]]
+"""Key → measure → sum."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One key's line of the report."""
+
+    key: str
+    label: str
+    counts: domain.Counts
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The report of one period grouped by one dimension."""
+
+    period: domain.Period
+    group_by: str
+    rows: list[Row]
+    total: domain.Counts
+
+
+async def _day_sums(session: AsyncSession, dim: str, first: date, last: date | None) -> Sums:
+    day = col(ReportDay.day)
+    query = (
+        select(ReportDay.key, ReportDay.measure, func.sum(ReportDay.n))
+        .where(ReportDay.dim == dim, day >= first)
+        .group_by(col(ReportDay.key), col(ReportDay.measure))
+    )
+    if last is not None:
+        query = query.where(day <= last)
+    sums: Sums = defaultdict(dict)
+    for key, measure, n in (await session.exec(query)).all():
+        sums[key][measure] = int(n or 0)
+    return sums
+
+
+async def _due_sums(session: AsyncSession, dim: str, period: domain.Period) -> tuple[Sums, Sums]:
+    closed_day = col(ReportDue.closed_day)
+    query = (
+        select(
+            ReportDue.key,
+            ReportDue.measure,
+            func.sum(case((closed_day == domain.OPEN_DAY, ReportDue.n), else_=0)),
+            func.sum(case((col(ReportDue.due_day) < period.overdue_before, ReportDue.n), else_=0)),
+        )
+        .where(ReportDue.dim == dim, closed_day > period.last_counted)
+        .group_by(col(ReportDue.key), col(ReportDue.measure))
+    )
+    open_now: Sums = defaultdict(dict)
+    overdue: Sums = defaultdict(dict)
+    for key, measure, now_n, overdue_n in (await session.exec(query)).all():
+        open_now[key][measure] = int(now_n or 0)
+        overdue[key][measure] = int(overdue_n or 0)
+    return open_now, overdue
+
+
+async def sla_report(
+    session: AsyncSession,
+    period: domain.Period,
+    group_by: str,
+    *,
+    catalogue: Catalogue | None = None,
+) -> Report:
+    """The Biểu 06 report of ``period`` grouped by ``group_by`` (a dimension name).
+
+    Rows whose every count is zero are left out; the total adds every row.
+    """
+    in_period = await _day_sums(session, group_by, period.first, period.last)
+    after = await _day_sums(session, group_by, period.last + timedelta(days=1), None)
+    open_now, overdue = await _due_sums(session, group_by, period)
+    rows: list[Row] = []
+    total = domain.Counts()
+    keys = set(in_period) | set(after) | set(open_now)
+    for key in sorted(keys):
+        counts = domain.counts_from(
+            in_period.get(key, {}), after.get(key, {}), open_now.get(key, {}), overdue.get(key, {})
+        )
+        if domain.is_empty(counts):
+            continue
+        rows.append(Row(key, label_of(group_by, key, catalogue or seed_catalogue()), counts))
+        total.add(counts)
+    return Report(period=period, group_by=group_by, rows=rows, total=total)
+
+
+def label_of(group_by: str, key: str, catalogue: Catalogue) -> str:
+    """A key's Vietnamese label (units are shown by their agency code)."""
+    if group_by == "level":
+        return domain.LEVEL_LABELS.get(key, key)
+    if group_by == "channel":
+        return domain.CHANNEL_LABELS.get(key, key)
+    if group_by == "procedure":
+        procedure = catalogue.get(key)
+        return procedure.name if procedure else key
+    return key
+
+
+def _rate(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def counts_json(counts: domain.Counts) -> dict[str, Any]:
+    """The contract's counts and rates of one row (or the total)."""
+    return {
+        "received": {
+            "total": counts.received,
+            "carried_over": counts.carried_over,
+            "new_online": counts.new_online,
+            "new_counter_post": counts.new_counter_post,
+        },
+        "finished": {
+            "total": counts.finished,
+            "early": counts.early,
+            "on_time": counts.on_time,
+            "late": counts.late,
+        },
+        "open": {
+            "total": counts.open_total,
+            "within_time": counts.within_time,
+            "overdue": counts.overdue,
+        },
+        "withdrawn_or_refused": counts.excluded,
+        "on_time_rate": _rate(domain.on_time_rate(counts)),
+        "rate_766": _rate(domain.rate_766(counts)),
+    }
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The report as the JSON contract of ``GET /api/v1/reports/sla``."""
+    return {
+        "from": report.period.first.isoformat(),
+        "to": report.period.last.isoformat(),
+        "group_by": report.group_by,
+        "rows": [{"key": r.key, "label": r.label, **counts_json(r.counts)} for r in report.rows],
+        "total": counts_json(report.total),
+    }
+
+
+def start_of(day: date) -> datetime:
+    """Midnight of a Vietnam date, as an aware instant."""
+    return datetime.combine(day, time(0), tzinfo=VN_TZ)
+
+
+async def overdue_dossiers(session: AsyncSession, today: date, limit: int) -> list[ReportFact]:
+    """Dossiers open now and overdue by date (due before today), oldest due first."""
+    rows = await session.exec(
+        select(ReportFact)
+        .where(
+            col(ReportFact.finished_at).is_(None),
+            col(ReportFact.withdrawn_at).is_(None),
+            col(ReportFact.received_at).is_not(None),
+            col(ReportFact.due_at) < start_of(today),
+        )
+        .order_by(col(ReportFact.due_at))
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def due_soon_dossiers(session: AsyncSession, today: date, limit: int) -> list[DueSoon]:
+    """Dossiers the SLA clock warned are due soon, still open and not yet overdue."""
+    rows = await session.exec(
+        select(DueSoon)
+        .where(col(DueSoon.due_at) >= start_of(today))
+        .order_by(col(DueSoon.due_at))
+        .limit(limit)
+    )
+    return list(rows.all())

@@ -1,0 +1,208 @@
+"""``/dashboard`` in a real headless Chromium, served by notify in-process on loopback.
+
+Notify runs under uvicorn in a thread (its broker points at a closed port: the page and the
+report need only its database). Facts are seeded through the report projection, then the
+page must show the figures ``/api/v1/reports/dashboard`` returns, with no console error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from services.notify.api import create_app
+from services.notify.reports import TABLES, ReportProjection
+from shared.db import Database
+from shared.events import (
+    Channel,
+    Contact,
+    DossierReceived,
+    Envelope,
+    Payload,
+    SlaFinished,
+    SlaWarning,
+    TimeLimit,
+)
+from shared.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+UNIT_A = "000.00.00.H56"
+UNIT_B = "000.00.01.H56"
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+By = pytest.importorskip("selenium.webdriver.common.by").By
+WebDriverWait = pytest.importorskip("selenium.webdriver.support.ui").WebDriverWait
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, chromedriver)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wrap(payload: Payload, code: str) -> Envelope:
+    return Envelope.wrap(payload, occurred_at=datetime.now(UTC), source="test", dossier_code=code)
+
+
+def received(code: str, unit: str, at: datetime, due: datetime) -> Envelope:
+    return wrap(
+        DossierReceived(
+            procedure_code="2.000635",
+            channel=Channel.COUNTER,
+            receiving_unit=unit,
+            received_at=at,
+            due_at=due,
+            applicant=Contact(name="Trần Thị B"),
+            field="Hộ tịch",
+            time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
+            supplement_rule="pause",
+            catalogue_version=1,
+        ),
+        code,
+    )
+
+
+def seed_events(now: datetime) -> list[Envelope]:
+    day = timedelta(days=1)
+    finished = SlaFinished(
+        outcome="early",
+        finished_at=now,
+        due_at=now + 2 * day,
+        supplement_requests=0,
+        extended=False,
+        office=UNIT_A,
+        procedure_code="2.000635",
+        receiving_unit=UNIT_A,
+        channel=Channel.COUNTER,
+    )
+    warning = SlaWarning(
+        kind="due_soon", office=UNIT_B, due_at=now + 3 * day, working_hours_left=4.0, at=now
+    )
+    return [
+        received(f"{UNIT_A}-000001-0001", UNIT_A, now, now + 2 * day),
+        wrap(finished, f"{UNIT_A}-000001-0001"),
+        received(f"{UNIT_A}-000001-0002", UNIT_A, now - 10 * day, now - 5 * day),
+        received(f"{UNIT_B}-000001-0001", UNIT_B, now, now + 3 * day),
+        wrap(warning, f"{UNIT_B}-000001-0001"),
+    ]
+
+
+async def seed(settings: Settings) -> None:
+    db = Database(settings.database_url_for("notify"))
+    await db.create_tables(TABLES)
+    async with db.transaction() as session:
+        await ReportProjection().apply(session, seed_events(datetime.now(UTC)))
+    await db.dispose()
+
+
+@pytest.fixture(scope="module")
+def notify_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    settings = Settings(
+        var_dir=tmp_path_factory.mktemp("notify"),
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        kafka_create_topics=False,
+    )
+    asyncio.run(seed(settings))
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "notify did not start"
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
+    driver = webdriver.Chrome(options=options, service=service)
+    yield driver
+    driver.quit()
+
+
+def cells(browser: Any, table: str) -> dict[str, list[str]]:
+    rows = browser.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+    return {
+        row.get_attribute("data-key"): [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        for row in rows
+    }
+
+
+def shown(block: dict[str, Any]) -> list[str]:
+    def rate(value: float | None) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
+    return [
+        str(block["received"]["total"]),
+        str(block["finished"]["total"]),
+        str(block["open"]["total"]),
+        str(block["open"]["overdue"]),
+        rate(block["on_time_rate"]),
+        rate(block["rate_766"]),
+    ]
+
+
+def test_dashboard_shows_the_api_figures_without_console_errors(
+    notify_url: str, browser: Any
+) -> None:
+    browser.get(f"{notify_url}/dashboard")
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return document.body.dataset.loaded") == "true"
+    )
+    api = httpx.get(f"{notify_url}/api/v1/reports/dashboard", timeout=10).json()
+    assert browser.title == "Bảng theo dõi giải quyết hồ sơ"
+
+    month = cells(browser, "month")
+    assert set(month) == {UNIT_A, UNIT_B, "total"}
+    for row in api["month"]["rows"]:
+        assert month[row["key"]][1:] == shown(row)
+    assert month["total"][1:] == shown(api["month"]["total"])
+    assert month[UNIT_A][5] == "100.00"  # one finished early, against a hand count
+    today = cells(browser, "today")
+    assert today["total"][1:] == shown(api["today"]["total"])
+
+    assert list(cells(browser, "overdue")) == [d["code"] for d in api["overdue"]]
+    assert [d["code"] for d in api["overdue"]] == [f"{UNIT_A}-000001-0002"]
+    assert list(cells(browser, "due-soon")) == [f"{UNIT_B}-000001-0001"]
+
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
