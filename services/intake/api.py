@@ -22,6 +22,8 @@ from services.intake.app import (
     NotFound,
     build,
 )
+from services.intake.queue import api as queue_api
+from services.intake.queue.app import Queue
 from services.intake.ratelimit import TokenBuckets
 from services.intake.settings import IntakeSettings
 from shared.auth import Authenticator, Principal, Role
@@ -290,6 +292,7 @@ def create_app(
             router(intake, auth),
             public_router(intake, limiter),
             calendar_api.router(intake.runtime, auth),
+            queue_api.router(Queue(intake.runtime, catalogue=intake.catalogue, clock=clock), auth),
         ],
     )
     app.state.intake = intake

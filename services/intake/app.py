@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import domain, store, views
+from services.intake.queue import store as queue_store
 from services.intake.settings import IntakeSettings
 from services.intake.slip import Slip, time_limit_text, unit_name
 from shared.auth import Principal, Role, StoredKey
@@ -486,7 +487,10 @@ def build(
     """Intake's runtime and use cases: it publishes the lifecycle and calendar topics and
     follows the calendar topic like every service that computes due times."""
     runtime = ServiceRuntime(
-        SERVICE, settings, tables=store.TABLES, publishes=[DOSSIER_LIFECYCLE, CALENDAR]
+        SERVICE,
+        settings,
+        tables=[*store.TABLES, *queue_store.TABLES],
+        publishes=[DOSSIER_LIFECYCLE, CALENDAR],
     )
     intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
     subscribe(

@@ -141,15 +141,22 @@ async def next_sequence(session: AsyncSession, unit: str, day: date) -> int:
     One atomic upsert: concurrent requests (and instances, on PostgreSQL) serialise on
     the sequence row, so no two dossiers of a unit and day share a number.
     """
+    return await increment(session, table(DossierSequence), {"receiving_unit": unit, "day": day})
+
+
+async def increment(session: AsyncSession, sequences: Table, key: dict[str, Any]) -> int:
+    """Add one to the ``last`` column of the row of ``sequences`` with primary ``key``
+    (created at 1), inside the caller's transaction, and return the new value.
+
+    One atomic upsert (``INSERT … ON CONFLICT DO UPDATE … RETURNING``): concurrent callers
+    serialise on the row, so each gets a distinct number.
+    """
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    sequences = table(DossierSequence)
     upsert = (
         insert(sequences)
-        .values(receiving_unit=unit, day=day, last=1)
-        .on_conflict_do_update(
-            index_elements=["receiving_unit", "day"], set_={"last": sequences.c.last + 1}
-        )
+        .values(**key, last=1)
+        .on_conflict_do_update(index_elements=list(key), set_={"last": sequences.c.last + 1})
         .returning(sequences.c.last)
     )
     conn = await session.connection()
@@ -169,14 +176,22 @@ async def lock_dossier(session: AsyncSession, code: str) -> Dossier | None:
     takes the database's write lock (waiting for it), so the read that follows cannot be
     overtaken by another writer.
     """
-    dossiers = table(Dossier)
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
-        conn = await session.connection()
-        await conn.execute(
-            update(dossiers).where(dossiers.c.code == code).values(code=dossiers.c.code)
-        )
+    await take_sqlite_write_lock(session, table(Dossier).c.code, code)
     statement = select(Dossier).where(table(Dossier).c.code == code).with_for_update()
     return (await session.exec(statement)).first()
+
+
+async def take_sqlite_write_lock(session: AsyncSession, key: Column[Any], value: Any) -> None:
+    """On SQLite, take the database's write lock for the caller's transaction (waiting for
+    it) with a no-op update of the row where ``key == value``; elsewhere do nothing.
+
+    SQLite ignores ``FOR UPDATE``: without this, a read that precedes a write could be
+    overtaken by another writer between the two.
+    """
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        rows = key.table
+        conn = await session.connection()
+        await conn.execute(update(rows).where(key == value).values({key.name: key}))
 
 
 async def history(session: AsyncSession, code: str) -> list[DossierHistory]:
