@@ -1,7 +1,10 @@
-"""``motcua notify``: switch message triggers on or off, record a citizen's opt-out.
+"""``motcua notify``: switch message triggers on or off, record a citizen's opt-out,
+manage office heads, queue a digest by hand.
 
 Writes notify's own database directly (the service reads toggles and opt-outs per
-batch, so a running notify picks changes up at its next batch).
+batch, heads when a digest is queued, and its dispatcher sends queued digests, so a
+running notify picks changes up by itself). Heads' names and e-mails are personal data:
+``heads list`` shows them to the operator; nothing is logged.
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ from typing import Annotated, TypeVar
 import typer
 
 from services.notify.app import Notifier, build
+from services.notify.digest import Digests
+from services.notify.digest.domain import head_problem, parse_period
 from services.notify.domain import ANY, Trigger
 from shared.settings import get_settings
 
 T = TypeVar("T")
 
-notify_app = typer.Typer(help="Notify: message triggers and citizens' opt-outs.")
+notify_app = typer.Typer(
+    help="Notify: message triggers, citizens' opt-outs, office heads and their digest."
+)
+heads_app = typer.Typer(help="Office heads: who receives each unit's digest e-mail.")
+notify_app.add_typer(heads_app, name="heads")
 
 
 def _with_notifier(work: Callable[[Notifier], Awaitable[T]]) -> T:
@@ -65,6 +74,59 @@ def opt_out(
         raise typer.Exit(2)
     suppressed = _with_notifier(lambda n: n.opt_out(dossier=dossier, contact=contact))
     typer.echo(f"opt-out recorded; {suppressed} queued message(s) suppressed")
+
+
+def _with_digests(work: Callable[[Digests], Awaitable[T]]) -> T:
+    return _with_notifier(lambda notifier: work(Digests(notifier)))
+
+
+@heads_app.command("add")
+def heads_add(
+    unit: Annotated[str, typer.Argument(help="Agency code of the unit.")],
+    email: Annotated[str, typer.Option(help="The head's e-mail address.")],
+    name: Annotated[str, typer.Option(help="The head's name, as the e-mail greets them.")],
+) -> None:
+    """Record (or replace) the head of a unit."""
+    problem = head_problem(unit, name, email)
+    if problem:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    _with_digests(lambda d: d.set_head(unit, name=name, email=email))
+    typer.echo(f"head of {unit} recorded")
+
+
+@heads_app.command("list")
+def heads_list() -> None:
+    """List the office heads: unit, e-mail, name."""
+    for head in _with_digests(Digests.heads):
+        typer.echo(f"{head.unit}\t{head.email}\t{head.name}")
+
+
+@heads_app.command("remove")
+def heads_remove(unit: Annotated[str, typer.Argument(help="Agency code of the unit.")]) -> None:
+    """Forget the head of a unit (its digests stop)."""
+    if not _with_digests(lambda d: d.remove_head(unit)):
+        typer.echo(f"error: no head recorded for {unit}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"head of {unit} removed")
+
+
+@notify_app.command("digest")
+def digest(
+    period: Annotated[str, typer.Option(help="2026-10 (a month) or 2026-W43 (an ISO week).")],
+    unit: Annotated[str | None, typer.Option(help="Only this unit.")] = None,
+) -> None:
+    """Queue a period's digest to each office head now (once per unit and period: a digest
+    already queued or sent is not queued again); a running notify sends it."""
+    try:
+        wanted = parse_period(period)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    queued = _with_digests(lambda d: d.queue(wanted, unit=unit))
+    for key in queued:
+        typer.echo(key)
+    typer.echo(f"{len(queued)} digest(s) queued")
 
 
 def register(app: typer.Typer) -> None:

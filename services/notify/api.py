@@ -1,4 +1,5 @@
-"""Notify's HTTP API: delivery status, gateway delivery reports, opt-outs, trigger toggles."""
+"""Notify's HTTP API: delivery status, gateway delivery reports, opt-outs, trigger toggles
+(office heads and digests: ``digest.api``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
 from services.notify.app import Notifier, build
+from services.notify.digest import Digests
+from services.notify.digest.api import router as digest_router
 from services.notify.domain import ANY, Trigger
 from services.notify.reports.api import Reports
 from services.notify.reports.api import router as reports_router
@@ -133,10 +136,12 @@ def create_app(settings: Settings | None = None, notify: NotifySettings | None =
     """Notify's process: consumer, dispatcher, HTTP API."""
     notifier = build(settings or get_settings(), notify)
     reports = Reports(notifier.runtime, clock=notifier.clock)
+    digests = Digests(notifier)
     return create_http_app(
         notifier.runtime,
         title="motcua notify",
-        description="Messages to citizens and the early / on-time / late reports.",
-        routers=[router(notifier), reports_router(reports)],
-        background=[notifier.dispatch_forever, reports.gauges_forever],
+        description="Messages to citizens, the early / on-time / late reports, the office "
+        "heads' digest.",
+        routers=[router(notifier), digest_router(digests), reports_router(reports)],
+        background=[notifier.dispatch_forever, reports.gauges_forever, digests.schedule_forever],
     )

@@ -199,6 +199,10 @@ class Notifier:
             contacts[code] = row
         return contacts
 
+    def wake(self) -> None:
+        """Let the dispatcher look for due messages now (after queueing outside ``apply``)."""
+        self._wake.set()
+
     async def dispatch_forever(self) -> None:
         """Send due messages until cancelled."""
         while True:
@@ -220,7 +224,10 @@ class Notifier:
         claimed = await self._claim(now)
         if not claimed:
             return 0
-        outcomes = [(message, await self._send(message)) for message in claimed]
+        html = await self._html_of(claimed)
+        outcomes = [
+            (message, await self._send(message, html.get(message.key))) for message in claimed
+        ]
         await self._record(outcomes, self.clock())
         return len(outcomes)
 
@@ -289,13 +296,27 @@ class Notifier:
             )
             return list(rows.all())
 
-    async def _send(self, message: store.Message) -> tuple[str, str | None] | DeliveryError:
+    async def _html_of(self, messages: Sequence[store.Message]) -> dict[str, str]:
+        """The HTML alternatives of the claimed e-mails that have one (one query)."""
+        keys = [m.key for m in messages if m.channel == domain.MessageChannel.EMAIL.value]
+        if not keys:
+            return {}
+        async with self.runtime.db.sessions() as session:
+            rows = await session.exec(
+                select(store.MessageHtml).where(col(store.MessageHtml.key).in_(keys))
+            )
+            return {row.key: row.html for row in rows.all()}
+
+    async def _send(
+        self, message: store.Message, html: str | None
+    ) -> tuple[str, str | None] | DeliveryError:
         outgoing = Outgoing(
             key=message.key,
             channel=message.channel,
             recipient=message.recipient,
             subject=message.subject,
             body=message.body,
+            html=html,
         )
         try:
             return await self.channels[message.channel].send_via(outgoing)

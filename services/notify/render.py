@@ -3,7 +3,8 @@
 ``<trigger>.sms.j2`` is the SMS text (fitted to GSM-7 and the segment limit by
 ``domain.fit_sms``); ``<trigger>.email.j2`` defines the blocks ``subject`` and ``body``.
 Templates are plain text (no HTML escaping) and strict: a name they use that the
-context lacks is an error, never a blank.
+context lacks is an error, never a blank. ``*.html.j2`` templates (the digest's HTML
+alternative) are rendered with HTML escaping of every value.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class Renderer:
             undefined=StrictUndefined,
             keep_trailing_newline=False,
         )
+        self._html_env = Environment(
+            loader=PackageLoader("services.notify", "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+        )
 
     def template(self, trigger: Trigger, channel: MessageChannel) -> Template:
         """The template of one trigger on one channel."""
@@ -47,7 +53,16 @@ class Renderer:
 
     def email(self, trigger: Trigger, context: Mapping[str, str]) -> tuple[str, str]:
         """The e-mail's subject (one line) and body."""
-        template = self.template(trigger, MessageChannel.EMAIL)
+        return self._email(self.template(trigger, MessageChannel.EMAIL), context)
+
+    def digest(self, context: Mapping[str, object]) -> tuple[str, str, str]:
+        """The office heads' digest: subject (one line), plain-text body and HTML body."""
+        subject, body = self._email(self._env.get_template("digest.email.j2"), context)
+        html = self._html_env.get_template("digest.html.j2").render(context)
+        return subject, body, html
+
+    @staticmethod
+    def _email(template: Template, context: Mapping[str, object]) -> tuple[str, str]:
         ctx = template.new_context(dict(context))
         subject = " ".join("".join(template.blocks["subject"](ctx)).split())
         body = "".join(template.blocks["body"](ctx)).strip() + "\n"

@@ -7,6 +7,7 @@ them. Secrets (SMTP password, SMS API key) are ``SecretStr`` and never printed.
 from __future__ import annotations
 
 from datetime import time
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +18,7 @@ def _names(value: str) -> list[str]:
 
 
 class NotifySettings(BaseSettings):
-    """Channels, gateway request shape, retries and quiet hours of notify."""
+    """Channels, gateway request shape, retries, quiet hours and the digest of notify."""
 
     model_config = SettingsConfigDict(env_prefix="MOTCUA_NOTIFY_", extra="ignore")
 
@@ -81,6 +82,21 @@ class NotifySettings(BaseSettings):
         "and is reconciled.",
     )
     dispatch_batch: int = Field(200, gt=0, description="Most messages sent per round.")
+
+    digest_period: Literal["month", "week"] = Field(
+        "month", description="Period of the office heads' digest: month or (ISO) week."
+    )
+    digest_send_at: time = Field(
+        time(7, 30),
+        description="Local time (Vietnam) on the first working day after a period ends "
+        "when its digest is queued.",
+    )
+    digest_check_seconds: float = Field(
+        60.0, gt=0, description="How often the scheduler looks for a digest falling due."
+    )
+    digest_overdue_limit: int = Field(
+        200, gt=0, description="Most overdue dossiers listed in one digest (oldest due first)."
+    )
 
     @property
     def sms_sink_names(self) -> list[str]:

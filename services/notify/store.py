@@ -1,15 +1,20 @@
-"""Notify's tables: messages under their keys, addressees, opt-outs, trigger toggles.
+"""Notify's tables: messages under their keys, addressees, opt-outs, trigger toggles,
+office heads.
 
-Personal data (recipient, body, names, phones, e-mails) lives only in ``message`` and
-``addressee``; opt-outs by contact store a one-way fingerprint, never the contact.
+Personal data (recipient, body, names, phones, e-mails) lives only in ``message``,
+``message_html``, ``addressee`` and ``office_head``; opt-outs by contact store a one-way
+fingerprint, never the contact.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import AwareDateTime, table
 
@@ -24,7 +29,8 @@ STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, UNKNOWN, SUPPRESSED)
 
 
 class Message(SQLModel, table=True):
-    """A message to a citizen and its delivery status. Recipient and body are personal data.
+    """A message to a citizen (or a digest to an office head: trigger ``digest``, no
+    dossier code) and its delivery status. Recipient and body are personal data.
 
     Invariant: the row is committed (``queued``) before any channel sees it, and it is
     claimed (``sending``, with ``claim`` and ``claimed_at``) in a committed transaction
@@ -52,6 +58,19 @@ class Message(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     sink: str | None = Field(default=None, sa_column=Column(String(20)))
     provider_id: str | None = Field(default=None, sa_column=Column(String(100)))
+
+
+class MessageHtml(SQLModel, table=True):
+    """The HTML alternative of an e-mail message (the digest's), stored with its message.
+
+    A table of its own so that the ``message`` table keeps its shape; inserted in the
+    transaction that inserts the message, read by the dispatcher with the claimed rows.
+    """
+
+    __tablename__ = "message_html"
+
+    key: str = Field(sa_column=Column(String(160), primary_key=True))
+    html: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class AddresseeRow(SQLModel, table=True):
@@ -88,6 +107,27 @@ class TriggerToggle(SQLModel, table=True):
     enabled: bool = Field(sa_column=Column(Boolean, nullable=False))
 
 
+class OfficeHead(SQLModel, table=True):
+    """Who receives a unit's digest (thủ trưởng cơ quan): name and e-mail, personal data.
+
+    ``unit`` is the agency code the report groups by (the receiving unit's code).
+    """
+
+    __tablename__ = "office_head"
+
+    unit: str = Field(sa_column=Column(String(60), primary_key=True))
+    name: str = Field(sa_column=Column(String(200), nullable=False))
+    email: str = Field(sa_column=Column(String(254), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+
+
+def upsert_insert(session: AsyncSession, target: Table) -> Any:
+    """An ``INSERT`` into ``target`` with ``ON CONFLICT`` available, in the session's
+    dialect (PostgreSQL or SQLite, the two notify runs on)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
+
+
 def dossier_target(code: str) -> str:
     """The opt-out target of one dossier."""
     return f"dossier:{code}"
@@ -98,4 +138,11 @@ def contact_target(fingerprint: str) -> str:
     return f"contact:{fingerprint}"
 
 
-TABLES: list[Table] = [table(Message), table(AddresseeRow), table(OptOut), table(TriggerToggle)]
+TABLES: list[Table] = [
+    table(Message),
+    table(MessageHtml),
+    table(AddresseeRow),
+    table(OptOut),
+    table(TriggerToggle),
+    table(OfficeHead),
+]

@@ -13,13 +13,17 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message handed to a channel; ``key`` is stable across retries and restarts."""
+    """A message handed to a channel; ``key`` is stable across retries and restarts.
+
+    ``html``: an HTML alternative of ``body`` for e-mail (sinks without HTML ignore it).
+    """
 
     key: str
     channel: str
     recipient: str
     subject: str | None
     body: str
+    html: str | None = None
 
 
 class DeliveryError(Exception):

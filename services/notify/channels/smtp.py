@@ -26,7 +26,8 @@ def message_id(key: str, sender: str) -> str:
 
 
 class SmtpSink:
-    """Sends each message as one plain-text UTF-8 e-mail."""
+    """Sends each message as one UTF-8 e-mail: plain text, with an HTML alternative when
+    the message has one."""
 
     name = "smtp"
     resend_safe = False
@@ -45,6 +46,8 @@ class SmtpSink:
         mail["Date"] = formatdate(localtime=False, usegmt=True)
         mail["X-Motcua-Key"] = message.key
         mail.set_content(message.body)
+        if message.html is not None:
+            mail.add_alternative(message.html, subtype="html")
         return mail
 
     async def send(self, message: Outgoing) -> str | None:

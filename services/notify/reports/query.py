@@ -170,9 +170,12 @@ def start_of(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=VN_TZ)
 
 
-async def overdue_dossiers(session: AsyncSession, today: date, limit: int) -> list[ReportFact]:
-    """Dossiers open now and overdue by date (due before today), oldest due first."""
-    rows = await session.exec(
+async def overdue_dossiers(
+    session: AsyncSession, today: date, limit: int, *, unit: str | None = None
+) -> list[ReportFact]:
+    """Dossiers open now and overdue by date (due before today), oldest due first; of one
+    receiving unit if ``unit`` is given."""
+    query = (
         select(ReportFact)
         .where(
             col(ReportFact.finished_at).is_(None),
@@ -180,9 +183,12 @@ async def overdue_dossiers(session: AsyncSession, today: date, limit: int) -> li
             col(ReportFact.received_at).is_not(None),
             col(ReportFact.due_at) < start_of(today),
         )
-        .order_by(col(ReportFact.due_at))
+        .order_by(col(ReportFact.due_at), col(ReportFact.code))
         .limit(limit)
     )
+    if unit is not None:
+        query = query.where(ReportFact.unit == unit)
+    rows = await session.exec(query)
     return list(rows.all())
 
 

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from datetime import date, datetime
 
 from sqlalchemy import Column, Date, Index, Integer, String, Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports.domain import DayKey, DueKey, Fact
+from services.notify.store import upsert_insert
 from shared.db import AwareDateTime, table
 
 
@@ -108,8 +108,6 @@ TABLES: list[Table] = [table(ReportFact), table(ReportDay), table(ReportDue), ta
 
 async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, int]) -> None:
     """Add ``changes`` to the aggregate rows (upsert ``n = n + change``), in two statements."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     day_rows = [
         {"dim": k.dim, "key": k.key, "day": k.day, "measure": k.measure, "n": n}
         for k, n in changes.items()
@@ -134,7 +132,7 @@ async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, in
         if not rows:
             continue
         target = table(model)
-        statement = insert(target)
+        statement = upsert_insert(session, target)
         await session.exec(
             statement.on_conflict_do_update(
                 index_elements=keys, set_={"n": target.c.n + statement.excluded.n}
