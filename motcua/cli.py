@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from motcua import calendar_cli, keys_cli, notify_cli, routing_cli, sla_cli
+from motcua import calendar_cli, catalogue_cli, keys_cli, notify_cli, routing_cli, sla_cli
 from shared.localbroker import LocalBroker, free_port
 from shared.settings import SERVICES, ServiceName, get_settings
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 calendar_cli.register(app)
 routing_cli.register(app)
+catalogue_cli.register(app)
 keys_cli.register(app)
 sla_cli.register(app)
 notify_cli.register(app)

@@ -1,19 +1,28 @@
 """The procedure catalogue (danh mục thủ tục hành chính) as data.
 
-Routing owns the catalogue; intake (due time on the slip) and sla (the clock) hold
-read copies. Until catalogue versions travel as events, every service reads the same
-seed file shipped in ``shared/data/procedures.json``, so they agree by construction.
+Routing owns the catalogue and versions every change in its database; each version
+travels as ``catalogue.published`` (``shared.catalogue_sync``) and intake keeps a read
+copy. The seed file shipped in ``shared/data/procedures.json`` is version 1, which a
+service uses until it has received a version, so every service agrees from the start.
+
+Invariants of a catalogue version (``parse_procedure``, ``added``, ``removed``,
+``imported``):
+- procedure codes are unique and follow ``PROCEDURE_CODE_PATTERN``;
+- for a time limit in working days or working hours, the steps' working hours add up
+  to it exactly (a working day is eight hours);
+- a change yields the next version number; the catalogue it starts from is unchanged.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.calendar import Duration, DurationUnit
 
@@ -86,3 +95,128 @@ def seed_catalogue() -> Catalogue:
     raw = json.loads(resources.files("shared.data").joinpath("procedures.json").read_text("utf-8"))
     procedures = [Procedure.model_validate(p) for p in raw["procedures"]]
     return Catalogue(version=raw["version"], procedures={p.code: p for p in procedures})
+
+
+WORKING_HOURS_PER_UNIT: dict[DurationUnit, Decimal] = {
+    DurationUnit.WORKING_DAYS: Decimal(8),
+    DurationUnit.WORKING_HOURS: Decimal(1),
+}
+"""Working hours in one unit of a working-time limit; only these limits bind the steps."""
+
+UNSOURCED = "not stated (entered by an administrator)"
+"""``source`` of a procedure given without one (the issue's JSON has no ``source`` key)."""
+
+
+_PATTERN_MESSAGES = {
+    "code": "is not a procedure code of the form N.NNNNNN (e.g. 2.000635)",
+    "office": "is not an agency code of the form NNN.NN.NN.XNN (e.g. 000.00.61.H56)",
+}
+
+
+class ProcedureError(ValueError):
+    """A catalogue change refused; ``errors`` holds (field, what is wrong) pairs.
+
+    The field is a dotted path into the procedure's JSON (``duration.unit``,
+    ``steps.0.hours``), prefixed with ``procedures.<n>.`` for an import.
+    """
+
+    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
+        self.errors = list(errors)
+
+
+def chain_errors(procedure: Procedure) -> list[tuple[str, str]]:
+    """The steps' problem, if their hours do not add up to a working-time limit."""
+    per_unit = WORKING_HOURS_PER_UNIT.get(procedure.duration.unit)
+    if per_unit is None:
+        return []
+    limit = procedure.duration.value * per_unit
+    total = sum((step.hours for step in procedure.steps), Decimal(0))
+    if total == limit:
+        return []
+    message = (
+        f"the steps add up to {total} working hours, not the time limit of {limit} working "
+        f"hours ({procedure.duration.value} {procedure.duration.unit.value})"
+    )
+    return [("steps", message)]
+
+
+def parse_procedure(raw: Mapping[str, Any]) -> Procedure:
+    """A procedure from untrusted JSON; ``ProcedureError`` naming every bad field.
+
+    A missing ``source`` becomes ``UNSOURCED``; the chain must add up (``chain_errors``).
+    """
+    try:
+        procedure = Procedure.model_validate({"source": UNSOURCED, **raw})
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"]) or "procedure"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "string_pattern_mismatch":
+                message = _PATTERN_MESSAGES.get(str(error["loc"][-1]), message)
+            errors.append((where, message))
+        raise ProcedureError(errors) from None
+    errors = chain_errors(procedure)
+    if errors:
+        raise ProcedureError(errors)
+    return procedure
+
+
+def added(catalogue: Catalogue, procedure: Procedure, *, replace: bool = False) -> Catalogue:
+    """The next version with ``procedure``; ``ProcedureError`` on ``code`` if it is
+    already there and ``replace`` is false."""
+    if procedure.code in catalogue.procedures and not replace:
+        message = f"procedure {procedure.code} is already in catalogue v{catalogue.version}"
+        raise ProcedureError([("code", message)])
+    return Catalogue(
+        version=catalogue.version + 1,
+        procedures={**catalogue.procedures, procedure.code: procedure},
+    )
+
+
+def removed(catalogue: Catalogue, code: str) -> Catalogue:
+    """The next version without ``code``; ``ProcedureError`` on ``code`` if it is absent."""
+    if code not in catalogue.procedures:
+        message = f"no procedure {code} in catalogue v{catalogue.version}"
+        raise ProcedureError([("code", message)])
+    kept = {key: value for key, value in catalogue.procedures.items() if key != code}
+    return Catalogue(version=catalogue.version + 1, procedures=kept)
+
+
+def imported(catalogue: Catalogue, raws: Iterable[Mapping[str, Any]]) -> Catalogue:
+    """The next version holding exactly ``raws`` (a whole catalogue replaces the old one).
+
+    Every procedure is checked; ``ProcedureError`` lists every problem of every entry,
+    and duplicate or missing codes.
+    """
+    errors: list[tuple[str, str]] = []
+    procedures: dict[str, Procedure] = {}
+    for position, raw in enumerate(raws):
+        try:
+            procedure = parse_procedure(raw)
+        except ProcedureError as error:
+            errors.extend((f"procedures.{position}.{field}", msg) for field, msg in error.errors)
+            continue
+        if procedure.code in procedures:
+            message = f"procedure {procedure.code} appears twice"
+            errors.append((f"procedures.{position}.code", message))
+        procedures[procedure.code] = procedure
+    if not procedures and not errors:
+        errors.append(("procedures", "is empty: a catalogue needs at least one procedure"))
+    if errors:
+        raise ProcedureError(errors)
+    return Catalogue(version=catalogue.version + 1, procedures=procedures)
+
+
+def procedures_json(catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The procedures as JSON-ready dicts, in code order (the stored and published form)."""
+    return [
+        catalogue.procedures[code].model_dump(mode="json") for code in sorted(catalogue.procedures)
+    ]
+
+
+def catalogue_from(version: int, raws: Iterable[Mapping[str, Any]]) -> Catalogue:
+    """A catalogue version from its stored or published procedures (trusted input)."""
+    procedures = [Procedure.model_validate(raw) for raw in raws]
+    return Catalogue(version=version, procedures={p.code: p for p in procedures})

@@ -22,7 +22,14 @@ from typing import Any, ClassVar, Literal, TypeVar
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from shared.topics import CALENDAR, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
+from shared.topics import (
+    CALENDAR,
+    CATALOGUE,
+    DOSSIER_LIFECYCLE,
+    DOSSIER_ROUTING,
+    DOSSIER_SLA,
+    TopicSpec,
+)
 
 CONTRACT_VERSION = 1
 
@@ -235,6 +242,23 @@ class CalendarChanged(Payload):
     removed: list[date]
 
 
+class CataloguePublished(Payload):
+    """A version of the procedure catalogue, whole (routing publishes each change).
+
+    ``procedures`` are ``shared.catalogue.Procedure`` dicts (JSON form), all of them: a
+    receiver replaces its copy with this version, so applying only the latest version
+    gives the current catalogue. Versions only grow; a receiver ignores an older one.
+    """
+
+    event_type: ClassVar[str] = "catalogue.published"
+    topic: ClassVar[TopicSpec] = CATALOGUE
+
+    version: int = Field(ge=1)
+    procedures: list[dict[str, Any]]
+    changed_by: str
+    change: str = ""
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     model.event_type: model
     for model in (
@@ -247,6 +271,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         SlaWarning,
         SlaFinished,
         CalendarChanged,
+        CataloguePublished,
     )
 }
 

@@ -284,6 +284,8 @@ def create_app(
     intake = build(settings or get_settings(), clock=clock, options=options)
     limiter = TokenBuckets(burst=options.lookup_burst, per_second=options.lookup_per_minute / 60.0)
     auth = Authenticator(intake.find_key)
+    queue = Queue(intake.runtime, catalogue=intake.catalogue, clock=clock)
+    intake.catalogue_users.append(lambda catalogue: setattr(queue, "catalogue", catalogue))
     app = create_http_app(
         intake.runtime,
         title="motcua intake",
@@ -292,7 +294,7 @@ def create_app(
             router(intake, auth),
             public_router(intake, limiter),
             calendar_api.router(intake.runtime, auth),
-            queue_api.router(Queue(intake.runtime, catalogue=intake.catalogue, clock=clock), auth),
+            queue_api.router(queue, auth),
         ],
     )
     app.state.intake = intake

@@ -3,6 +3,11 @@
 Every use case writes the dossier, its history and its event in one transaction; the
 relay publishes the event afterwards. Nothing here waits for Kafka. A request sent
 with an ``Idempotency-Key`` stores its answer in that same transaction.
+
+The catalogue is a read copy: the newest version routing published (kept in intake's
+``catalogue_copy`` table, read back on the first use after a start), else the shipped
+seed. A procedure a later version removed stays known for dossiers already in hand
+(slip, acceptance) but is refused for new ones.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from shared.auth import Principal, Role, StoredKey
 from shared.calendar import CalendarRangeError, WorkCalendar, default_calendar
 from shared.calendar_sync import following_calendar
 from shared.catalogue import Catalogue, Procedure, seed_catalogue
+from shared.catalogue_sync import TABLES as CATALOGUE_TABLES
+from shared.catalogue_sync import following_catalogue, kept_catalogues
 from shared.clock import Clock, utc_now
 from shared.consume import subscribe
 from shared.events import (
@@ -42,7 +49,7 @@ from shared.events import (
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
-from shared.topics import CALENDAR, DOSSIER_LIFECYCLE
+from shared.topics import CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE
 
 SERVICE: ServiceName = "intake"
 
@@ -144,10 +151,47 @@ class Intake:
         self.clock = clock
         self.options = options or IntakeSettings()
         self.calendar = default_calendar(province=runtime.settings.province)
+        self.catalogue_users: list[Callable[[Catalogue], None]] = []
+        """Also given each newer catalogue version (e.g. the kiosk queue's copy)."""
+        self._retired: dict[str, Procedure] = {}
+        self._restored = False
 
     def use_calendar(self, calendar: WorkCalendar) -> None:
         """Compute due times with ``calendar`` from now on (after a calendar change)."""
         self.calendar = calendar
+
+    def use_catalogue(self, catalogue: Catalogue) -> None:
+        """Validate and compute due times with ``catalogue`` from now on, if it is newer
+        than the one in use (an older or equal version is ignored)."""
+        if catalogue.version <= self.catalogue.version:
+            return
+        for code, procedure in self.catalogue.procedures.items():
+            if code not in catalogue.procedures:
+                self._retired[code] = procedure
+        for code in catalogue.procedures:
+            self._retired.pop(code, None)
+        self.catalogue = catalogue
+        for user in self.catalogue_users:
+            user(catalogue)
+
+    async def restore_catalogue(self) -> None:
+        """Use the versions kept before a restart (once per process; newest wins), and
+        remember the procedures they had that the version in use has not."""
+        if self._restored:
+            return
+        for catalogue in await kept_catalogues(self.runtime.db):
+            self.use_catalogue(catalogue)
+            self._retired.update(
+                (code, procedure)
+                for code, procedure in catalogue.procedures.items()
+                if code not in self.catalogue.procedures
+            )
+        self._restored = True
+
+    def procedure(self, code: str) -> Procedure:
+        """The procedure of a dossier already in hand: current, or the last version of one
+        removed since (``KeyError`` if intake never knew it)."""
+        return self.catalogue.procedures.get(code) or self._retired[code]
 
     async def receive(
         self, new: NewDossier, *, actor: Principal, idempotency: Idempotency | None = None
@@ -158,6 +202,7 @@ class Intake:
             raise Forbidden(f"this key cannot receive dossiers for {new.receiving_unit}")
         if new.received_at is not None and actor.role not in _TIME_SETTERS:
             raise Forbidden("received_at may be set by importer or admin keys only")
+        await self.restore_catalogue()
         errors = domain.catalogue_errors(self.catalogue, new.procedure_code)
         if errors:
             raise CatalogueError(errors)
@@ -242,6 +287,7 @@ class Intake:
             raise Forbidden(f"role {actor.role.value} may not {command.value}")
         if request.at is not None and actor.role not in _TIME_SETTERS:
             raise Forbidden("at may be set by importer or admin keys only")
+        await self.restore_catalogue()
         now = self.clock()
         at = request.at or now
         if at > now:
@@ -348,7 +394,8 @@ class Intake:
         if dossier.received_at is None:
             msg = f"dossier {code} was not received (it is {dossier.status}): no slip"
             raise NoSlip(msg)
-        procedure = self.catalogue.procedures[dossier.procedure_code]
+        await self.restore_catalogue()
+        procedure = self.procedure(dossier.procedure_code)
         limit = procedure.time_limit_for(online=dossier.channel == Channel.ONLINE.value)
         base = self.options.public_base_url.rstrip("/")
         return Slip(
@@ -392,7 +439,7 @@ class Intake:
         self, dossier: store.Dossier, at: datetime, *, caller_set_time: bool
     ) -> DossierReceived:
         """Start the clock of an accepted online dossier: set its reception and due time."""
-        procedure = self.catalogue.procedures[dossier.procedure_code]
+        procedure = self.procedure(dossier.procedure_code)
         try:
             due_at = self.calendar.due_at(at, procedure.duration_for(online=True))
         except CalendarRangeError as exc:
@@ -485,17 +532,22 @@ def build(
     settings: Settings, *, clock: Clock = utc_now, options: IntakeSettings | None = None
 ) -> Intake:
     """Intake's runtime and use cases: it publishes the lifecycle and calendar topics and
-    follows the calendar topic like every service that computes due times."""
+    follows the calendar topic like every service that computes due times, and the
+    catalogue topic for its read copy of the catalogue."""
     runtime = ServiceRuntime(
         SERVICE,
         settings,
-        tables=[*store.TABLES, *queue_store.TABLES],
+        tables=[*store.TABLES, *queue_store.TABLES, *CATALOGUE_TABLES],
         publishes=[DOSSIER_LIFECYCLE, CALENDAR],
     )
     intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
     subscribe(
         runtime,
-        following_calendar(settings.var_dir, settings.province, intake.use_calendar),
+        following_catalogue(
+            intake.use_catalogue,
+            following_calendar(settings.var_dir, settings.province, intake.use_calendar),
+        ),
         CALENDAR,
+        CATALOGUE,
     )
     return intake

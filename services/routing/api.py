@@ -1,5 +1,8 @@
 """Routing's HTTP API: the procedure catalogue, and the rules for administrators.
 
+``/api/v1/catalogue``: read the current version; add, replace or remove a procedure
+(each a new version, published to the other services); the history of versions. A
+refused change answers 422 naming each field, and nothing is written.
 ``/api/v1/rules``: list, add, remove, test, history, re-route, the manual queue and
 manual assignment, and a dossier's processing-control sheet (Mẫu 06). Writes record
 who made them (``by``); these endpoints are not yet behind the admin key.
@@ -9,31 +12,129 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.routing import domain
 from services.routing.app import AssignError, Routing, build
-from shared.catalogue import Procedure, Step
+from shared.catalogue import Procedure, ProcedureError, Step, parse_procedure
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
 
+class CatalogueChangeOut(BaseModel):
+    """The catalogue version a change made."""
+
+    version: int
+    procedures: int = Field(description="How many procedures this version holds.")
+    change: str
+
+
+class CatalogueVersionOut(BaseModel):
+    """One version of the catalogue: who changed what, when; whether it was published."""
+
+    version: int
+    changed_at: datetime
+    changed_by: str
+    change: str
+    published_at: datetime | None
+
+
+ChangedBy = Annotated[
+    str, Query(min_length=1, max_length=100, description="Who makes the change (recorded).")
+]
+PROCEDURE_EXAMPLE = {
+    "code": "2.000635",
+    "name": "Cấp bản sao trích lục hộ tịch",
+    "field": "Hộ tịch",
+    "levels": ["xa"],
+    "duration": {"value": 1, "unit": "same_day"},
+    "online_duration": None,
+    "supplement_rule": "pause",
+    "fee_vnd": 8000,
+    "steps": [{"office": None, "hours": 8}],
+}
+
+
+def _field_errors(error: ProcedureError) -> JSONResponse:
+    """A 422 in FastAPI's own shape, naming each field of the procedure."""
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={
+            "detail": [
+                {"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}
+                for field, message in error.errors
+            ]
+        },
+    )
+
+
 def catalogue_router(routing: Routing) -> APIRouter:
-    """The catalogue endpoints."""
+    """The catalogue endpoints (writes: administrators; not yet behind the admin key)."""
     api = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
 
     @api.get("", response_model=list[Procedure])
     async def list_procedures() -> list[Procedure]:
         """Every procedure of the current catalogue version."""
-        return list(routing.catalogue.procedures.values())
+        return list((await routing.current_catalogue()).procedures.values())
+
+    @api.post(
+        "",
+        response_model=CatalogueChangeOut,
+        status_code=status.HTTP_201_CREATED,
+        responses={422: {"description": "Refused: each bad field named; nothing changed."}},
+    )
+    async def add_procedure(
+        body: Annotated[
+            dict[str, Any],
+            Body(description="The procedure as JSON.", examples=[PROCEDURE_EXAMPLE]),
+        ],
+        by: ChangedBy,
+        replace: Annotated[
+            bool, Query(description="Replace the procedure of the same code if there is one.")
+        ] = False,
+    ) -> CatalogueChangeOut | JSONResponse:
+        """Add (or with ``replace`` replace) a procedure: a new version, published."""
+        try:
+            procedure = parse_procedure(body)
+            catalogue = await routing.add_procedure(procedure, replace=replace, by=by)
+        except ProcedureError as error:
+            return _field_errors(error)
+        verb = "replaced" if replace else "added"
+        return CatalogueChangeOut(
+            version=catalogue.version,
+            procedures=len(catalogue.procedures),
+            change=f"{verb} {procedure.code}",
+        )
+
+    @api.delete("/{code}", response_model=CatalogueChangeOut)
+    async def remove_procedure(code: str, by: ChangedBy) -> CatalogueChangeOut:
+        """Remove a procedure: a new version, published; 404 if there is none."""
+        try:
+            catalogue = await routing.remove_procedure(code, by=by)
+        except ProcedureError as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+        return CatalogueChangeOut(
+            version=catalogue.version,
+            procedures=len(catalogue.procedures),
+            change=f"removed {code}",
+        )
+
+    @api.get("/history", response_model=list[CatalogueVersionOut])
+    async def catalogue_history() -> list[CatalogueVersionOut]:
+        """Every version of the catalogue, newest first."""
+        return [
+            CatalogueVersionOut.model_validate(row, from_attributes=True)
+            for row in await routing.catalogue_history()
+        ]
 
     @api.get("/{code}", response_model=Procedure)
     async def get_procedure(code: str) -> Procedure:
         """One procedure."""
-        procedure = routing.catalogue.get(code)
+        procedure = (await routing.current_catalogue()).get(code)
         if procedure is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no procedure {code}")
         return procedure
@@ -317,5 +418,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="motcua routing",
         description="The procedure catalogue, the routing rules and the chains of dossiers.",
         routers=[catalogue_router(process.routing), rules_router(process.routing)],
-        background=[process.routing.gauge_job],
+        background=[process.routing.gauge_job, process.routing.catalogue_job],
     )

@@ -1,4 +1,4 @@
-"""Routing's tables: rule-set versions, assignments, chain steps and the manual queue.
+"""Routing's tables: rule-set and catalogue versions, assignments, chain steps, manual queue.
 
 Invariants:
 - rule sets are append-only: every change writes a new ``rule_set_version`` row holding
@@ -6,7 +6,11 @@ Invariants:
   are those of the highest version;
 - a dossier is either in ``assignment`` or in ``manual_queue``, never both;
 - an assigned dossier has one ``chain_step`` row per step (position 0, 1, ...); the
-  step at ``assignment.current_step`` is the one being worked on (Mẫu 06 sheet).
+  step at ``assignment.current_step`` is the one being worked on (Mẫu 06 sheet);
+- catalogue versions are append-only like rule sets: each ``catalogue_version`` row
+  holds the whole catalogue after a change, who made it, when and what; the first is
+  the shipped seed; ``published_at`` is set in the transaction that puts the version's
+  ``catalogue.published`` event in the outbox.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain
+from shared.catalogue import Catalogue, catalogue_from, procedures_json
 from shared.db import AwareDateTime, table
 
 
@@ -94,11 +99,31 @@ class ManualQueueEntry(SQLModel, table=True):
     queued_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
+class CatalogueVersion(SQLModel, table=True):
+    """One version of the procedure catalogue: all its procedures, and the change."""
+
+    __tablename__ = "catalogue_version"
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    changed_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    changed_by: str = Field(sa_column=Column(String(100), nullable=False))
+    change: str = Field(sa_column=Column(String(500), nullable=False))
+    procedures: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON list of the procedures (``shared.catalogue.procedures_json``)."""
+    published_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    """When its event went to the outbox; null: never published (the seed on first start)."""
+
+    def catalogue(self) -> Catalogue:
+        """The catalogue this row holds."""
+        return catalogue_from(self.version, orjson.loads(self.procedures))
+
+
 TABLES: list[Table] = [
     table(RuleSetVersion),
     table(Assignment),
     table(ChainStepRow),
     table(ManualQueueEntry),
+    table(CatalogueVersion),
 ]
 
 
@@ -195,3 +220,55 @@ async def chain_of(session: AsyncSession, codes: list[str]) -> dict[str, list[Ch
     for row in rows:
         chains[row.dossier_code].append(row)
     return chains
+
+
+async def latest_catalogue(session: AsyncSession) -> CatalogueVersion | None:
+    """The newest catalogue version (None before the seed was written)."""
+    return (
+        await session.exec(
+            select(CatalogueVersion).order_by(col(CatalogueVersion.version).desc()).limit(1)
+        )
+    ).first()
+
+
+async def latest_catalogue_number(session: AsyncSession) -> int | None:
+    """The newest catalogue version's number, without reading its procedures."""
+    number = await session.scalar(select(func.max(col(CatalogueVersion.version))))
+    return int(number) if number is not None else None
+
+
+def write_catalogue(
+    session: AsyncSession,
+    catalogue: Catalogue,
+    *,
+    changed_by: str,
+    change: str,
+    now: datetime,
+    published: bool,
+) -> CatalogueVersion:
+    """Record ``catalogue`` as a new version row.
+
+    Two writers of the same version collide on the primary key, so one of them fails
+    and no change is lost silently.
+    """
+    row = CatalogueVersion(
+        version=catalogue.version,
+        changed_at=now,
+        changed_by=changed_by[:100],
+        change=change[:500],
+        procedures=orjson.dumps(procedures_json(catalogue)).decode(),
+        published_at=now if published else None,
+    )
+    session.add(row)
+    return row
+
+
+async def catalogue_history(session: AsyncSession) -> list[CatalogueVersion]:
+    """Every catalogue version, newest first."""
+    return list(
+        (
+            await session.exec(
+                select(CatalogueVersion).order_by(col(CatalogueVersion.version).desc())
+            )
+        ).all()
+    )

@@ -1,0 +1,113 @@
+"""Load on the front door: ``POST /api/v1/dossiers`` against the real local stack.
+
+Starts the broker and the four services (SQLite files, or PostgreSQL schemas with
+``--postgres URL``), then keeps ``--concurrency`` requests in flight for ``--seconds``
+from one asyncio client on the same machine, and prints the sustained rate and the
+latency percentiles of the answers (every one must be 201). The client shares the two
+cores with the services: the figures are a floor, not a ceiling.
+
+    .venv/bin/python bench/intake_load.py [--seconds 20] [--concurrency 32] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+from motcua.stack import Stack
+from tests.factories import api_key_header, dossier_body
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of the sorted values fall (nearest rank)."""
+    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+async def load(base: str, key: str, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+    """Post dossiers for ``seconds``; return (errors, latencies in seconds)."""
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + seconds
+    async with httpx.AsyncClient(
+        base_url=base,
+        headers=api_key_header(key),
+        timeout=30,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop_at:
+                started = time.perf_counter()
+                response = await client.post("/api/v1/dossiers", json=dossier_body())
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 201:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return errors, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--postgres", help="SQLAlchemy URL; default: SQLite files")
+    args = parser.parse_args()
+    env = {}
+    if args.postgres:
+        env = {
+            "MOTCUA_DATABASE_URL": args.postgres,
+            "MOTCUA_DB_SCHEMA_PREFIX": f"bench{uuid.uuid4().hex[:6]}_",
+        }
+    with tempfile.TemporaryDirectory(prefix="motcua-load-") as tmp:
+        stack = Stack(Path(tmp) / "var", env=env)
+        try:
+            stack.start(timeout=120)
+            assert stack.admin_key is not None
+            errors, latencies = asyncio.run(
+                load(stack.services["intake"].url, stack.admin_key, args.seconds, args.concurrency)
+            )
+        finally:
+            stack.stop()
+    latencies.sort()
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    print(
+        f"date {date.today()}  machine: {os.cpu_count()} CPUs, {cpu}, "  # noqa: DTZ011
+        f"Python {platform.python_version()}"
+    )
+    print(
+        f"database {'PostgreSQL' if args.postgres else 'SQLite'}, "
+        f"{args.concurrency} in flight for {args.seconds:.0f} s"
+    )
+    print(
+        f"  requests {len(latencies)}, errors {errors}, rate {len(latencies) / args.seconds:,.0f}/s"
+    )
+    print(
+        f"  latency p50 {percentile(latencies, 0.50) * 1000:.1f} ms, "
+        f"p90 {percentile(latencies, 0.90) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"mean {statistics.fmean(latencies) * 1000:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Catalogue versions travel as events, so intake computes with the catalogue routing owns.
+
+Routing writes each version to its own table and puts ``catalogue.published`` in its
+outbox in the same transaction. A service that follows the catalogue topic keeps every
+version it received in its own ``catalogue_copy`` table (in the transaction that records
+the event in its inbox) and computes with the newest; after a restart it reads that
+table back (``kept_catalogues``) instead of falling back to the seed. Until a service has
+received a version it uses the shipped seed, which is routing's version 1.
+
+Invariants:
+- an event holds the whole catalogue, so applying it twice, or only the latest, gives
+  the same copy;
+- a version at or below one already kept is not written again, and ``use`` is only
+  given the newest version of a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import orjson
+from sqlalchemy import Column, Integer, Table, Text
+from sqlmodel import Field, SQLModel, col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.catalogue import Catalogue, catalogue_from, procedures_json
+from shared.db import AwareDateTime, Database, table
+from shared.events import CataloguePublished, Envelope
+from shared.inbox import Apply
+
+
+class CatalogueCopy(SQLModel, table=True):
+    """A catalogue version as this service received it."""
+
+    __tablename__ = "catalogue_copy"
+
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    published_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    procedures: str = Field(sa_column=Column(Text, nullable=False))
+    """JSON list of the procedures, as the event carried them."""
+
+
+TABLES: list[Table] = [table(CatalogueCopy)]
+"""Add these to the tables of a service that follows the catalogue."""
+
+
+def published_event(catalogue: Catalogue, *, changed_by: str, change: str) -> CataloguePublished:
+    """The event announcing ``catalogue`` as it now stands."""
+    return CataloguePublished(
+        version=catalogue.version,
+        procedures=procedures_json(catalogue),
+        changed_by=changed_by,
+        change=change,
+    )
+
+
+def catalogue_of(event: CataloguePublished) -> Catalogue:
+    """The catalogue an event carries (``ValidationError`` if a procedure is malformed)."""
+    return catalogue_from(event.version, event.procedures)
+
+
+async def kept_catalogues(db: Database) -> list[Catalogue]:
+    """Every version this service kept, oldest first (empty: none received yet)."""
+    async with db.sessions() as session:
+        rows = (
+            await session.exec(select(CatalogueCopy).order_by(col(CatalogueCopy.version)))
+        ).all()
+    return [catalogue_from(row.version, orjson.loads(row.procedures)) for row in rows]
+
+
+async def _nothing_else(_session: AsyncSession, _events: Sequence[Envelope]) -> None:
+    return None
+
+
+def following_catalogue(use: Callable[[Catalogue], None], apply: Apply = _nothing_else) -> Apply:
+    """``apply`` that also takes ``catalogue.published`` events: subscribe the catalogue
+    topic with the service's own topics, add ``TABLES`` to its tables, and pass this.
+
+    The batch's versions newer than the newest kept are written to ``catalogue_copy``
+    (one query to find the newest kept), and the newest of them is given to ``use``
+    before the rest of the batch is applied.
+    """
+
+    async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
+        published = [
+            envelope for envelope in events if envelope.type == CataloguePublished.event_type
+        ]
+        if published:
+            newest_kept = await session.scalar(select(func.max(col(CatalogueCopy.version))))
+            floor = int(newest_kept) if newest_kept is not None else 0
+            newest: Catalogue | None = None
+            for envelope in published:
+                catalogue = catalogue_of(envelope.body(CataloguePublished))
+                if catalogue.version <= floor:
+                    continue
+                session.add(
+                    CatalogueCopy(
+                        version=catalogue.version,
+                        published_at=envelope.occurred_at,
+                        procedures=orjson.dumps(procedures_json(catalogue)).decode(),
+                    )
+                )
+                floor, newest = catalogue.version, catalogue
+            if newest is not None:
+                use(newest)
+        await apply(session, [e for e in events if e.type != CataloguePublished.event_type])
+
+    return wrapped
