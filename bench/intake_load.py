@@ -25,7 +25,15 @@ from pathlib import Path
 import httpx
 
 from motcua.stack import Stack
-from tests.factories import api_key_header, dossier_body
+from shared.auth import API_KEY_HEADER
+
+DOSSIER = {
+    "procedure_code": "2.000635",
+    "channel": "counter",
+    "receiving_unit": "000.00.00.H56",
+    "applicant": {"name": "Nguyễn Văn A", "phone": "0912345678"},
+    "documents": ["Tờ khai"],
+}
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -41,7 +49,7 @@ async def load(base: str, key: str, seconds: float, concurrency: int) -> tuple[i
     stop_at = time.monotonic() + seconds
     async with httpx.AsyncClient(
         base_url=base,
-        headers=api_key_header(key),
+        headers={API_KEY_HEADER: key},
         timeout=30,
         limits=httpx.Limits(max_connections=concurrency),
     ) as client:
@@ -50,7 +58,7 @@ async def load(base: str, key: str, seconds: float, concurrency: int) -> tuple[i
             nonlocal errors
             while time.monotonic() < stop_at:
                 started = time.perf_counter()
-                response = await client.post("/api/v1/dossiers", json=dossier_body())
+                response = await client.post("/api/v1/dossiers", json=DOSSIER)
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 201:
                     errors += 1
