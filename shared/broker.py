@@ -60,18 +60,23 @@ def make_broker(settings: Settings, service: str, dead_letters: DeadLetters) -> 
 
 
 def batch_subscriber(
-    broker: KafkaBroker, settings: Settings, service: str, *topics: TopicSpec
+    broker: KafkaBroker,
+    settings: Settings,
+    service: str,
+    *topics: TopicSpec,
+    group: str | None = None,
 ) -> Callable[[Any], Any]:
-    """Decorator registering a batch handler on ``topics`` in the service's group."""
+    """Decorator registering a batch handler on ``topics`` in the service's group (or in
+    ``group``)."""
     return broker.subscriber(
         *(t.name for t in topics),
-        group_id=group_id(service),
+        group_id=group or group_id(service),
         batch=True,
         max_records=settings.consumer_batch_max,
         batch_timeout_ms=settings.consumer_batch_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
-        title=f"{'+'.join(t.name for t in topics)}:{service}:subscribe",
+        title=f"{'+'.join(t.name for t in topics)}:{service}:{'follow' if group else 'subscribe'}",
         description=f"{service} consumes " + ", ".join(t.name for t in topics),
     )
 

@@ -68,8 +68,8 @@ def following_calendar(
     use: Callable[[WorkCalendar], None],
     apply: Apply = _nothing_else,
 ) -> Apply:
-    """``apply`` that also takes ``calendar.changed`` events: subscribe the calendar topic
-    with the service's own topics and pass this.
+    """``apply`` that takes ``calendar.changed`` events (pass it to ``shared.consume.follow``
+    on the calendar topic, so every instance sees every change).
 
     After a change of ``province`` (the one this service computes with), ``use`` is
     given the new calendar before the rest of the batch is applied, so events after the

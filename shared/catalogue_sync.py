@@ -74,12 +74,14 @@ async def _nothing_else(_session: AsyncSession, _events: Sequence[Envelope]) -> 
 
 
 def following_catalogue(use: Callable[[Catalogue], None], apply: Apply = _nothing_else) -> Apply:
-    """``apply`` that also takes ``catalogue.published`` events: subscribe the catalogue
-    topic with the service's own topics, add ``TABLES`` to its tables, and pass this.
+    """``apply`` that takes ``catalogue.published`` events: pass it to
+    ``shared.consume.follow`` on the catalogue topic and add ``TABLES`` to the service's.
 
     The batch's versions newer than the newest kept are written to ``catalogue_copy``
-    (one query to find the newest kept), and the newest of them is given to ``use``
-    before the rest of the batch is applied.
+    (one query to find the newest kept), and the batch's newest version is given to
+    ``use`` (which ignores one that is not newer than what it holds) before the rest of
+    the batch is applied: a sibling instance may have kept it already, this process
+    still needs it in memory.
     """
 
     async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
@@ -92,8 +94,10 @@ def following_catalogue(use: Callable[[Catalogue], None], apply: Apply = _nothin
             newest: Catalogue | None = None
             for envelope in published:
                 catalogue = catalogue_of(envelope.body(CataloguePublished))
+                if newest is None or catalogue.version > newest.version:
+                    newest = catalogue
                 if catalogue.version <= floor:
-                    continue
+                    continue  # a sibling instance (or an earlier run) kept it already
                 session.add(
                     CatalogueCopy(
                         version=catalogue.version,
@@ -101,7 +105,7 @@ def following_catalogue(use: Callable[[Catalogue], None], apply: Apply = _nothin
                         procedures=orjson.dumps(procedures_json(catalogue)).decode(),
                     )
                 )
-                floor, newest = catalogue.version, catalogue
+                floor = catalogue.version
             if newest is not None:
                 use(newest)
         await apply(session, [e for e in events if e.type != CataloguePublished.event_type])

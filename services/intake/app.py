@@ -35,7 +35,7 @@ from shared.catalogue import Catalogue, Procedure, seed_catalogue
 from shared.catalogue_sync import TABLES as CATALOGUE_TABLES
 from shared.catalogue_sync import following_catalogue, kept_catalogues
 from shared.clock import Clock, utc_now
-from shared.consume import subscribe
+from shared.consume import follow
 from shared.events import (
     Channel,
     Contact,
@@ -541,7 +541,7 @@ def build(
         publishes=[DOSSIER_LIFECYCLE, CALENDAR],
     )
     intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
-    subscribe(
+    follow(
         runtime,
         following_catalogue(
             intake.use_catalogue,

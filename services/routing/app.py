@@ -42,7 +42,7 @@ from shared.catalogue import (
     seed_catalogue,
 )
 from shared.catalogue_sync import published_event
-from shared.consume import subscribe
+from shared.consume import follow, subscribe
 from shared.db import Database, table
 from shared.events import (
     ChainStep,
@@ -800,8 +800,10 @@ def build(settings: Settings) -> RoutingProcess:
         default_calendar(settings.province),
         after_commit=runtime.relay.wake,
     )
-    follower = following_calendar(
-        settings.var_dir, settings.province, routing.use_calendar, routing.apply
+    subscribe(runtime, routing.apply, DOSSIER_LIFECYCLE)
+    follow(
+        runtime,
+        following_calendar(settings.var_dir, settings.province, routing.use_calendar),
+        CALENDAR,
     )
-    subscribe(runtime, follower, DOSSIER_LIFECYCLE, CALENDAR)
     return RoutingProcess(runtime, routing)

@@ -40,7 +40,7 @@ from shared.calendar import Duration, WorkCalendar, load_calendar
 from shared.calendar_sync import following_calendar
 from shared.clock import Clock as Now
 from shared.clock import utc_now
-from shared.consume import subscribe
+from shared.consume import follow, subscribe
 from shared.events import (
     Channel,
     ClockStarted,
@@ -448,8 +448,10 @@ def build(
         sla=sla or SlaSettings(),
         clock=clock,
     )
-    follower = following_calendar(
-        settings.var_dir, settings.province, tracker.use_calendar, tracker.apply
+    subscribe(runtime, tracker.apply, DOSSIER_LIFECYCLE, DOSSIER_ROUTING)
+    follow(
+        runtime,
+        following_calendar(settings.var_dir, settings.province, tracker.use_calendar),
+        CALENDAR,
     )
-    subscribe(runtime, follower, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, CALENDAR)
     return tracker
