@@ -8,20 +8,14 @@ line per bad field on stderr and exits with code 2; nothing is written then.
 
 from __future__ import annotations
 
-import asyncio
-import getpass
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from services.routing.app import Routing, create_tables, standalone
+from motcua.routing_cli import who, with_routing
 from shared.catalogue import Catalogue, ProcedureError, parse_procedure
-from shared.settings import get_settings
-
-T = TypeVar("T")
 
 By = Annotated[
     str | None,
@@ -40,22 +34,6 @@ def _refused(error: ProcedureError) -> NoReturn:
     _fail([f"{field}: {message}" for field, message in error.errors])
 
 
-def _who(by: str | None) -> str:
-    return by or getpass.getuser()
-
-
-def _run(work: Callable[[Routing], Awaitable[T]]) -> T:
-    async def main() -> T:
-        routing = standalone(get_settings())
-        try:
-            await create_tables(routing)
-            return await work(routing)
-        finally:
-            await routing.db.dispose()
-
-    return asyncio.run(main())
-
-
 def _read_json(path: Path) -> Any:
     try:
         text = (
@@ -72,7 +50,7 @@ def _changed(catalogue: Catalogue, what: str) -> None:
 
 def list_procedures() -> None:
     """The current catalogue: code, field, time limit, name (tab-separated)."""
-    catalogue = _run(lambda routing: routing.current_catalogue())
+    catalogue = with_routing(lambda routing: routing.current_catalogue())
     typer.echo(f"catalogue v{catalogue.version}: {len(catalogue.procedures)} procedures")
     for code in sorted(catalogue.procedures):
         p = catalogue.procedures[code]
@@ -93,8 +71,8 @@ def add_procedure(
         _fail([f"{path}: a procedure is a JSON object"])
     try:
         procedure = parse_procedure(raw)
-        catalogue = _run(
-            lambda routing: routing.add_procedure(procedure, replace=replace, by=_who(by))
+        catalogue = with_routing(
+            lambda routing: routing.add_procedure(procedure, replace=replace, by=who(by))
         )
     except ProcedureError as error:
         _refused(error)
@@ -106,7 +84,7 @@ def remove_procedure(
 ) -> None:
     """Remove a procedure: a new catalogue version."""
     try:
-        catalogue = _run(lambda routing: routing.remove_procedure(code, by=_who(by)))
+        catalogue = with_routing(lambda routing: routing.remove_procedure(code, by=who(by)))
     except ProcedureError as error:
         _refused(error)
     _changed(catalogue, f"removed {code}")
@@ -123,7 +101,7 @@ def import_catalogue(path: JsonFile, by: By = None) -> None:
     if not isinstance(procedures, list) or not all(isinstance(p, dict) for p in procedures):
         _fail([f"{path}: expected a list of procedures or {{'procedures': [...]}}"])
     try:
-        catalogue = _run(lambda routing: routing.import_catalogue(procedures, by=_who(by)))
+        catalogue = with_routing(lambda routing: routing.import_catalogue(procedures, by=who(by)))
     except ProcedureError as error:
         _refused(error)
     _changed(catalogue, f"imported {path.name}")
@@ -131,7 +109,7 @@ def import_catalogue(path: JsonFile, by: By = None) -> None:
 
 def history() -> None:
     """Every catalogue version: version, when, who, what, published (tab-separated)."""
-    for row in _run(lambda routing: routing.catalogue_history()):
+    for row in with_routing(lambda routing: routing.catalogue_history()):
         published = row.published_at.isoformat() if row.published_at else "not yet published"
         typer.echo(
             f"{row.version}\t{row.changed_at.isoformat()}\t{row.changed_by}\t{row.change}"

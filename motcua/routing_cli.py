@@ -40,11 +40,14 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _who(by: str | None) -> str:
+def who(by: str | None) -> str:
+    """Who makes a change: ``--by``, or the operator's login name."""
     return by or getpass.getuser()
 
 
-def _run(work: Callable[[Routing], Awaitable[T]]) -> T:
+def with_routing(work: Callable[[Routing], Awaitable[T]]) -> T:
+    """Run ``work`` on routing's own database (its events wait in routing's outbox)."""
+
     async def main() -> T:
         routing = standalone(get_settings())
         try:
@@ -84,7 +87,7 @@ def _describe(rule: domain.Rule) -> str:
 
 def list_rules() -> None:
     """The rules in force, in the order they are tried (tab-separated)."""
-    current = _run(lambda routing: routing.rules())
+    current = with_routing(lambda routing: routing.rules())
     typer.echo(f"rules v{current.version}: {len(current.rules)} rule(s)")
     for rule in current.rules:
         typer.echo(_describe(rule))
@@ -117,7 +120,7 @@ def add_rule(
     }
     try:
         rule = domain.parse_rule(raw)
-        current = _run(lambda routing: routing.add_rule(rule, by=_who(by)))
+        current = with_routing(lambda routing: routing.add_rule(rule, by=who(by)))
     except domain.RuleError as error:
         _fail(str(error))
     typer.echo(f"rules v{current.version}: added rule {priority}")
@@ -129,7 +132,7 @@ def remove_rule(
 ) -> None:
     """Remove a rule (a new version of the rules)."""
     try:
-        current = _run(lambda routing: routing.remove_rule(priority, by=_who(by)))
+        current = with_routing(lambda routing: routing.remove_rule(priority, by=who(by)))
     except domain.RuleError as error:
         _fail(str(error))
     typer.echo(f"rules v{current.version}: removed rule {priority}")
@@ -148,7 +151,7 @@ def try_rules(
         facts = routing.facts(procedure, unit, channel, field=field, level=level)
         return await routing.test(facts)
 
-    decision = _run(work)
+    decision = with_routing(work)
     if isinstance(decision, domain.Unroutable):
         typer.echo(f"manual queue (rules v{decision.rule_version}): {decision.reason}")
         return
@@ -160,13 +163,13 @@ def try_rules(
 
 def history() -> None:
     """Every version of the rules: version, when, who, what (tab-separated)."""
-    for row in _run(lambda routing: routing.history()):
+    for row in with_routing(lambda routing: routing.history()):
         typer.echo(f"{row.version}\t{row.changed_at.isoformat()}\t{row.changed_by}\t{row.change}")
 
 
 def reroute() -> None:
     """Move open dossiers (and the manual queue) to the current rules; print what moved."""
-    report = _run(lambda routing: routing.reroute())
+    report = with_routing(lambda routing: routing.reroute())
     typer.echo(
         f"rules v{report.rule_version}: {len(report.moved)} moved, "
         f"{report.unchanged} unchanged, {len(report.kept)} kept"
@@ -179,7 +182,7 @@ def reroute() -> None:
 
 def queue() -> None:
     """The manual queue, oldest first: dossier, procedure, reason (tab-separated)."""
-    for entry in _run(lambda routing: routing.manual_queue()):
+    for entry in with_routing(lambda routing: routing.manual_queue()):
         typer.echo(f"{entry.dossier_code}\t{entry.procedure_code}\t{entry.reason}")
 
 
@@ -193,7 +196,7 @@ def assign(
     raw_steps = _steps(step)
     try:
         steps = domain.parse_rule({"priority": 1, "office": office, "steps": raw_steps}).steps
-        row = _run(lambda routing: routing.assign(code, office, steps=steps, by=_who(by)))
+        row = with_routing(lambda routing: routing.assign(code, office, steps=steps, by=who(by)))
     except (domain.RuleError, AssignError) as error:
         _fail(str(error))
     typer.echo(f"{row.dossier_code} assigned to {row.office}")

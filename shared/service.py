@@ -38,6 +38,19 @@ Job = Callable[[], Coroutine[Any, Any, None]]
 """A background coroutine a service runs beside its consumers (e.g. notify's dispatcher)."""
 
 
+async def every(seconds: float, refresh: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``refresh`` every ``seconds`` until cancelled; a failed round is logged (its
+    exception type only: no data) and the next one runs as planned."""
+    while True:
+        try:
+            await refresh()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s not refreshed: %s", what, type(exc).__name__)
+        await asyncio.sleep(seconds)
+
+
 class ServiceRuntime:
     """Everything one service process holds; built once, started by its HTTP app."""
 
@@ -94,7 +107,10 @@ class ServiceRuntime:
         self.relay.start()
         self._tasks = [
             asyncio.create_task(self._connect_broker(), name=f"{self.name}-connect"),
-            asyncio.create_task(self._refresh_gauges(), name=f"{self.name}-gauges"),
+            asyncio.create_task(
+                every(_GAUGE_SECONDS, self.relay.refresh_gauges, f"{self.name} outbox gauges"),
+                name=f"{self.name}-gauges",
+            ),
             *(asyncio.create_task(job(), name=f"{self.name}-job") for job in background),
         ]
 
@@ -131,12 +147,6 @@ class ServiceRuntime:
             self.relay.wake()
             log.info("%s: broker connected", self.name)
             return
-
-    async def _refresh_gauges(self) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                await self.relay.refresh_gauges()
-            await asyncio.sleep(_GAUGE_SECONDS)
 
     async def readiness(self) -> dict[str, Any]:
         """What ``/health/ready`` reports: database and broker reachability, outbox backlog."""

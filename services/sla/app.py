@@ -52,7 +52,7 @@ from shared.events import (
     SlaWarning,
 )
 from shared.outbox import enqueue
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, every
 from shared.settings import ServiceName, Settings
 from shared.topics import CALENDAR, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA
 from shared.wakeup import Wakeup
@@ -423,14 +423,7 @@ class Tracker:
 
     async def run_gauges(self) -> None:
         """Refresh the gauges periodically."""
-        while True:
-            try:
-                await self.refresh_gauges()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("sla gauges: %s", type(exc).__name__)
-            await asyncio.sleep(self.sla.gauge_seconds)
+        await every(self.sla.gauge_seconds, self.refresh_gauges, "sla gauges")
 
 
 def build(

@@ -7,7 +7,6 @@ only (never personal data); a pair with nothing to count has no series.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date, timedelta
 from importlib import resources
@@ -20,7 +19,7 @@ from prometheus_client import Gauge
 from services.notify.reports import domain, export, query
 from services.notify.reports.projection import recompute
 from shared.clock import Clock, in_vietnam, utc_now
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, every
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +117,7 @@ class Reports:
 
     async def gauges_forever(self) -> None:
         """Refresh the gauges until cancelled."""
-        while True:
-            try:
-                await self.refresh_gauges()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("report gauges not refreshed: %s", type(exc).__name__)
-            await asyncio.sleep(GAUGE_SECONDS)
+        await every(GAUGE_SECONDS, self.refresh_gauges, "report gauges")
 
 
 def router(reports: Reports) -> APIRouter:
