@@ -38,6 +38,9 @@ LOCAL_BROKER_PORT = 9092
 
 def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the entry point's forwarding and the services' own HTTP calls: one line per request
+    # would drown what matters
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
