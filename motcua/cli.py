@@ -102,8 +102,13 @@ def up(
         for svc in stack.services.values():
             typer.echo(f"  {svc.name:<8} {svc.url}  (/metrics, /health/ready)")
         typer.echo(f"  gateway  {base}  — API docs at {base}/docs")
-        typer.echo(f"\ndevelopment admin key (also in {stack.var_dir / 'dev-admin.key'}):")
-        typer.echo(f"  X-API-Key: {stack.admin_key}")
+        desk = keys_cli.ensure_dev_desk_keys(stack.settings())
+        typer.echo(
+            f"\ndevelopment keys (header X-API-Key; also in {stack.var_dir}/dev-<role>.key):"
+        )
+        typer.echo(f"  admin    {stack.admin_key}")
+        for role, key in desk.items():
+            typer.echo(f"  {role.value:<8} {key}  (unit {keys_cli.DEV_UNIT})")
         typer.echo("Ctrl-C stops everything.\n")
         gateway = create_gateway({n: s.url for n, s in stack.services.items()})
         uvicorn.run(gateway, host="127.0.0.1", port=port, log_level="warning")

@@ -16,19 +16,38 @@ from services.intake.keys import (
     KeyCommandError,
     create_key,
     ensure_dev_admin_key_async,
+    ensure_dev_key_async,
     list_keys,
     revoke_key,
 )
 from shared.auth import Role
 from shared.settings import Settings, get_settings
 
-__all__ = ["ensure_dev_admin_key", "register"]
+__all__ = ["DEV_UNIT", "ensure_dev_admin_key", "ensure_dev_desk_keys", "register"]
 
 
 def ensure_dev_admin_key(settings: Settings) -> str:
     """The development admin key, created if needed, in ``<var_dir>/dev-admin.key``
     (mode 600). Call it before the services start, outside any event loop."""
     return asyncio.run(ensure_dev_admin_key_async(settings))
+
+
+DEV_UNIT = "000.00.00.H56"
+"""The unit of the development desk keys (the one the README's examples use)."""
+
+
+def ensure_dev_desk_keys(settings: Settings) -> dict[Role, str]:
+    """Development keys of a counter, a kiosk and an office of ``DEV_UNIT``, so the whole
+    lifecycle can be driven with the roles it needs (files ``dev-<role>.key``, mode 600).
+    Call it outside any event loop."""
+
+    async def make() -> dict[Role, str]:
+        return {
+            role: await ensure_dev_key_async(settings, role, DEV_UNIT)
+            for role in (Role.COUNTER, Role.KIOSK, Role.OFFICE)
+        }
+
+    return asyncio.run(make())
 
 
 def _fail(message: str) -> NoReturn:

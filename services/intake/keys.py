@@ -19,7 +19,6 @@ from shared.clock import Clock, utc_now
 from shared.db import Database, table
 from shared.settings import Settings
 
-DEV_ADMIN_KEY_FILE = "dev-admin.key"
 _AGENCY_RE = re.compile(AGENCY_CODE_PATTERN)
 
 
@@ -123,22 +122,27 @@ async def is_live(settings: Settings, token: str) -> bool:
     return row is not None and row.revoked_at is None and row.secret_hash == hash_secret(parsed[1])
 
 
-async def ensure_dev_admin_key_async(settings: Settings) -> str:
-    """The development admin key in ``<var_dir>/dev-admin.key`` (mode 600).
+async def ensure_dev_key_async(settings: Settings, role: Role, unit: str) -> str:
+    """A development key of ``role`` for ``unit`` in ``<var_dir>/dev-<role>.key`` (mode 600).
 
-    Reuses the key in the file while it is live in the database; otherwise creates
-    an admin key for every unit and (re)writes the file, readable by its owner only.
+    Reuses the key in the file while it is live in the database; otherwise creates one
+    and (re)writes the file, readable by its owner only.
     """
-    path = Path(settings.var_dir) / DEV_ADMIN_KEY_FILE
+    path = Path(settings.var_dir) / f"dev-{role.value}.key"
     if path.exists():
         token = path.read_text("utf-8").strip()
         if await is_live(settings, token):
             path.chmod(0o600)
             return token
-    token = await create_key(settings, Role.ADMIN, ALL_UNITS, "development admin (motcua up)")
+    token = await create_key(settings, role, unit, f"development {role.value} (motcua up)")
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     path.chmod(0o600)
     return token
+
+
+async def ensure_dev_admin_key_async(settings: Settings) -> str:
+    """The development admin key (every unit) in ``<var_dir>/dev-admin.key`` (mode 600)."""
+    return await ensure_dev_key_async(settings, Role.ADMIN, ALL_UNITS)

@@ -9,9 +9,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from motcua.keys_cli import ensure_dev_admin_key, register
-from services.intake.keys import is_live
-from shared.auth import hash_secret, parse_key
+from motcua.keys_cli import DEV_UNIT, ensure_dev_admin_key, ensure_dev_desk_keys, register
+from services.intake.keys import is_live, list_keys
+from shared.auth import Role, hash_secret, parse_key
 from shared.settings import Settings, get_settings
 
 
@@ -74,3 +74,16 @@ def test_dev_admin_key_is_written_owner_only_and_reused(settings: Settings) -> N
     replaced = ensure_dev_admin_key(settings)
     assert replaced != first
     assert asyncio.run(is_live(settings, replaced))
+
+
+def test_dev_desk_keys_have_their_roles_and_unit(settings: Settings) -> None:
+    keys = ensure_dev_desk_keys(settings)
+    assert set(keys) == {Role.COUNTER, Role.KIOSK, Role.OFFICE}
+    for role, token in keys.items():
+        path = settings.var_dir / f"dev-{role.value}.key"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.read_text().strip() == token
+        assert asyncio.run(is_live(settings, token))
+    assert ensure_dev_desk_keys(settings) == keys  # reused while live
+    listed = {(k.role, k.unit) for k in asyncio.run(list_keys(settings))}
+    assert {(r.value, DEV_UNIT) for r in keys} <= listed
