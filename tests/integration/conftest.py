@@ -55,7 +55,13 @@ def backend_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def stack(tmp_path: Path, backend_env: dict[str, str]) -> Iterator[Stack]:
     """A started stack; stopped (no orphan process) after the test."""
-    env = {"MOTCUA_RELAY_POLL_SECONDS": "0.2", **backend_env}
+    env = {
+        "MOTCUA_RELAY_POLL_SECONDS": "0.2",
+        # a message a SIGKILLed notify left 'sending' is reconciled after this lease
+        # (300 s by default, so that a slow SMTP server is not mistaken for a crash)
+        "MOTCUA_NOTIFY_SENDING_LEASE_SECONDS": "3",
+        **backend_env,
+    }
     running = Stack(tmp_path / "var", env=env)
     try:
         running.start(timeout=90)
