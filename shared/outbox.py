@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -27,7 +28,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import AwareDateTime, Database, table
-from shared.events import Envelope
+from shared.events import Envelope, Payload
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from shared.wakeup import Wakeup
 
@@ -50,16 +51,33 @@ class OutboxRow(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime, nullable=True))
 
 
-def enqueue(session: AsyncSession, envelope: Envelope, topic: str) -> None:
-    """Add an event to the outbox inside the caller's transaction."""
+def enqueue(
+    session: AsyncSession,
+    payload: Payload,
+    *,
+    occurred_at: datetime,
+    source: str,
+    dossier_code: str | None,
+    correlation_id: uuid.UUID | None = None,
+) -> Envelope:
+    """Put ``payload`` in a new envelope and add it to the outbox, on the payload's own
+    topic and keyed by ``dossier_code``, inside the caller's transaction."""
+    envelope = Envelope.wrap(
+        payload,
+        occurred_at=occurred_at,
+        source=source,
+        dossier_code=dossier_code,
+        correlation_id=correlation_id,
+    )
     session.add(
         OutboxRow(
-            topic=topic,
+            topic=payload.topic.name,
             key=envelope.dossier_code,
             value=envelope.encode(),
             created_at=datetime.now(UTC),
         )
     )
+    return envelope
 
 
 _OUTBOX = table(OutboxRow)

@@ -42,7 +42,6 @@ from shared.events import (
     DossierActionRecorded,
     DossierReceived,
     DossierSubmitted,
-    Envelope,
     Payload,
     TimeLimit,
 )
@@ -477,8 +476,7 @@ class Intake:
 
     @staticmethod
     def _emit(session: AsyncSession, payload: Payload, *, at: datetime, code: str) -> None:
-        event = Envelope.wrap(payload, occurred_at=at, source=SERVICE, dossier_code=code)
-        enqueue(session, event, DOSSIER_LIFECYCLE.name)
+        enqueue(session, payload, occurred_at=at, source=SERVICE, dossier_code=code)
 
     async def _once(self, idempotency: Idempotency | None, work: Work) -> tuple[Answer, bool]:
         """Run ``work`` in a transaction, or replay the answer kept for ``idempotency``.

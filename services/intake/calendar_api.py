@@ -29,10 +29,8 @@ from shared.calendar import (
 from shared.calendar.edits import with_days, without_day
 from shared.calendar_sync import change_event
 from shared.clock import utc_now
-from shared.events import Envelope
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
-from shared.topics import CALENDAR
 
 
 class DayIn(BaseModel):
@@ -88,14 +86,14 @@ def router(runtime: ServiceRuntime, auth: Authenticator) -> APIRouter:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
     async def publish(province: str, edited: ProvinceOverrides, by: Principal) -> None:
-        event = Envelope.wrap(
-            change_event(province, edited),
-            occurred_at=utc_now(),
-            source=f"intake:{by.key_id}",
-            dossier_code=None,
-        )
         async with runtime.db.transaction() as session:
-            enqueue(session, event, CALENDAR.name)
+            enqueue(
+                session,
+                change_event(province, edited),
+                occurred_at=utc_now(),
+                source=f"intake:{by.key_id}",
+                dossier_code=None,
+            )
         runtime.relay.wake()
 
     @api.get("", response_model=CalendarOut)

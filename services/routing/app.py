@@ -288,14 +288,11 @@ class Routing:
         )
         enqueue(
             session,
-            Envelope.wrap(
-                payload,
-                occurred_at=now,
-                source=SERVICE,
-                dossier_code=row.dossier_code,
-                correlation_id=correlation_id,
-            ),
-            DOSSIER_ROUTING.name,
+            payload,
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=row.dossier_code,
+            correlation_id=correlation_id,
         )
         ROUTED.labels(decision.office, decision.field).inc()
 
@@ -328,14 +325,11 @@ class Routing:
         payload = DossierUnroutable(procedure_code=facts.procedure, reason=decision.reason)
         enqueue(
             session,
-            Envelope.wrap(
-                payload,
-                occurred_at=now,
-                source=SERVICE,
-                dossier_code=code,
-                correlation_id=correlation_id,
-            ),
-            DOSSIER_ROUTING.name,
+            payload,
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=code,
+            correlation_id=correlation_id,
         )
         UNROUTABLE.inc()
 
@@ -708,11 +702,7 @@ class Routing:
         session: AsyncSession, catalogue: Catalogue, by: str, change: str, now: datetime
     ) -> None:
         payload = published_event(catalogue, changed_by=by, change=change)
-        enqueue(
-            session,
-            Envelope.wrap(payload, occurred_at=now, source=SERVICE, dossier_code=None),
-            CATALOGUE.name,
-        )
+        enqueue(session, payload, occurred_at=now, source=SERVICE, dossier_code=None)
 
     async def catalogue_history(self) -> list[store.CatalogueVersion]:
         """Every catalogue version, newest first."""

@@ -306,14 +306,11 @@ class Tracker:
     ) -> None:
         enqueue(
             session,
-            Envelope.wrap(
-                payload,
-                occurred_at=now,
-                source=SERVICE,
-                dossier_code=code,
-                correlation_id=correlation_id,
-            ),
-            DOSSIER_SLA.name,
+            payload,
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=code,
+            correlation_id=correlation_id,
         )
 
     async def get(self, code: str) -> tuple[store.DossierClock, list[store.LedgerRow]] | None:
