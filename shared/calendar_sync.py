@@ -71,18 +71,21 @@ def following_calendar(
     """``apply`` that takes ``calendar.changed`` events (pass it to ``shared.consume.follow``
     on the calendar topic, so every instance sees every change).
 
-    After a change of ``province`` (the one this service computes with), ``use`` is
-    given the new calendar before the rest of the batch is applied, so events after the
-    change in the same batch are computed with it.
+    After a batch with changes of ``province`` (the one this service computes with),
+    ``use`` is given the calendar as the batch leaves it, once, before the rest of the
+    batch is applied, so events after the change in the same batch are computed with it
+    (a restarted process reading the topic from the start sees only where it ends).
     """
 
     async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
+        changed = False
         for envelope in events:
             if envelope.type == CalendarChanged.event_type:
                 change = envelope.body(CalendarChanged)
                 apply_change(var_dir, change)
-                if change.province == province:
-                    use(default_calendar(province))
+                changed = changed or change.province == province
+        if changed:
+            use(default_calendar(province))
         await apply(session, [e for e in events if e.type != CalendarChanged.event_type])
 
     return wrapped

@@ -51,10 +51,12 @@ from shared.events import (
     SlaFinished,
     SlaWarning,
 )
+from shared.keys_sync import TABLES as KEY_TABLES
+from shared.keys_sync import following_keys
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime, every
 from shared.settings import ServiceName, Settings
-from shared.topics import CALENDAR, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA
+from shared.topics import API_KEYS, CALENDAR, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA
 from shared.wakeup import Wakeup
 
 SERVICE: ServiceName = "sla"
@@ -138,11 +140,23 @@ class Tracker:
         self.policy = sla.policy()
         self.now = clock
         self._wake = Wakeup()
+        self._recheck = False
 
     def use_calendar(self, calendar: WorkCalendar) -> None:
-        """Compute clocks with ``calendar`` from now on (after a calendar change). Deadlines
-        already stored for open dossiers are recomputed when their next event arrives."""
+        """Compute clocks with ``calendar`` from now on (after a calendar change).
+
+        If it changes working time, the scheduler's next round first brings every stored
+        deadline forward to now, so each open clock is refolded with the new calendar: a
+        deadline the change moved earlier is not missed, one it moved later is only
+        rechecked. A calendar equal in working time (a restart replaying the topic)
+        costs nothing.
+        """
+        if calendar.same_working_time(self.calendar):
+            self.calendar = calendar
+            return
         self.calendar = calendar
+        self._recheck = True
+        self._wake.set()
 
     def replay(self, row: store.DossierClock, ledger: Sequence[store.LedgerRow]) -> Clock | None:
         """The clock of a row and its ledger; ``None`` until its reception arrived."""
@@ -387,6 +401,15 @@ class Tracker:
     async def flag_due(self, now: datetime | None = None) -> datetime | None:
         """Flag everything due at ``now``; return the next deadline (``None``: none)."""
         at = now or self.now()
+        if self._recheck:
+            self._recheck = False
+            try:
+                async with self.runtime.db.transaction() as session:
+                    rechecked = await store.recheck_deadlines(session, at)
+            except BaseException:
+                self._recheck = True
+                raise
+            log.info("sla: calendar changed; %d open clocks to refold", rechecked)
         while await self.flag_round(at) >= self.sla.scheduler_batch:
             pass
         async with self.runtime.db.sessions() as session:
@@ -430,8 +453,11 @@ def build(
     clock: Now = utc_now,
     calendar: WorkCalendar | None = None,
 ) -> Tracker:
-    """SLA's runtime, use cases and subscriber."""
-    runtime = ServiceRuntime(SERVICE, settings, tables=store.TABLES, publishes=[DOSSIER_SLA])
+    """SLA's runtime, use cases and subscriber; it follows the calendar (the clock) and the
+    keys intake issues (its API)."""
+    runtime = ServiceRuntime(
+        SERVICE, settings, tables=[*store.TABLES, *KEY_TABLES], publishes=[DOSSIER_SLA]
+    )
     tracker = Tracker(
         runtime,
         calendar=calendar or load_calendar(settings.province, settings.var_dir),
@@ -441,7 +467,10 @@ def build(
     subscribe(runtime, tracker.apply, DOSSIER_LIFECYCLE, DOSSIER_ROUTING)
     follow(
         runtime,
-        following_calendar(settings.var_dir, settings.province, tracker.use_calendar),
+        following_keys(
+            following_calendar(settings.var_dir, settings.province, tracker.use_calendar)
+        ),
         CALENDAR,
+        API_KEYS,
     )
     return tracker

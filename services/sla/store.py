@@ -202,6 +202,15 @@ async def set_next_deadlines(
     )
 
 
+async def recheck_deadlines(session: AsyncSession, now: datetime) -> int:
+    """Bring every later ``next_deadline`` forward to ``now`` (after a calendar change), so
+    the scheduler refolds those clocks at once; how many were moved."""
+    result = await (await session.connection()).execute(
+        update(CLOCKS).where(CLOCKS.c.next_deadline > now).values(next_deadline=now)
+    )
+    return int(result.rowcount)
+
+
 async def earliest_deadline(session: AsyncSession) -> datetime | None:
     """The next deadline of all clocks (one index lookup)."""
     earliest: datetime | None = await session.scalar(select(func.min(CLOCKS.c.next_deadline)))

@@ -211,6 +211,16 @@ class WorkCalendar:
             - self._position(*self._locate(start, "start"))
         ) * _US
 
+    def same_working_time(self, other: WorkCalendar) -> bool:
+        """Whether ``other`` gives every computation the same answer: the same known
+        days, the same working periods on each, the same same-day cut-off (descriptions
+        and sources of special days do not matter)."""
+        return (
+            self.first_day == other.first_day
+            and self.same_day_cutoff == other.same_day_cutoff
+            and self._days == other._days
+        )
+
     def due_at(self, start: datetime, duration: Duration) -> datetime | None:
         """The due time (ngày hẹn trả) of a dossier received at ``start``.
 
