@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.calendar import Duration, DurationUnit
+from shared.calendar import VN_TZ, Duration, DurationUnit
 
 PROCEDURE_CODE_PATTERN = r"^\d\.\d{6}(\.[0-9A-Z.]+)?$"
 AGENCY_CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
@@ -220,3 +221,19 @@ def catalogue_from(version: int, raws: Iterable[Mapping[str, Any]]) -> Catalogue
     """A catalogue version from its stored or published procedures (trusted input)."""
     procedures = [Procedure.model_validate(raw) for raw in raws]
     return Catalogue(version=version, procedures={p.code: p for p in procedures})
+
+
+DISTRICTS_ABOLISHED = date(2025, 7, 1)
+"""From this day local government has two levels (province and commune): a procedure's
+``huyen`` level applies only to dossiers received before it."""
+
+
+def level_at(levels: Sequence[str], received_at: datetime) -> str | None:
+    """The level a dossier of a procedure done at ``levels`` is handled at, when the
+    procedure and the reception date alone tell it: the one level left once ``huyen`` is
+    dropped for a dossier received from 01/07/2025 (Vietnam time). ``None`` when two
+    levels remain (e.g. ``["xa", "tinh"]``): the receiving unit then decides, and a rule
+    matches on it rather than on the level."""
+    before_reform = received_at.astimezone(VN_TZ).date() < DISTRICTS_ABOLISHED
+    candidates = [level for level in levels if level != "huyen" or before_reform]
+    return candidates[0] if len(candidates) == 1 else None

@@ -25,7 +25,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.calendar import WorkCalendar
-from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN, Catalogue, Procedure, Step
+from shared.catalogue import (
+    AGENCY_CODE_PATTERN,
+    PROCEDURE_CODE_PATTERN,
+    Catalogue,
+    Procedure,
+    Step,
+    level_at,
+)
 
 Level = Literal["tinh", "xa", "huyen"]
 ChannelName = Literal["counter", "online", "post"]
@@ -149,15 +156,13 @@ class Facts:
         return found
 
 
-def level_of(procedure: Procedure | None) -> str | None:
-    """The level of a dossier: its procedure's level when the catalogue names only one.
+def level_of(procedure: Procedure | None, received_at: datetime) -> str | None:
+    """The level of a dossier received at ``received_at`` (``shared.catalogue.level_at``).
 
-    A procedure done at several levels gives no level, so only rules without a level
-    criterion match it (the dossier event does not say the level yet).
+    When it cannot be told (an unknown procedure, or one done at two levels after the
+    reform), only rules without a level criterion match the dossier.
     """
-    if procedure is None or len(procedure.levels) != 1:
-        return None
-    return procedure.levels[0]
+    return None if procedure is None else level_at(procedure.levels, received_at)
 
 
 def mismatches(rule: Rule, facts: Facts) -> list[str]:

@@ -103,6 +103,8 @@ def test_withdrawn_dossier_closes_without_a_class_and_finishing_wins() -> None:
     assert not any(isinstance(k, DayKey) and k.measure == domain.EXCLUDED for k in unit)
 
 
-def test_level_of_names_a_level_only_when_the_catalogue_gives_one() -> None:
-    assert domain.level_of(["xa"]) == "xa"
-    assert domain.level_of(["xa", "tinh"]) == ""
+def test_level_of_names_a_level_only_when_the_catalogue_and_date_give_one() -> None:
+    assert domain.level_of(["xa"], at("2026-03-02")) == "xa"
+    assert domain.level_of(["xa", "tinh"], at("2026-03-02")) == ""
+    assert domain.level_of(["xa", "huyen"], at("2026-03-02")) == "xa"
+    assert domain.level_of(["xa", "huyen"], at("2025-03-03")) == ""

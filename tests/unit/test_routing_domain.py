@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from services.routing import domain
+from shared.calendar import VN_TZ
 from shared.catalogue import seed_catalogue
 
 UNIT = "000.00.00.H56"
@@ -148,8 +150,15 @@ def test_duplicate_priority_is_refused() -> None:
         domain.validate_rule_set([rule(7, POLICE), rule(7, LAND)])
 
 
-def test_level_is_known_only_for_single_level_procedures() -> None:
+def test_the_level_is_what_the_procedure_and_the_reception_date_tell() -> None:
     catalogue = seed_catalogue()
-    assert domain.level_of(catalogue.get("2.000635")) == "xa"
-    assert domain.level_of(catalogue.get("2.000575")) is None
-    assert domain.level_of(None) is None
+    before = datetime(2025, 6, 30, 23, 59, tzinfo=VN_TZ)
+    after = datetime(2025, 7, 1, 0, 0, tzinfo=VN_TZ)
+    assert domain.level_of(catalogue.get("2.000635"), before) == "xa"
+    # xã or huyện: ambiguous before the reform; from 01/07/2025 there is no huyện
+    assert domain.level_of(catalogue.get("2.000575"), before) is None
+    assert domain.level_of(catalogue.get("2.000575"), after) == "xa"
+    assert domain.level_of(catalogue.get("2.000575"), after.astimezone(UTC)) == "xa"
+    # xã or tỉnh stays ambiguous: the receiving unit decides
+    assert domain.level_of(catalogue.get("1.012795"), after) is None
+    assert domain.level_of(None, after) is None

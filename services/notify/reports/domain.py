@@ -32,6 +32,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from shared.calendar import VN_TZ
+from shared.catalogue import level_at
 
 Dimension = Literal["unit", "field", "procedure", "level", "channel"]
 DIMENSIONS: tuple[Dimension, ...] = ("unit", "field", "procedure", "level", "channel")
@@ -311,10 +312,7 @@ LEVEL_LABELS = {"tinh": "Cấp tỉnh", "xa": "Cấp xã", "huyen": "Cấp huy�
 CHANNEL_LABELS = {"online": "Trực tuyến", "counter": "Trực tiếp", "post": "Bưu chính công ích"}
 
 
-def level_of(levels: list[str]) -> str:
-    """A dossier's level: its procedure's, when the catalogue names only one; else ``""``.
-
-    The same convention as routing: a procedure done at several levels (``["xa", "tinh"]``)
-    gives no level until dossier events say it.
-    """
-    return levels[0] if len(levels) == 1 else ""
+def level_of(levels: list[str], received_at: datetime) -> str:
+    """A dossier's level as routing tells it (``shared.catalogue.level_at``); ``""``
+    when the procedure and reception date do not tell it."""
+    return level_at(levels, received_at) or ""

@@ -89,7 +89,9 @@ class ReportProjection:
             fact.unit = received.receiving_unit
             fact.field = received.field
             fact.procedure = received.procedure_code
-            fact.level = domain.level_of(list(procedure.levels)) if procedure else ""
+            fact.level = (
+                domain.level_of(list(procedure.levels), received.received_at) if procedure else ""
+            )
             fact.channel = received.channel.value
             fact.received_at = received.received_at
             if fact.finished_at is None:
@@ -126,7 +128,9 @@ class ReportProjection:
         fact.channel = fact.channel or finished.channel.value
         if procedure is not None:
             fact.field = fact.field or procedure.field
-            fact.level = fact.level or domain.level_of(list(procedure.levels))
+            fact.level = fact.level or domain.level_of(
+                list(procedure.levels), fact.received_at or finished.finished_at
+            )
         fact.finished_at = finished.finished_at
         fact.outcome = finished.outcome
         fact.due_at = finished.due_at
