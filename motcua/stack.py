@@ -21,9 +21,18 @@ from types import TracebackType
 import httpx
 
 from motcua.keys_cli import ensure_dev_admin_key
+from shared.auth import API_KEY_HEADER
 from shared.broker import ensure_topics
 from shared.localbroker import LocalBroker, free_port
 from shared.settings import SERVICES, ServiceName, Settings
+
+KEY_PROBES: dict[ServiceName, str] = {
+    "intake": "/api/v1/calendar",
+    "routing": "/api/v1/rules",
+    "sla": "/api/v1/sla/KEY-PROBE",
+    "notify": "/api/v1/notifications/toggles",
+}
+"""A read of each service that needs a key: 401 until the service knows the key."""
 
 
 @dataclass
@@ -95,6 +104,7 @@ class Stack:
         for name in SERVICES:
             self.start_service(name)
         self.wait_ready(timeout)
+        self.wait_for_key(self.admin_key, timeout)
         return self
 
     def start_service(self, name: ServiceName) -> None:
@@ -132,6 +142,28 @@ class Stack:
                         pending.discard(name)
             if pending and time.monotonic() > deadline:
                 msg = f"not ready within {timeout:.0f} s: {', '.join(sorted(pending))}"
+                raise TimeoutError(msg)
+            if pending:
+                time.sleep(0.2)
+
+    def wait_for_key(self, key: str, timeout: float) -> None:
+        """Block until every service accepts ``key``: intake at once, the others once its
+        ``api_key.changed`` event has reached them (each answers its probe 200, or 404 for
+        sla's unknown dossier; 401 means not yet)."""
+        deadline = time.monotonic() + timeout
+        pending = dict(KEY_PROBES)
+        while pending:
+            for name, path in list(pending.items()):
+                with contextlib.suppress(httpx.HTTPError):
+                    answer = httpx.get(
+                        f"{self.services[name].url}{path}",
+                        headers={API_KEY_HEADER: key},
+                        timeout=2,
+                    )
+                    if answer.status_code in {200, 404}:
+                        del pending[name]
+            if pending and time.monotonic() > deadline:
+                msg = f"key not accepted within {timeout:.0f} s by: {', '.join(sorted(pending))}"
                 raise TimeoutError(msg)
             if pending:
                 time.sleep(0.2)

@@ -68,8 +68,9 @@ class Principal:
     unit: str
 
     def covers(self, unit: str) -> bool:
-        """Whether this key may act for ``unit`` (an admin key, or a key of that unit)."""
-        return self.unit in {ALL_UNITS, unit}
+        """Whether this key may act for ``unit``: an admin key (bound to a unit or not), a
+        key of every unit, or a key of that unit."""
+        return self.role is Role.ADMIN or self.unit in {ALL_UNITS, unit}
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -111,3 +112,10 @@ def table(model: type[SQLModel]) -> Table:
     result = model.__table__  # type: ignore[attr-defined]
     assert isinstance(result, Table)
     return result
+
+
+def upsert_insert(session: AsyncSession, target: Table) -> Any:
+    """An ``INSERT`` into ``target`` with ``ON CONFLICT`` available, in the session's
+    dialect (PostgreSQL or SQLite, the two every service runs on)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)

@@ -23,6 +23,7 @@ import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared.topics import (
+    API_KEYS,
     CALENDAR,
     CATALOGUE,
     DOSSIER_LIFECYCLE,
@@ -259,6 +260,25 @@ class CataloguePublished(Payload):
     change: str = ""
 
 
+class ApiKeyChanged(Payload):
+    """An API key as intake now holds it: issued, or revoked (intake publishes both).
+
+    Carries the SHA-256 of the key's secret, never the secret: a receiver can check a
+    key, not make one. Keyed by ``key_id`` on a compacted topic, so the newest state of
+    every key stays readable. A revocation is final: a receiver keeps a key revoked
+    even if an older "issued" state of it arrives later.
+    """
+
+    event_type: ClassVar[str] = "api_key.changed"
+    topic: ClassVar[TopicSpec] = API_KEYS
+
+    key_id: str = Field(pattern=r"^[0-9a-f]{12}$")
+    secret_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: Literal["counter", "kiosk", "office", "importer", "viewer", "admin"]
+    unit: str = Field(min_length=1, max_length=20)
+    revoked_at: AwareDatetime | None = None
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     model.event_type: model
     for model in (
@@ -272,6 +292,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         SlaFinished,
         CalendarChanged,
         CataloguePublished,
+        ApiKeyChanged,
     )
 }
 

@@ -59,9 +59,11 @@ def enqueue(
     source: str,
     dossier_code: str | None,
     correlation_id: uuid.UUID | None = None,
+    key: str | None = None,
 ) -> Envelope:
     """Put ``payload`` in a new envelope and add it to the outbox, on the payload's own
-    topic and keyed by ``dossier_code``, inside the caller's transaction."""
+    topic and keyed by ``dossier_code`` (or ``key`` for an event about no dossier),
+    inside the caller's transaction."""
     envelope = Envelope.wrap(
         payload,
         occurred_at=occurred_at,
@@ -72,7 +74,7 @@ def enqueue(
     session.add(
         OutboxRow(
             topic=payload.topic.name,
-            key=envelope.dossier_code,
+            key=envelope.dossier_code if key is None else key,
             value=envelope.encode(),
             created_at=datetime.now(UTC),
         )

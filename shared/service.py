@@ -51,6 +51,21 @@ async def every(seconds: float, refresh: Callable[[], Awaitable[None]], what: st
         await asyncio.sleep(seconds)
 
 
+async def until_done(work: Callable[[], Awaitable[None]], what: str, retry_seconds: float) -> None:
+    """Run ``work`` until it returns once, waiting ``retry_seconds`` after each failure (the
+    database away at start-up); a failure is logged by its exception type only."""
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed, retrying: %s", what, type(exc).__name__)
+            await asyncio.sleep(retry_seconds)
+        else:
+            return
+
+
 class ServiceRuntime:
     """Everything one service process holds; built once, started by its HTTP app."""
 

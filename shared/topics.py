@@ -19,6 +19,9 @@ class TopicSpec:
     name: str
     partitions: int
     description: str
+    compacted: bool = False
+    """Kafka keeps the newest record of each key for ever (``cleanup.policy=compact``)
+    instead of deleting by age: a new consumer can always read the whole state."""
 
     @property
     def dead_letter(self) -> str:
@@ -49,6 +52,12 @@ DOSSIER_SLA = TopicSpec(
 )
 CATALOGUE = TopicSpec("motcua.catalogue", 1, "Versions of the procedure catalogue.")
 CALENDAR = TopicSpec("motcua.calendar", 1, "Changes to the working-day calendar.")
+API_KEYS = TopicSpec(
+    "motcua.keys",
+    1,
+    "API keys as intake issues and revokes them (id, secret hash, role, unit), keyed by id.",
+    compacted=True,
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     DOSSIER_LIFECYCLE,
@@ -56,6 +65,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     DOSSIER_SLA,
     CATALOGUE,
     CALENDAR,
+    API_KEYS,
 )
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in ALL_TOPICS}

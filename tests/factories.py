@@ -7,7 +7,17 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.events import Channel, Contact, DossierReceived, Envelope, TimeLimit
+from shared.auth import ALL_UNITS, Role, issue_key
+from shared.db import Database
+from shared.events import (
+    ApiKeyChanged,
+    Channel,
+    Contact,
+    DossierReceived,
+    Envelope,
+    TimeLimit,
+)
+from shared.keys_sync import keep_keys
 
 _SEQ = itertools.count(1)
 
@@ -51,3 +61,20 @@ def dossier_body(**overrides: Any) -> dict[str, Any]:
 def api_key_header(key: str) -> dict[str, str]:
     """The header that carries an API key."""
     return {"X-API-Key": key}
+
+
+async def grant_key(db: Database, role: Role = Role.ADMIN, unit: str = ALL_UNITS) -> dict[str, str]:
+    """Issue a key as intake does and deliver its ``api_key.changed`` event to the copy a
+    following service keeps in ``db`` (through ``shared.keys_sync``); its header."""
+    issued = issue_key()
+    event = Envelope.wrap(
+        ApiKeyChanged(
+            key_id=issued.key_id, secret_hash=issued.secret_hash, role=role.value, unit=unit
+        ),
+        occurred_at=datetime.now(UTC),
+        source="intake",
+        dossier_code=None,
+    )
+    async with db.transaction() as session:
+        await keep_keys(session, [event])
+    return api_key_header(issued.token)

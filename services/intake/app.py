@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake import domain, store, views
+from services.intake import domain, keys, store, views
 from services.intake.queue import store as queue_store
 from services.intake.settings import IntakeSettings
 from services.intake.slip import Slip, time_limit_text, unit_name
@@ -46,9 +46,9 @@ from shared.events import (
     TimeLimit,
 )
 from shared.outbox import enqueue
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, until_done
 from shared.settings import ServiceName, Settings
-from shared.topics import CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE
+from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE
 
 SERVICE: ServiceName = "intake"
 
@@ -60,6 +60,7 @@ DOSSIER_ACTIONS = Counter(
 )
 PUBLIC_LOOKUP_PATH = "/api/v1/public/dossiers"
 _TIME_SETTERS = frozenset({Role.IMPORTER, Role.ADMIN})
+_KEYS_RETRY_SECONDS = 2.0
 
 
 class CatalogueError(ValueError):
@@ -428,6 +429,17 @@ class Intake:
             return None
         return dossier if domain.normalise_phone(dossier.applicant_phone) == wanted else None
 
+    async def keys_job(self) -> None:
+        """At start: announce the keys whose state never reached the outbox (keys made
+        before keys were events), then wake the relay; retried while the database is away.
+        """
+
+        async def catch_up() -> None:
+            if await keys.announce_keys(self.runtime.db, clock=self.clock):
+                self.runtime.relay.wake()
+
+        await until_done(catch_up, "intake key announcement", _KEYS_RETRY_SECONDS)
+
     async def find_key(self, key_id: str) -> StoredKey | None:
         """The stored API key with this id (``shared.auth``'s ``KeyLookup``)."""
         async with self.runtime.db.sessions() as session:
@@ -529,14 +541,14 @@ class Intake:
 def build(
     settings: Settings, *, clock: Clock = utc_now, options: IntakeSettings | None = None
 ) -> Intake:
-    """Intake's runtime and use cases: it publishes the lifecycle and calendar topics and
+    """Intake's runtime and use cases: it publishes the lifecycle, calendar and keys topics and
     follows the calendar topic like every service that computes due times, and the
     catalogue topic for its read copy of the catalogue."""
     runtime = ServiceRuntime(
         SERVICE,
         settings,
         tables=[*store.TABLES, *queue_store.TABLES, *CATALOGUE_TABLES],
-        publishes=[DOSSIER_LIFECYCLE, CALENDAR],
+        publishes=[DOSSIER_LIFECYCLE, CALENDAR, API_KEYS],
     )
     intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
     follow(

@@ -1,7 +1,10 @@
 """Managing API keys in intake's database (used by ``motcua keys`` and ``motcua up``).
 
 Only the hash of a key's secret is written; the key itself is shown once, to whoever
-created it.
+created it. Each issue and revocation puts ``api_key.changed`` in intake's outbox in the
+same transaction (``shared.keys_sync``), so the other services check the same keys; the
+relay of the running intake publishes it (a key made while intake is down is published
+when it starts). ``announce_keys`` also catches up keys made before keys were events.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from services.intake import store
 from shared.auth import ALL_UNITS, Role, hash_secret, issue_key, parse_key
 from shared.catalogue import AGENCY_CODE_PATTERN
 from shared.clock import Clock, utc_now
-from shared.db import Database, table
+from shared.db import Database, table, upsert_insert
+from shared.events import ApiKeyChanged
+from shared.outbox import OutboxRow, enqueue
 from shared.settings import Settings
 
 _AGENCY_RE = re.compile(AGENCY_CODE_PATTERN)
@@ -42,6 +49,46 @@ def _database(settings: Settings) -> Database:
     return Database(settings.database_url_for("intake"), schema=settings.schema_for("intake"))
 
 
+_TABLES = [table(store.ApiKey), table(store.ApiKeyPublication), table(OutboxRow)]
+"""What the key commands touch, created if missing (intake may never have run)."""
+
+
+async def announce(session: AsyncSession, key: store.ApiKey, *, at: datetime) -> None:
+    """Put ``key``'s current state in the outbox and record it as announced, in the
+    caller's transaction. Announcing a state twice is harmless (receivers upsert)."""
+    enqueue(
+        session,
+        ApiKeyChanged(
+            key_id=key.key_id,
+            secret_hash=key.secret_hash,
+            role=key.role,
+            unit=key.unit,
+            revoked_at=key.revoked_at,
+        ),
+        occurred_at=at,
+        source="intake",
+        dossier_code=None,
+        key=key.key_id,
+    )
+    insert = upsert_insert(session, table(store.ApiKeyPublication)).values(
+        key_id=key.key_id, revoked=key.revoked_at is not None
+    )
+    await session.exec(
+        insert.on_conflict_do_update(
+            index_elements=["key_id"], set_={"revoked": insert.excluded.revoked}
+        )
+    )
+
+
+async def announce_keys(db: Database, *, clock: Clock = utc_now) -> int:
+    """Announce every key whose current state was never announced; how many were."""
+    async with db.transaction() as session:
+        keys = await store.unannounced_keys(session)
+        for key in keys:
+            await announce(session, key, at=clock())
+    return len(keys)
+
+
 def check_unit(role: Role, unit: str) -> None:
     """``KeyCommandError`` unless ``unit`` is an agency code, or ``*`` on an admin key."""
     if unit == ALL_UNITS and role is Role.ADMIN:
@@ -61,18 +108,18 @@ async def create_key(
     issued = issue_key()
     db = _database(settings)
     try:
-        await db.create_tables([table(store.ApiKey)])
+        await db.create_tables(_TABLES)
         async with db.transaction() as session:
-            session.add(
-                store.ApiKey(
-                    key_id=issued.key_id,
-                    secret_hash=issued.secret_hash,
-                    role=role.value,
-                    unit=unit,
-                    label=label,
-                    created_at=clock(),
-                )
+            key = store.ApiKey(
+                key_id=issued.key_id,
+                secret_hash=issued.secret_hash,
+                role=role.value,
+                unit=unit,
+                label=label,
+                created_at=clock(),
             )
+            session.add(key)
+            await announce(session, key, at=key.created_at)
     finally:
         await db.dispose()
     return issued.token
@@ -82,7 +129,7 @@ async def list_keys(settings: Settings) -> list[KeyInfo]:
     """Every key, oldest first."""
     db = _database(settings)
     try:
-        await db.create_tables([table(store.ApiKey)])
+        await db.create_tables(_TABLES)
         async with db.sessions() as session:
             rows = await store.list_keys(session)
     finally:
@@ -95,7 +142,7 @@ async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now)
     no-op that keeps the first revocation time."""
     db = _database(settings)
     try:
-        await db.create_tables([table(store.ApiKey)])
+        await db.create_tables(_TABLES)
         async with db.transaction() as session:
             row = await store.get_key(session, key_id)
             if row is None:
@@ -103,6 +150,7 @@ async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now)
             if row.revoked_at is None:
                 row.revoked_at = clock()
                 session.add(row)
+                await announce(session, row, at=row.revoked_at)
     finally:
         await db.dispose()
 
@@ -114,7 +162,7 @@ async def is_live(settings: Settings, token: str) -> bool:
         return False
     db = _database(settings)
     try:
-        await db.create_tables([table(store.ApiKey)])
+        await db.create_tables(_TABLES)
         async with db.sessions() as session:
             row = await store.get_key(session, parsed[0])
     finally:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Date,
     Integer,
@@ -107,6 +108,19 @@ class ApiKey(SQLModel, table=True):
         )
 
 
+class ApiKeyPublication(SQLModel, table=True):
+    """The state of a key last put in the outbox for the other services (revoked or not).
+
+    A key without a row, or whose row disagrees with the key, is not yet announced: keys
+    made before keys travelled as events are announced at start-up this way.
+    """
+
+    __tablename__ = "api_key_publication"
+
+    key_id: str = Field(sa_column=Column(String(20), primary_key=True))
+    revoked: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
 class IdempotentAnswer(SQLModel, table=True):
     """The first answer to a request sent with an ``Idempotency-Key``.
 
@@ -131,6 +145,7 @@ TABLES: list[Table] = [
     table(DossierHistory),
     table(DossierSequence),
     table(ApiKey),
+    table(ApiKeyPublication),
     table(IdempotentAnswer),
 ]
 
@@ -217,6 +232,20 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
 async def list_keys(session: AsyncSession) -> list[ApiKey]:
     """Every API key, oldest first."""
     statement = select(ApiKey).order_by(table(ApiKey).c.created_at)
+    return list((await session.exec(statement)).all())
+
+
+async def unannounced_keys(session: AsyncSession) -> list[ApiKey]:
+    """The keys whose current state (issued or revoked) was never put in the outbox."""
+    keys, published = table(ApiKey), table(ApiKeyPublication)
+    statement = (
+        select(ApiKey)
+        .outerjoin(published, published.c.key_id == keys.c.key_id)
+        .where(
+            (published.c.key_id.is_(None)) | (published.c.revoked != keys.c.revoked_at.is_not(None))
+        )
+        .order_by(keys.c.created_at)
+    )
     return list((await session.exec(statement)).all())
 
 

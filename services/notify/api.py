@@ -1,12 +1,26 @@
 """Notify's HTTP API: delivery status, gateway delivery reports, opt-outs, trigger toggles
-(office heads and digests: ``digest.api``)."""
+(office heads and digests: ``digest.api``; reports and the dashboard: ``reports.api``).
+
+Access, by the keys intake issues (notify checks them against its own copy; 401 without
+a live key, 403 for a role not allowed, admin passes every role):
+
+- ``GET /api/v1/notifications`` (messages to citizens): viewer or counter;
+- ``POST /api/v1/notifications/delivery-reports``: the SMS gateway's callback; gateways
+  carry none of our keys, so it takes the shared secret ``MOTCUA_NOTIFY_SMS_REPORT_TOKEN``
+  in its URL instead (the references it names are our message keys, which can be guessed);
+- ``POST /api/v1/notifications/opt-outs``: counter (a clerk records the citizen's request);
+- ``GET /api/v1/notifications/toggles``: any live key; ``PUT``: admin;
+- office heads and digests: admin (``digest.api``);
+- reports and ``/dashboard``: public, except recomputing them: admin (``reports.api``).
+"""
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
 from services.notify.app import Notifier, build
@@ -16,7 +30,9 @@ from services.notify.domain import ANY, Trigger
 from services.notify.reports.api import Reports
 from services.notify.reports.api import router as reports_router
 from services.notify.settings import NotifySettings
+from shared.auth import Authenticator, Role
 from shared.clock import in_vietnam
+from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
@@ -74,15 +90,31 @@ class ToggleIn(BaseModel):
     receiving_unit: str = ANY
 
 
-def router(notifier: Notifier) -> APIRouter:
-    """The notification endpoints."""
-    api = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+_NEEDS_KEY: dict[int | str, dict[str, Any]] = {401: {"description": "No live API key."}}
+_NEEDS_ROLE: dict[int | str, dict[str, Any]] = {
+    **_NEEDS_KEY,
+    403: {"description": "The key's role may not do this."},
+}
 
-    @api.get("", response_model=list[MessageOut])
+
+def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
+    """The notification endpoints (see the module for who may call which)."""
+    api = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+    message_reader = auth.require(Role.VIEWER, Role.COUNTER)
+    clerk = auth.require(Role.COUNTER)
+    any_key = auth.require()
+    admin = auth.require(Role.ADMIN)
+
+    @api.get(
+        "",
+        response_model=list[MessageOut],
+        dependencies=[Depends(message_reader)],
+        responses=_NEEDS_ROLE,
+    )
     async def list_notifications(
-        dossier: str = Query(description="Dossier code."),
+        dossier: Annotated[str, Query(description="Dossier code.")],
     ) -> list[MessageOut]:
-        """The messages of one dossier and their delivery status."""
+        """The messages of one dossier and their delivery status (viewer or counter key)."""
         rows = await notifier.for_dossier(dossier)
         return [
             MessageOut(
@@ -101,30 +133,54 @@ def router(notifier: Notifier) -> APIRouter:
             for r in rows
         ]
 
-    @api.post("/delivery-reports", status_code=204)
-    async def delivery_report(report: DeliveryReport) -> None:
-        """The SMS gateway's callback: delivered to the handset, or not."""
+    @api.post(
+        "/delivery-reports",
+        status_code=204,
+        responses={
+            401: {"description": "The token is missing or wrong."},
+            404: {"description": "No sent message has this reference."},
+            503: {"description": "Delivery reports are not configured (no token set)."},
+        },
+    )
+    async def delivery_report(
+        report: DeliveryReport,
+        token: Annotated[
+            str, Query(description="The shared secret MOTCUA_NOTIFY_SMS_REPORT_TOKEN.")
+        ] = "",
+    ) -> None:
+        """The SMS gateway's callback: delivered to the handset, or not.
+
+        The gateway carries none of our keys; it is given this URL with ``?token=`` set
+        to the shared secret instead (compared in constant time). The reference is the
+        message key notify sent as the gateway's reference id.
+        """
+        expected = notifier.settings.sms_report_token.get_secret_value()
+        if not expected:
+            raise HTTPException(503, "delivery reports are off: set MOTCUA_NOTIFY_SMS_REPORT_TOKEN")
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            raise HTTPException(401, "token: not the delivery-report secret")
         if not await notifier.delivery_report(
             report.reference, report.status == "delivered", report.reason
         ):
             raise HTTPException(404, "no sent message with this reference")
 
-    @api.post("/opt-outs")
+    @api.post("/opt-outs", dependencies=[Depends(clerk)], responses=_NEEDS_ROLE)
     async def opt_out(body: OptOutIn) -> dict[str, int]:
-        """A citizen's opt-out; queued messages it covers are suppressed."""
+        """A citizen's opt-out, recorded by a clerk (counter key); queued messages it
+        covers are suppressed."""
         return {"suppressed": await notifier.opt_out(dossier=body.dossier, contact=body.contact)}
 
-    @api.get("/toggles")
+    @api.get("/toggles", dependencies=[Depends(any_key)], responses=_NEEDS_KEY)
     async def list_toggles() -> list[ToggleIn]:
-        """Every trigger toggle set (anything not listed is on)."""
+        """Every trigger toggle set (anything not listed is on); any live key."""
         return [
             ToggleIn(trigger=Trigger(t), enabled=on, procedure_code=p, receiving_unit=u)
             for (p, u, t), on in sorted((await notifier.toggles()).items())
         ]
 
-    @api.put("/toggles", status_code=204)
+    @api.put("/toggles", status_code=204, dependencies=[Depends(admin)], responses=_NEEDS_ROLE)
     async def put_toggle(body: ToggleIn) -> None:
-        """Switch a trigger on or off for a procedure and unit."""
+        """Switch a trigger on or off for a procedure and unit (admin key)."""
         await notifier.set_toggle(
             body.trigger, body.enabled, procedure=body.procedure_code, unit=body.receiving_unit
         )
@@ -133,8 +189,10 @@ def router(notifier: Notifier) -> APIRouter:
 
 
 def create_app(settings: Settings | None = None, notify: NotifySettings | None = None) -> FastAPI:
-    """Notify's process: consumer, dispatcher, HTTP API."""
+    """Notify's process: consumer, dispatcher, HTTP API (behind the keys intake issues, as
+    notify's copy of them holds them)."""
     notifier = build(settings or get_settings(), notify)
+    auth = Authenticator(key_lookup(notifier.runtime.db))
     reports = Reports(notifier.runtime, clock=notifier.clock)
     digests = Digests(notifier)
     return create_http_app(
@@ -142,6 +200,10 @@ def create_app(settings: Settings | None = None, notify: NotifySettings | None =
         title="motcua notify",
         description="Messages to citizens, the early / on-time / late reports, the office "
         "heads' digest.",
-        routers=[router(notifier), digest_router(digests), reports_router(reports)],
+        routers=[
+            router(notifier, auth),
+            digest_router(digests, auth),
+            reports_router(reports, auth),
+        ],
         background=[notifier.dispatch_forever, reports.gauges_forever, digests.schedule_forever],
     )

@@ -46,11 +46,13 @@ from services.notify.reports import TABLES as REPORT_TABLES
 from services.notify.reports import ReportProjection
 from services.notify.settings import NotifySettings
 from shared.clock import Clock, utc_now
-from shared.consume import subscribe
+from shared.consume import follow, subscribe
 from shared.events import DossierReceived, DossierSubmitted, Envelope
+from shared.keys_sync import TABLES as KEY_TABLES
+from shared.keys_sync import keep_keys
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
-from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
+from shared.topics import API_KEYS, DOSSIER_LIFECYCLE, DOSSIER_SLA
 from shared.wakeup import Wakeup
 
 SERVICE: ServiceName = "notify"
@@ -513,10 +515,11 @@ def build(
     clock: Clock = utc_now,
 ) -> Notifier:
     """Notify's runtime, use cases and subscriber (messages, then the report projection, in
-    one inbox transaction per batch); sinks from ``MOTCUA_NOTIFY_*``."""
+    one inbox transaction per batch); sinks from ``MOTCUA_NOTIFY_*``. It follows the keys
+    intake issues (its API)."""
     notify = notify or NotifySettings()
     runtime = ServiceRuntime(
-        SERVICE, settings, tables=[*store.TABLES, *REPORT_TABLES], publishes=[]
+        SERVICE, settings, tables=[*store.TABLES, *REPORT_TABLES, *KEY_TABLES], publishes=[]
     )
     notifier = Notifier(runtime, channels or build_sinks(settings, notify), notify, clock=clock)
     projection = ReportProjection()
@@ -526,4 +529,5 @@ def build(
         await projection.apply(session, events)
 
     subscribe(runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_SLA)
+    follow(runtime, keep_keys, API_KEYS)
     return notifier

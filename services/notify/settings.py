@@ -53,6 +53,11 @@ class NotifySettings(BaseSettings):
         "request_id",
         description="JSON field of our message key; the gateway de-duplicates on it.",
     )
+    sms_report_token: SecretStr = Field(
+        SecretStr(""),
+        description="Shared secret the gateway puts in its delivery-report callback URL "
+        "(…/api/v1/notifications/delivery-reports?token=…). Empty: reports are refused.",
+    )
     sms_answer_code_field: str = Field("code", description="Answer field with the result code.")
     sms_answer_id_field: str = Field("message_id", description="Answer field with the gateway id.")
     sms_success_codes: str = Field("00", description="Result codes meaning accepted.")

@@ -9,12 +9,9 @@ fingerprint, never the contact.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import AwareDateTime, table
 
@@ -119,13 +116,6 @@ class OfficeHead(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(200), nullable=False))
     email: str = Field(sa_column=Column(String(254), nullable=False))
     updated_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
-
-
-def upsert_insert(session: AsyncSession, target: Table) -> Any:
-    """An ``INSERT`` into ``target`` with ``ON CONFLICT`` available, in the session's
-    dialect (PostgreSQL or SQLite, the two notify runs on)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(target)
 
 
 def dossier_target(code: str) -> str:

@@ -4,23 +4,31 @@
 (each a new version, published to the other services); the history of versions. A
 refused change answers 422 naming each field, and nothing is written.
 ``/api/v1/rules``: list, add, remove, test, history, re-route, the manual queue and
-manual assignment, and a dossier's processing-control sheet (Mẫu 06). Writes record
-who made them (``by``); these endpoints are not yet behind the admin key.
+manual assignment, and a dossier's processing-control sheet (Mẫu 06).
+
+Access (API keys issued by intake, checked against routing's copy, ``shared.keys_sync``):
+the catalogue and one procedure of it are public (published information); every other
+read needs a live key (401 without); every write needs an admin key (403 for another
+role), and a refused write changes nothing. A write records its author as the key's id,
+after the optional, unchecked ``by`` the caller gives: ``"ops (key 0123456789ab)"``.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: FastAPI must evaluate the ``Depends`` in the
+# endpoints' annotations, which name the routers' local ``admin``.
 
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, status
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.routing import domain
 from services.routing.app import AssignError, Routing, build
+from shared.auth import Authenticator, Principal, Role
 from shared.catalogue import Procedure, ProcedureError, Step, parse_procedure
+from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
@@ -43,9 +51,18 @@ class CatalogueVersionOut(BaseModel):
     published_at: datetime | None
 
 
+BY_MAX_LENGTH = 80
+"""The longest ``by``: with `` (key <12 hex>)`` the author fits in 100 characters."""
+BY_DESCRIPTION = "Who makes the change, recorded before the id of the key that makes it."
 ChangedBy = Annotated[
-    str, Query(min_length=1, max_length=100, description="Who makes the change (recorded).")
+    str | None,
+    Query(min_length=1, max_length=BY_MAX_LENGTH, description=BY_DESCRIPTION),
 ]
+KEYED: dict[int | str, dict[str, Any]] = {401: {"description": "No live API key."}}
+ADMIN: dict[int | str, dict[str, Any]] = {
+    **KEYED,
+    403: {"description": "The key is not an admin key; nothing changed."},
+}
 PROCEDURE_EXAMPLE = {
     "code": "2.000635",
     "name": "Cấp bản sao trích lục hộ tịch",
@@ -57,6 +74,12 @@ PROCEDURE_EXAMPLE = {
     "fee_vnd": 8000,
     "steps": [{"office": None, "hours": 8}],
 }
+
+
+def recorded_by(principal: Principal, by: str | None) -> str:
+    """The author a change records: the caller's ``by`` if given, and always the id of
+    the key that made it (``by`` alone is unchecked)."""
+    return f"{by} (key {principal.key_id})" if by else f"key {principal.key_id}"
 
 
 def _field_errors(error: ProcedureError) -> JSONResponse:
@@ -72,9 +95,11 @@ def _field_errors(error: ProcedureError) -> JSONResponse:
     )
 
 
-def catalogue_router(routing: Routing) -> APIRouter:
-    """The catalogue endpoints (writes: administrators; not yet behind the admin key)."""
+def catalogue_router(routing: Routing, auth: Authenticator) -> APIRouter:
+    """The catalogue endpoints: reading public, the history any key, writes admin."""
     api = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
+    admin = auth.require(Role.ADMIN)
+    reader = auth.require()
 
     @api.get("", response_model=list[Procedure])
     async def list_procedures() -> list[Procedure]:
@@ -85,22 +110,27 @@ def catalogue_router(routing: Routing) -> APIRouter:
         "",
         response_model=CatalogueChangeOut,
         status_code=status.HTTP_201_CREATED,
-        responses={422: {"description": "Refused: each bad field named; nothing changed."}},
+        responses={
+            **ADMIN,
+            422: {"description": "Refused: each bad field named; nothing changed."},
+        },
     )
     async def add_procedure(
         body: Annotated[
             dict[str, Any],
             Body(description="The procedure as JSON.", examples=[PROCEDURE_EXAMPLE]),
         ],
-        by: ChangedBy,
+        principal: Annotated[Principal, Depends(admin)],
+        by: ChangedBy = None,
         replace: Annotated[
             bool, Query(description="Replace the procedure of the same code if there is one.")
         ] = False,
     ) -> CatalogueChangeOut | JSONResponse:
         """Add (or with ``replace`` replace) a procedure: a new version, published."""
+        author = recorded_by(principal, by)
         try:
             procedure = parse_procedure(body)
-            catalogue = await routing.add_procedure(procedure, replace=replace, by=by)
+            catalogue = await routing.add_procedure(procedure, replace=replace, by=author)
         except ProcedureError as error:
             return _field_errors(error)
         verb = "replaced" if replace else "added"
@@ -110,11 +140,13 @@ def catalogue_router(routing: Routing) -> APIRouter:
             change=f"{verb} {procedure.code}",
         )
 
-    @api.delete("/{code}", response_model=CatalogueChangeOut)
-    async def remove_procedure(code: str, by: ChangedBy) -> CatalogueChangeOut:
+    @api.delete("/{code}", response_model=CatalogueChangeOut, responses={**ADMIN, 404: {}})
+    async def remove_procedure(
+        code: str, principal: Annotated[Principal, Depends(admin)], by: ChangedBy = None
+    ) -> CatalogueChangeOut:
         """Remove a procedure: a new version, published; 404 if there is none."""
         try:
-            catalogue = await routing.remove_procedure(code, by=by)
+            catalogue = await routing.remove_procedure(code, by=recorded_by(principal, by))
         except ProcedureError as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         return CatalogueChangeOut(
@@ -123,7 +155,12 @@ def catalogue_router(routing: Routing) -> APIRouter:
             change=f"removed {code}",
         )
 
-    @api.get("/history", response_model=list[CatalogueVersionOut])
+    @api.get(
+        "/history",
+        response_model=list[CatalogueVersionOut],
+        responses=KEYED,
+        dependencies=[Depends(reader)],
+    )
     async def catalogue_history() -> list[CatalogueVersionOut]:
         """Every version of the catalogue, newest first."""
         return [
@@ -131,7 +168,7 @@ def catalogue_router(routing: Routing) -> APIRouter:
             for row in await routing.catalogue_history()
         ]
 
-    @api.get("/{code}", response_model=Procedure)
+    @api.get("/{code}", response_model=Procedure, responses={404: {}})
     async def get_procedure(code: str) -> Procedure:
         """One procedure."""
         procedure = (await routing.current_catalogue()).get(code)
@@ -150,10 +187,12 @@ class RuleSetOut(BaseModel):
 
 
 class NewRule(BaseModel):
-    """A rule to add, and who adds it."""
+    """A rule to add, and optionally who adds it."""
 
     rule: dict[str, Any]
-    by: str = Field(min_length=1, max_length=100)
+    by: str | None = Field(
+        default=None, min_length=1, max_length=BY_MAX_LENGTH, description=BY_DESCRIPTION
+    )
 
 
 class TestQuery(BaseModel):
@@ -207,11 +246,13 @@ class QueueEntryOut(BaseModel):
 
 
 class AssignIn(BaseModel):
-    """A manual assignment: the office, optionally the chain, and who decides."""
+    """A manual assignment: the office, optionally the chain and who decides."""
 
     office: str
     steps: list[Step] | None = None
-    by: str = Field(min_length=1, max_length=100)
+    by: str | None = Field(
+        default=None, min_length=1, max_length=BY_MAX_LENGTH, description=BY_DESCRIPTION
+    )
 
 
 class SheetStepOut(BaseModel):
@@ -283,35 +324,47 @@ def _refused(error: ValueError) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error))
 
 
-def rules_router(routing: Routing) -> APIRouter:
-    """The rules endpoints (administrators)."""
+def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
+    """The rules endpoints: reads any key, writes admin."""
     api = APIRouter(prefix="/api/v1/rules", tags=["rules"])
+    admin = auth.require(Role.ADMIN)
+    reader = auth.require()
 
-    @api.get("", response_model=RuleSetOut)
+    @api.get("", response_model=RuleSetOut, responses=KEYED, dependencies=[Depends(reader)])
     async def list_rules() -> RuleSetOut:
         """The rules in force, in the order they are tried."""
         current = await routing.rules()
         return RuleSetOut(version=current.version, rules=list(current.rules))
 
-    @api.post("", response_model=RuleSetOut, status_code=status.HTTP_201_CREATED)
-    async def add_rule(body: NewRule) -> RuleSetOut:
+    @api.post(
+        "",
+        response_model=RuleSetOut,
+        status_code=status.HTTP_201_CREATED,
+        responses={**ADMIN, 422: {"description": "Refused, with the reason; nothing changed."}},
+    )
+    async def add_rule(
+        body: NewRule, principal: Annotated[Principal, Depends(admin)]
+    ) -> RuleSetOut:
         """Add a rule (a new version); 422 with the reason, rules unchanged, if refused."""
+        author = recorded_by(principal, body.by)
         try:
-            current = await routing.add_rule(domain.parse_rule(body.rule), by=body.by)
+            current = await routing.add_rule(domain.parse_rule(body.rule), by=author)
         except domain.RuleError as error:
             raise _refused(error) from None
         return RuleSetOut(version=current.version, rules=list(current.rules))
 
-    @api.delete("/{priority}", response_model=RuleSetOut)
-    async def remove_rule(priority: int, by: str) -> RuleSetOut:
+    @api.delete("/{priority}", response_model=RuleSetOut, responses={**ADMIN, 404: {}})
+    async def remove_rule(
+        priority: int, principal: Annotated[Principal, Depends(admin)], by: ChangedBy = None
+    ) -> RuleSetOut:
         """Remove the rule of ``priority`` (a new version); 404 if there is none."""
         try:
-            current = await routing.remove_rule(priority, by=by)
+            current = await routing.remove_rule(priority, by=recorded_by(principal, by))
         except domain.RuleError as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         return RuleSetOut(version=current.version, rules=list(current.rules))
 
-    @api.post("/test", response_model=DecisionOut)
+    @api.post("/test", response_model=DecisionOut, responses=KEYED, dependencies=[Depends(reader)])
     async def test_rules(query: TestQuery) -> DecisionOut:
         """Where a dossier would go under the current rules, and why (nothing is routed)."""
         facts = routing.facts(
@@ -323,7 +376,12 @@ def rules_router(routing: Routing) -> APIRouter:
         )
         return decision_out(await routing.test(facts))
 
-    @api.get("/history", response_model=list[VersionOut])
+    @api.get(
+        "/history",
+        response_model=list[VersionOut],
+        responses=KEYED,
+        dependencies=[Depends(reader)],
+    )
     async def history() -> list[VersionOut]:
         """Every version of the rules, newest first."""
         return [
@@ -336,7 +394,7 @@ def rules_router(routing: Routing) -> APIRouter:
             for row in await routing.history()
         ]
 
-    @api.post("/reroute", response_model=RerouteOut)
+    @api.post("/reroute", response_model=RerouteOut, responses=ADMIN, dependencies=[Depends(admin)])
     async def reroute() -> RerouteOut:
         """Move open dossiers (and the manual queue) to the current rules; report what moved."""
         report = await routing.reroute()
@@ -350,7 +408,12 @@ def rules_router(routing: Routing) -> APIRouter:
             kept=dict(report.kept),
         )
 
-    @api.get("/manual-queue", response_model=list[QueueEntryOut])
+    @api.get(
+        "/manual-queue",
+        response_model=list[QueueEntryOut],
+        responses=KEYED,
+        dependencies=[Depends(reader)],
+    )
     async def manual_queue() -> list[QueueEntryOut]:
         """Dossiers no rule could route, oldest first."""
         return [
@@ -358,18 +421,30 @@ def rules_router(routing: Routing) -> APIRouter:
             for entry in await routing.manual_queue()
         ]
 
-    @api.post("/manual-queue/{code}/assign", response_model=SheetOut)
-    async def assign(code: str, body: AssignIn) -> SheetOut:
+    @api.post(
+        "/manual-queue/{code}/assign",
+        response_model=SheetOut,
+        responses={**ADMIN, 409: {"description": "Not queued, or past its first step."}},
+    )
+    async def assign(
+        code: str, body: AssignIn, principal: Annotated[Principal, Depends(admin)]
+    ) -> SheetOut:
         """Route a queued dossier by hand (or re-assign one still at its first step)."""
+        author = recorded_by(principal, body.by)
         try:
-            await routing.assign(code, body.office, steps=body.steps, by=body.by)
+            await routing.assign(code, body.office, steps=body.steps, by=author)
         except domain.RuleError as error:
             raise _refused(error) from None
         except AssignError as error:
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
         return await _sheet(routing, code)
 
-    @api.get("/sheet/{code}", response_model=SheetOut)
+    @api.get(
+        "/sheet/{code}",
+        response_model=SheetOut,
+        responses={**KEYED, 404: {}},
+        dependencies=[Depends(reader)],
+    )
     async def sheet(code: str) -> SheetOut:
         """The processing-control sheet (Mẫu 06): each step's office, start, due and end."""
         return await _sheet(routing, code)
@@ -411,12 +486,13 @@ async def _sheet(routing: Routing, code: str) -> SheetOut:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Routing's process."""
+    """Routing's process; its API checks keys against the copy it keeps of intake's."""
     process = build(settings or get_settings())
+    auth = Authenticator(key_lookup(process.runtime.db))
     return create_http_app(
         process.runtime,
         title="motcua routing",
         description="The procedure catalogue, the routing rules and the chains of dossiers.",
-        routers=[catalogue_router(process.routing), rules_router(process.routing)],
+        routers=[catalogue_router(process.routing, auth), rules_router(process.routing, auth)],
         background=[process.routing.gauge_job, process.routing.catalogue_job],
     )

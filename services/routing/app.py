@@ -16,7 +16,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -54,10 +53,12 @@ from shared.events import (
     Envelope,
 )
 from shared.inbox import InboxRow
+from shared.keys_sync import TABLES as KEY_TABLES
+from shared.keys_sync import following_keys
 from shared.outbox import OutboxRow, enqueue
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, every, until_done
 from shared.settings import ServiceName, Settings
-from shared.topics import CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
 
 SERVICE: ServiceName = "routing"
 log = logging.getLogger(__name__)
@@ -208,7 +209,9 @@ class Routing:
         return domain.Facts(
             procedure=received.procedure_code,
             field=received.field,
-            level=domain.level_of(self.catalogue.get(received.procedure_code)),
+            level=domain.level_of(
+                self.catalogue.get(received.procedure_code), received.received_at
+            ),
             receiving_unit=received.receiving_unit,
             channel=received.channel.value,
         )
@@ -417,12 +420,13 @@ class Routing:
         field: str | None = None,
         level: str | None = None,
     ) -> domain.Facts:
-        """Facts of a hypothetical dossier; field and level default to the catalogue's."""
+        """Facts of a hypothetical dossier received now; field and level default to the
+        catalogue's."""
         known = self.catalogue.get(procedure)
         return domain.Facts(
             procedure=procedure,
             field=field if field is not None else (known.field if known else ""),
-            level=level if level is not None else domain.level_of(known),
+            level=level if level is not None else domain.level_of(known, datetime.now(UTC)),
             receiving_unit=receiving_unit,
             channel=channel,
         )
@@ -650,15 +654,12 @@ class Routing:
     async def catalogue_job(self) -> None:
         """At start: store the seed if needed and publish the newest version if it never
         was (a background job of the process; retried while the database is away)."""
-        while True:
-            try:
-                await self.load_catalogue()
-                await self.publish_catalogue()
-            except Exception as exc:  # the database is away: keep trying
-                log.warning("routing catalogue start: %s", type(exc).__name__)
-                await asyncio.sleep(_CATALOGUE_RETRY_SECONDS)
-            else:
-                return
+
+        async def start() -> None:
+            await self.load_catalogue()
+            await self.publish_catalogue()
+
+        await until_done(start, "routing catalogue start", _CATALOGUE_RETRY_SECONDS)
 
     async def add_procedure(self, procedure: Procedure, *, replace: bool, by: str) -> Catalogue:
         """A new version with ``procedure`` (replacing one of its code only if ``replace``);
@@ -726,12 +727,7 @@ class Routing:
 
     async def gauge_job(self) -> None:
         """Refresh the gauges periodically (a background job of the process)."""
-        while True:
-            try:
-                await self.refresh_gauges()
-            except Exception as exc:  # the database is away: keep trying
-                log.warning("routing gauges: %s", type(exc).__name__)
-            await asyncio.sleep(_GAUGE_SECONDS)
+        await every(_GAUGE_SECONDS, self.refresh_gauges, "routing gauges")
 
 
 def to_minutes(hours: Decimal) -> int:
@@ -780,9 +776,13 @@ async def create_tables(routing: Routing) -> None:
 
 
 def build(settings: Settings) -> RoutingProcess:
-    """Routing's runtime, use cases and subscriber."""
+    """Routing's runtime, use cases and subscriber; it follows the calendar (step due
+    times) and the keys intake issues (its admin API)."""
     runtime = ServiceRuntime(
-        SERVICE, settings, tables=store.TABLES, publishes=[DOSSIER_ROUTING, CATALOGUE]
+        SERVICE,
+        settings,
+        tables=[*store.TABLES, *KEY_TABLES],
+        publishes=[DOSSIER_ROUTING, CATALOGUE],
     )
     routing = Routing(
         runtime.db,
@@ -793,7 +793,10 @@ def build(settings: Settings) -> RoutingProcess:
     subscribe(runtime, routing.apply, DOSSIER_LIFECYCLE)
     follow(
         runtime,
-        following_calendar(settings.var_dir, settings.province, routing.use_calendar),
+        following_keys(
+            following_calendar(settings.var_dir, settings.province, routing.use_calendar)
+        ),
         CALENDAR,
+        API_KEYS,
     )
     return RoutingProcess(runtime, routing)

@@ -1,15 +1,27 @@
-"""SLA's HTTP API: the clock of a dossier, explained by its ledger."""
+"""SLA's HTTP API: the clock of a dossier, explained by its ledger.
 
-from __future__ import annotations
+Access: every endpoint needs a live API key (``X-API-Key``, checked against sla's copy of
+the keys intake issues: 401 without one). A key bound to a unit reads only the dossiers
+that unit has a part in: received there, or handled there (the routed office or the
+office of a chain step); any other dossier is 403. Admin keys and keys of every unit
+(``*``) read every dossier.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI evaluates the endpoint's
+# annotations, and ``Depends(reader)`` names a variable local to ``router``.
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel
 
+from services.sla import store
 from services.sla.app import SlaSettings, Tracker, build
 from services.sla.domain import HOUR, ClockState, Outcome
+from shared.auth import ALL_UNITS, Authenticator, Principal
 from shared.clock import in_vietnam
+from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
@@ -59,18 +71,51 @@ class ClockOut(BaseModel):
     closure: str | None
 
 
-def router(tracker: Tracker) -> APIRouter:
-    """The clock endpoints."""
-    api = APIRouter(prefix="/api/v1/sla", tags=["sla"])
+def units_of(row: store.DossierClock) -> set[str]:
+    """The units that have a part in a tracked dossier: the receiving unit, the routed
+    office and the office of every chain step (those recorded so far)."""
+    offices = (step[0] for step in row.steps or [] if step)
+    return {unit for unit in (row.receiving_unit, row.office, *offices) if unit}
 
-    @api.get("/{code}", response_model=ClockOut)
-    async def get_clock(code: str) -> ClockOut:
-        """Due time, working time used and left, state, ledger and steps of one dossier."""
+
+def check_reader(principal: Principal, row: store.DossierClock) -> None:
+    """``HTTPException(403)`` unless ``principal`` may read the clock of ``row``: admin and
+    all-unit keys read everything; a unit's key, the dossiers its unit has a part in (none
+    when the row records no unit at all)."""
+    if principal.covers(ALL_UNITS):
+        return
+    if not any(principal.covers(unit) for unit in units_of(row)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"this key's unit {principal.unit} has no part in dossier {row.code}",
+        )
+
+
+def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
+    """The clock endpoints (every one needs an API key)."""
+    api = APIRouter(prefix="/api/v1/sla", tags=["sla"])
+    reader = auth.require()
+
+    @api.get(
+        "/{code}",
+        response_model=ClockOut,
+        responses={
+            401: {"description": "No live API key."},
+            403: {"description": "The key's unit has no part in this dossier."},
+            404: {"description": "No clock for this code (yet)."},
+        },
+    )
+    async def get_clock(code: str, principal: Annotated[Principal, Depends(reader)]) -> ClockOut:
+        """Due time, working time used and left, state, ledger and steps of one dossier.
+
+        Any live key; a key bound to a unit only for dossiers received or handled there.
+        """
         found = await tracker.get(code)
         clock = None if found is None else tracker.replay(*found)
         if found is None or clock is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no clock for {code}")
         row = found[0]
+        check_reader(principal, row)
         now = tracker.now()
         left = clock.working_left(now)
         policy = tracker.policy
@@ -114,12 +159,14 @@ def router(tracker: Tracker) -> APIRouter:
 
 
 def create_app(settings: Settings | None = None, sla: SlaSettings | None = None) -> FastAPI:
-    """SLA's process: consumer, deadline scheduler, gauges and the clock API."""
+    """SLA's process: consumer, deadline scheduler, gauges and the clock API (behind the
+    keys intake issues, as sla's copy of them holds them)."""
     tracker = build(settings or get_settings(), sla=sla)
+    auth = Authenticator(key_lookup(tracker.runtime.db))
     return create_http_app(
         tracker.runtime,
         title="motcua sla",
         description="The legal clock of every open dossier (thời hạn giải quyết).",
-        routers=[router(tracker)],
+        routers=[router(tracker, auth)],
         background=[tracker.run_scheduler, tracker.run_gauges],
     )

@@ -23,7 +23,7 @@ from services.intake.app import Answer, CatalogueError, Intake, NewDossier
 from services.routing import app as routing_app
 from services.routing.api import create_app as routing_http
 from services.routing.app import RoutingProcess
-from shared.auth import Principal, Role
+from shared.auth import API_KEY_HEADER, Principal, Role, parse_key
 from shared.calendar import VN_TZ
 from shared.catalogue import ProcedureError, parse_procedure, seed_catalogue
 from shared.db import Database, table
@@ -32,6 +32,7 @@ from shared.localbroker import free_port
 from shared.outbox import OutboxRow
 from shared.settings import Settings, get_settings
 from shared.topics import CATALOGUE
+from tests.factories import grant_key
 
 UNIT = "000.00.00.H56"
 TUESDAY = datetime(2026, 6, 2, 9, 0, tzinfo=VN_TZ)
@@ -231,13 +232,24 @@ async def test_a_dossier_records_the_version_it_was_received_under(
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """Routing's HTTP API, every request with an admin key (delivered to routing's copy)."""
     app = routing_http(settings_in(tmp_path))
     runtime = app.state.runtime
     await runtime.db.create_tables(runtime.tables)
+    admin = await grant_key(runtime.db)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://routing", headers=admin
+    ) as http:
         yield http
     await runtime.db.dispose()
+
+
+def key_id_of(client: httpx.AsyncClient) -> str:
+    """The id of the key the client sends."""
+    parsed = parse_key(client.headers[API_KEY_HEADER])
+    assert parsed is not None
+    return parsed[0]
 
 
 async def test_the_api_adds_replaces_and_removes_procedures(client: httpx.AsyncClient) -> None:
@@ -263,10 +275,11 @@ async def test_the_api_adds_replaces_and_removes_procedures(client: httpx.AsyncC
         await client.delete(f"/api/v1/catalogue/{NEW_CODE}", params={"by": "ops"})
     ).status_code == 404
     history = (await client.get("/api/v1/catalogue/history")).json()
+    by = f"ops (key {key_id_of(client)})"
     assert [(v["version"], v["changed_by"]) for v in history] == [
-        (4, "ops"),
-        (3, "ops"),
-        (2, "ops"),
+        (4, by),
+        (3, by),
+        (2, by),
         (1, "seed"),
     ]
 

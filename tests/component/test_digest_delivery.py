@@ -32,10 +32,13 @@ from services.notify.digest import Digests
 from services.notify.digest.api import router
 from services.notify.digest.domain import parse_period
 from services.notify.settings import NotifySettings
+from shared.auth import Authenticator
 from shared.calendar import VN_TZ, load_calendar
+from shared.keys_sync import key_lookup
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
 from tests.component.test_reports_sla import FIXTURE, UNIT_A, UNIT_B, a
+from tests.factories import grant_key
 
 HEAD_NAME = "Lê Văn Trưởng"
 HEAD_EMAIL = "truong.phong@example.vn"
@@ -279,10 +282,14 @@ async def test_no_head_sends_nothing_and_says_so_without_personal_data(
 
 async def test_heads_are_managed_over_http(start: Callable[[], Awaitable[Notify]]) -> None:
     notify: Notify = await start()
+    db = notify.notifier.runtime.db
     app = FastAPI()
-    app.include_router(router(notify.digests))
+    app.include_router(router(notify.digests, Authenticator(key_lookup(db))))
+    admin = await grant_key(db)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://notify", headers=admin
+    ) as http:
         head = {"unit": UNIT_A, "name": HEAD_NAME, "email": HEAD_EMAIL}
         assert (await http.put("/api/v1/notifications/heads", json=head)).status_code == 204
         bad = {**head, "email": "not-an-address"}

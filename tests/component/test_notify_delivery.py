@@ -37,6 +37,7 @@ from services.notify.api import router
 from services.notify.channels import FailoverSink, FileSink, HttpSmsSink, SmtpSink
 from services.notify.domain import Trigger
 from services.notify.settings import NotifySettings
+from shared.auth import Authenticator, Role
 from shared.calendar import VN_TZ
 from shared.events import (
     Channel,
@@ -49,10 +50,13 @@ from shared.events import (
     SlaWarning,
     TimeLimit,
 )
+from shared.keys_sync import key_lookup
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
+from tests.factories import grant_key
 
 API_KEY = "test-key"
+REPORT_TOKEN = "gateway-callback-secret"
 PHONE = "0987654321"
 EMAIL = "citizen@example.vn"
 
@@ -185,6 +189,7 @@ def notify_settings(
         smtp_sender="motcua@motcua.test",
         sms_url=gateway_server[0],
         sms_api_key=SecretStr(API_KEY),
+        sms_report_token=SecretStr(REPORT_TOKEN),
         backoff_seconds=0,
         max_attempts=4,
         sending_lease_seconds=60,
@@ -547,36 +552,52 @@ async def test_api_shows_statuses_and_takes_delivery_reports(
     gateway: Gateway,
 ) -> None:
     notifier = await make_notifier(settings, notify_settings, clock)
+    db = notifier.runtime.db
     app = FastAPI()
-    app.include_router(router(notifier))
+    app.include_router(router(notifier, Authenticator(key_lookup(db))))
+    viewer = await grant_key(db, Role.VIEWER)
+    admin = await grant_key(db, Role.ADMIN)
     await feed(notifier, received(email=None))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
-        [queued] = (await client.get("/api/v1/notifications", params={"dossier": CODE})).json()
+        [queued] = (
+            await client.get("/api/v1/notifications", params={"dossier": CODE}, headers=viewer)
+        ).json()
         assert queued["status"] == "queued"
         assert "recipient" not in queued
         assert "body" not in queued
         await notifier.dispatch_round()
         key = f"{CODE}:received:sms"
+        forged = await client.post(  # the gateway's callback carries its token, no key
+            "/api/v1/notifications/delivery-reports",
+            json={"reference": key, "status": "failed"},
+            params={"token": "guessed"},
+        )
+        assert forged.status_code == 401
         answer = await client.post(
             "/api/v1/notifications/delivery-reports",
             json={"reference": key, "status": "delivered"},
+            params={"token": REPORT_TOKEN},
         )
         assert answer.status_code == 204
-        [shown] = (await client.get("/api/v1/notifications", params={"dossier": CODE})).json()
+        [shown] = (
+            await client.get("/api/v1/notifications", params={"dossier": CODE}, headers=viewer)
+        ).json()
         assert shown["status"] == "delivered"
         assert shown["delivered_at"].endswith("+07:00")
         unknown = await client.post(
             "/api/v1/notifications/delivery-reports",
             json={"reference": "nope", "status": "delivered"},
+            params={"token": REPORT_TOKEN},
         )
         assert unknown.status_code == 404
         toggled = await client.put(
             "/api/v1/notifications/toggles",
             json={"trigger": "overdue", "enabled": False, "receiving_unit": "000.00.00.H56"},
+            headers=admin,
         )
         assert toggled.status_code == 204
-        toggles = (await client.get("/api/v1/notifications/toggles")).json()
+        toggles = (await client.get("/api/v1/notifications/toggles", headers=viewer)).json()
         assert toggles == [
             {
                 "trigger": "overdue",

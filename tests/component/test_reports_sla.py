@@ -28,6 +28,7 @@ from services.notify import app as notify_app
 from services.notify.reports import recompute
 from services.notify.reports.api import Reports, router
 from services.notify.reports.store import ReportDay, ReportDue
+from shared.auth import Authenticator, Role
 from shared.calendar import VN_TZ
 from shared.events import (
     Channel,
@@ -40,8 +41,10 @@ from shared.events import (
     SlaFinished,
     TimeLimit,
 )
+from shared.keys_sync import key_lookup
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
+from tests.factories import grant_key
 
 UNIT_A = "000.00.00.H56"
 UNIT_B = "000.00.01.H56"
@@ -221,8 +224,10 @@ async def feed(notifier: notify_app.Notifier, events: list[Envelope]) -> None:
 
 
 def client(notifier: notify_app.Notifier) -> httpx.AsyncClient:
+    """The reports' endpoints, called without a key (the reports are public)."""
     app = FastAPI()
-    app.include_router(router(Reports(notifier.runtime, clock=FakeClock(TODAY))))
+    reports = Reports(notifier.runtime, clock=FakeClock(TODAY))
+    app.include_router(router(reports, Authenticator(key_lookup(notifier.runtime.db))))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
 
 
@@ -307,6 +312,20 @@ async def test_recompute_agrees_with_the_incremental_counts(
     async with notifier.runtime.db.transaction() as session:
         assert await recompute(session, batch=3) == 13
     assert await snapshot() == incremental
+
+
+async def test_recompute_over_http_needs_an_admin_key(notifier: notify_app.Notifier) -> None:
+    await feed(notifier, FIXTURE)
+    viewer = await grant_key(notifier.runtime.db, Role.VIEWER)
+    admin = await grant_key(notifier.runtime.db, Role.ADMIN)
+    async with client(notifier) as http:
+        assert (await http.post("/api/v1/reports/recompute")).status_code == 401
+        refused = await http.post("/api/v1/reports/recompute", headers=viewer)
+        assert refused.status_code == 403
+        done = await http.post("/api/v1/reports/recompute", headers=admin)
+    assert done.status_code == 200
+    assert done.json() == {"facts": 13}
+    assert (await get_report(notifier, **MARCH)).json()["total"] == EXPECTED_TOTAL
 
 
 async def test_csv_and_xlsx_have_the_same_numbers(notifier: notify_app.Notifier) -> None:

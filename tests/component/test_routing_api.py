@@ -3,36 +3,105 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import typer
+from fastapi import FastAPI
+from faststream.kafka import TestKafkaBroker
 from typer.testing import CliRunner
 
 from motcua import routing_cli
 from services.routing.api import create_app
+from shared.auth import API_KEY_HEADER, Role, hash_secret, parse_key
+from shared.db import Database
+from shared.events import ApiKeyChanged, Envelope
+from shared.keys_sync import keep_keys
 from shared.settings import Settings, get_settings
+from shared.topics import DOSSIER_LIFECYCLE
+from tests.factories import grant_key, received_envelope
 
 UNIT = "000.00.00.H56"
 POLICE = "000.00.61.H56"
+NEW_PROCEDURE: dict[str, Any] = {
+    "code": "1.999001",
+    "name": "Thủ tục thử nghiệm",
+    "field": "Hộ tịch",
+    "levels": ["xa"],
+    "duration": {"value": 1, "unit": "working_days"},
+    "online_duration": None,
+    "supplement_rule": "pause",
+    "fee_vnd": 0,
+    "steps": [{"office": None, "hours": 8}],
+}
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def app(tmp_path: Path) -> AsyncIterator[FastAPI]:
     app = create_app(Settings(var_dir=tmp_path))
     runtime = app.state.runtime
     await runtime.db.create_tables(runtime.tables)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as http:
-        yield http
+    yield app
     await runtime.db.dispose()
 
 
-async def test_rules_can_be_added_tested_listed_and_removed(client: httpx.AsyncClient) -> None:
+@pytest.fixture
+def db(app: FastAPI) -> Database:
+    """Routing's database: its copy of the keys is where ``grant_key`` delivers."""
+    database: Database = app.state.runtime.db
+    return database
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://routing") as http:
+        yield http
+
+
+@pytest.fixture
+async def admin(db: Database) -> dict[str, str]:
+    """The headers of a live admin key."""
+    return await grant_key(db)
+
+
+def key_id(headers: dict[str, str]) -> str:
+    parsed = parse_key(headers[API_KEY_HEADER])
+    assert parsed is not None
+    return parsed[0]
+
+
+async def revoke(db: Database, headers: dict[str, str], role: Role = Role.ADMIN) -> None:
+    """Deliver the ``api_key.changed`` event intake publishes when it revokes the key."""
+    parsed = parse_key(headers[API_KEY_HEADER])
+    assert parsed is not None
+    now = datetime.now(UTC)
+    event = Envelope.wrap(
+        ApiKeyChanged(
+            key_id=parsed[0],
+            secret_hash=hash_secret(parsed[1]),
+            role=role.value,
+            unit="*",
+            revoked_at=now,
+        ),
+        occurred_at=now,
+        source="intake",
+        dossier_code=None,
+    )
+    async with db.transaction() as session:
+        await keep_keys(session, [event])
+
+
+async def test_rules_can_be_added_tested_listed_and_removed(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
     added = await client.post(
         "/api/v1/rules",
         json={"rule": {"priority": 3, "office": POLICE, "channel": "online"}, "by": "ops"},
+        headers=admin,
     )
     assert added.status_code == 201, added.text
     assert added.json()["version"] == 1
@@ -40,45 +109,205 @@ async def test_rules_can_be_added_tested_listed_and_removed(client: httpx.AsyncC
     online = await client.post(
         "/api/v1/rules/test",
         json={"procedure": "2.000635", "receiving_unit": UNIT, "channel": "online"},
+        headers=admin,
     )
     assert online.json()["office"] == POLICE
     assert online.json()["explanation"].startswith("rule 3 matched: channel=online")
     counter = await client.post(
-        "/api/v1/rules/test", json={"procedure": "2.000635", "receiving_unit": UNIT}
+        "/api/v1/rules/test", json={"procedure": "2.000635", "receiving_unit": UNIT}, headers=admin
     )
     assert counter.json()["office"] == UNIT
     assert "rule 3: channel counter is not online" in counter.json()["explanation"]
-    assert (await client.get("/api/v1/rules/manual-queue")).json() == []
+    assert (await client.get("/api/v1/rules/manual-queue", headers=admin)).json() == []
 
-    removed = await client.delete("/api/v1/rules/3", params={"by": "ops"})
+    removed = await client.delete("/api/v1/rules/3", headers=admin)  # no ``by``: the key alone
     assert removed.json() == {"version": 2, "rules": []}
-    history = (await client.get("/api/v1/rules/history")).json()
-    assert [(v["version"], v["changed_by"]) for v in history] == [(2, "ops"), (1, "ops")]
+    history = (await client.get("/api/v1/rules/history", headers=admin)).json()
+    kid = key_id(admin)
+    assert [(v["version"], v["changed_by"]) for v in history] == [
+        (2, f"key {kid}"),
+        (1, f"ops (key {kid})"),
+    ]
 
 
-async def test_bad_rules_are_refused_and_change_nothing(client: httpx.AsyncClient) -> None:
-    await client.post("/api/v1/rules", json={"rule": {"priority": 1, "office": POLICE}, "by": "a"})
+async def test_bad_rules_are_refused_and_change_nothing(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    await client.post(
+        "/api/v1/rules", json={"rule": {"priority": 1, "office": POLICE}, "by": "a"}, headers=admin
+    )
     for bad, message in [
         ({"priority": 2, "office": "POLICE"}, "is not an agency code"),
         ({"priority": 2, "office": POLICE, "steps": []}, "the chain (steps) is empty"),
         ({"priority": 1, "office": UNIT}, "priority 1 is already taken"),
     ]:
-        refused = await client.post("/api/v1/rules", json={"rule": bad, "by": "a"})
+        refused = await client.post("/api/v1/rules", json={"rule": bad, "by": "a"}, headers=admin)
         assert refused.status_code == 422
         assert message in refused.json()["detail"]
-    current = (await client.get("/api/v1/rules")).json()
+    too_long = await client.post(
+        "/api/v1/rules",
+        json={"rule": {"priority": 2, "office": POLICE}, "by": "x" * 81},
+        headers=admin,
+    )
+    assert too_long.status_code == 422  # the author with its key id must fit its column
+    current = (await client.get("/api/v1/rules", headers=admin)).json()
     assert current["version"] == 1
     assert [r["office"] for r in current["rules"]] == [POLICE]
 
 
-async def test_unknown_dossiers_answer_404_or_409(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/api/v1/rules/sheet/NOPE")).status_code == 404
+async def test_unknown_dossiers_answer_404_or_409(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    assert (await client.get("/api/v1/rules/sheet/NOPE", headers=admin)).status_code == 404
     assign = await client.post(
-        "/api/v1/rules/manual-queue/NOPE/assign", json={"office": POLICE, "by": "a"}
+        "/api/v1/rules/manual-queue/NOPE/assign",
+        json={"office": POLICE, "by": "a"},
+        headers=admin,
     )
     assert assign.status_code == 409
     assert "no dossier NOPE" in assign.json()["detail"]
-    assert (await client.delete("/api/v1/rules/5", params={"by": "a"})).status_code == 404
+    deleted = await client.delete("/api/v1/rules/5", params={"by": "a"}, headers=admin)
+    assert deleted.status_code == 404
+
+
+async def test_the_catalogue_is_public_its_history_is_not(client: httpx.AsyncClient) -> None:
+    listed = await client.get("/api/v1/catalogue")
+    assert listed.status_code == 200
+    assert "2.000635" in {p["code"] for p in listed.json()}
+    one = await client.get("/api/v1/catalogue/2.000635")
+    assert one.status_code == 200
+    assert one.json()["field"] == "Hộ tịch"
+    assert (await client.get("/api/v1/catalogue/9.999999")).status_code == 404
+    assert (await client.get("/api/v1/catalogue/history")).status_code == 401
+
+
+async def test_without_a_live_key_reads_and_writes_are_401(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    rule = {"rule": {"priority": 1, "office": POLICE}, "by": "ops"}
+    for headers in [{}, {API_KEY_HEADER: "not-a-key"}, {API_KEY_HEADER: "mc_" + "0" * 12 + "_x"}]:
+        write = await client.post("/api/v1/rules", json=rule, headers=headers)
+        assert write.status_code == 401
+        assert write.headers["WWW-Authenticate"] == API_KEY_HEADER
+        assert (await client.get("/api/v1/rules", headers=headers)).status_code == 401
+        assert (await client.get("/api/v1/rules/history", headers=headers)).status_code == 401
+        catalogue = await client.post("/api/v1/catalogue", json=NEW_PROCEDURE, headers=headers)
+        assert catalogue.status_code == 401
+    assert (await client.get("/api/v1/rules", headers=admin)).json()["version"] == 0
+
+
+async def test_a_revoked_key_is_401(
+    client: httpx.AsyncClient, db: Database, admin: dict[str, str]
+) -> None:
+    assert (await client.get("/api/v1/rules", headers=admin)).status_code == 200
+    await revoke(db, admin)
+    assert (await client.get("/api/v1/rules", headers=admin)).status_code == 401
+    write = await client.post(
+        "/api/v1/rules", json={"rule": {"priority": 1, "office": POLICE}}, headers=admin
+    )
+    assert write.status_code == 401
+    # an older "issued" state arriving late does not bring the key back
+    await keep_keys_again_issued(db, admin)
+    assert (await client.get("/api/v1/rules", headers=admin)).status_code == 401
+
+
+async def keep_keys_again_issued(db: Database, headers: dict[str, str]) -> None:
+    parsed = parse_key(headers[API_KEY_HEADER])
+    assert parsed is not None
+    event = Envelope.wrap(
+        ApiKeyChanged(key_id=parsed[0], secret_hash=hash_secret(parsed[1]), role="admin", unit="*"),
+        occurred_at=datetime.now(UTC),
+        source="intake",
+        dossier_code=None,
+    )
+    async with db.transaction() as session:
+        await keep_keys(session, [event])
+
+
+async def test_a_non_admin_key_reads_but_every_write_is_403_and_changes_nothing(
+    client: httpx.AsyncClient, db: Database, app: FastAPI, admin: dict[str, str]
+) -> None:
+    office = await grant_key(db, Role.OFFICE, UNIT)
+    await client.post(
+        "/api/v1/rules", json={"rule": {"priority": 1, "office": POLICE}}, headers=admin
+    )
+    created = await client.post("/api/v1/catalogue", json=NEW_PROCEDURE, headers=admin)
+    assert created.status_code == 201, created.text
+    async with TestKafkaBroker(app.state.runtime.broker) as broker:
+        queued = received_envelope("Q", procedure="9.999999")
+        await broker.publish(queued.encode(), DOSSIER_LIFECYCLE.name, key=queued.key)
+    rules_before = (await client.get("/api/v1/rules", headers=office)).json()
+    catalogue_before = (await client.get("/api/v1/catalogue/history", headers=office)).json()
+    assert (rules_before["version"], catalogue_before[0]["version"]) == (1, 2)
+
+    writes: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/api/v1/rules", {"json": {"rule": {"priority": 2, "office": UNIT}}}),
+        ("DELETE", "/api/v1/rules/1", {}),
+        ("POST", "/api/v1/rules/reroute", {}),
+        ("POST", "/api/v1/rules/manual-queue/Q/assign", {"json": {"office": POLICE}}),
+        ("POST", "/api/v1/catalogue", {"json": {**NEW_PROCEDURE, "code": "1.999002"}}),
+        ("POST", "/api/v1/catalogue", {"params": {"replace": "true"}, "json": NEW_PROCEDURE}),
+        ("DELETE", "/api/v1/catalogue/1.999001", {}),
+    ]
+    for method, path, extra in writes:
+        refused = await client.request(method, path, headers=office, **extra)
+        assert refused.status_code == 403, (method, path, refused.text)
+        assert "role office may not do this; needs admin" in refused.json()["detail"]
+
+    assert (await client.get("/api/v1/rules", headers=office)).json() == rules_before
+    assert (await client.get("/api/v1/catalogue/history", headers=office)).json() == (
+        catalogue_before
+    )
+    reads: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/api/v1/rules", {}),
+        ("GET", "/api/v1/rules/history", {}),
+        ("GET", "/api/v1/rules/manual-queue", {}),
+        ("POST", "/api/v1/rules/test", {"json": {"procedure": "2.000635", "receiving_unit": UNIT}}),
+        ("GET", "/api/v1/catalogue/history", {}),
+    ]
+    for method, path, extra in reads:
+        answer = await client.request(method, path, headers=office, **extra)
+        assert answer.status_code == 200, (method, path, answer.text)
+    [entry] = (await client.get("/api/v1/rules/manual-queue", headers=office)).json()
+    assert entry["dossier_code"] == "Q"  # the refused assignment left it queued
+
+    assigned = await client.post(
+        "/api/v1/rules/manual-queue/Q/assign",
+        json={"office": POLICE, "steps": [{"office": POLICE, "hours": 8}], "by": "ops"},
+        headers=admin,
+    )
+    assert assigned.status_code == 200, assigned.text
+    sheet = await client.get("/api/v1/rules/sheet/Q", headers=office)
+    assert sheet.status_code == 200
+    assert sheet.json()["rule"] == f"manual assignment by ops (key {key_id(admin)})"
+
+
+async def test_catalogue_changes_record_the_key_that_made_them(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    added = await client.post(
+        "/api/v1/catalogue", params={"by": "ops"}, json=NEW_PROCEDURE, headers=admin
+    )
+    assert added.status_code == 201, added.text
+    removed = await client.delete("/api/v1/catalogue/1.999001", headers=admin)
+    assert removed.status_code == 200, removed.text
+    history = (await client.get("/api/v1/catalogue/history", headers=admin)).json()
+    kid = key_id(admin)
+    assert [v["changed_by"] for v in history[:2]] == [f"key {kid}", f"ops (key {kid})"]
+
+
+async def test_the_schema_documents_keys_not_a_principal_parameter(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    add_rule = paths["/api/v1/rules"]["post"]
+    assert {"401", "403"} <= set(add_rule["responses"])
+    assert add_rule["security"] == [{"APIKeyHeader": []}]
+    for path, methods in paths.items():
+        for method, operation in methods.items():
+            names = {p["name"] for p in operation.get("parameters", [])}
+            assert "principal" not in names, (method, path)
+    assert "security" not in paths["/api/v1/catalogue/{code}"]["get"]
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from services.sla import api as sla_api
 from services.sla import app as sla_app
 from services.sla import store
 from services.sla.rebuild import rebuild
+from shared.auth import Authenticator
 from shared.calendar import VN_TZ
 from shared.db import Database, table
 from shared.events import (
@@ -39,9 +40,11 @@ from shared.events import (
     TimeLimit,
     decode,
 )
+from shared.keys_sync import key_lookup
 from shared.outbox import OutboxRow
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from tests.factories import grant_key
 
 CODE = "000.00.00.H56-260601-0001"
 
@@ -256,10 +259,12 @@ async def test_the_api_explains_the_clock(settings: Settings, clock: VirtualCloc
         action(2, DossierAction.SUBMIT_SUPPLEMENT, "2026-06-04 10:00"),
     )
     clock.at = vn("2026-06-04 13:00")
+    db = tracker.runtime.db
     app = FastAPI()
-    app.include_router(sla_api.router(tracker))
+    app.include_router(sla_api.router(tracker, Authenticator(key_lookup(db))))
+    key = await grant_key(db)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://sla"
+        transport=httpx.ASGITransport(app=app), base_url="http://sla", headers=key
     ) as client:
         body = (await client.get(f"/api/v1/sla/{CODE}")).json()
         missing = await client.get("/api/v1/sla/000.00.00.H56-260601-9999")

@@ -35,7 +35,9 @@ TOPICS = {
     "motcua.dossier.sla": 6,
     "motcua.catalogue": 1,
     "motcua.calendar": 1,
+    "motcua.keys": 1,
 }
+COMPACTED = {"motcua.keys"}
 EXPECTED_TOPICS = {**TOPICS, **{f"{name}.dlq": 1 for name in TOPICS}}
 
 ROUTES = {
@@ -197,11 +199,10 @@ def test_topic_init_creates_every_topic(resolved: dict[str, Any]) -> None:
     script = "\n".join(init["command"]) if isinstance(init["command"], list) else init["command"]
     assert "kafka-topics.sh" in script
     assert "--create --if-not-exists" in script
-    created = {
-        name: int(count)
-        for name, count in re.findall(r"^\s*create\s+(\S+)\s+(\d+)\s*$", script, re.MULTILINE)
-    }
-    assert created == EXPECTED_TOPICS
+    lines = re.findall(r"^\s*create\s+(\S+)\s+(\d+)(?:\s+(\w+))?\s*$", script, re.MULTILINE)
+    assert {name: int(count) for name, count, _policy in lines} == EXPECTED_TOPICS
+    assert {name for name, _count, policy in lines if policy == "compact"} == COMPACTED
+    assert re.search(r'--config "cleanup\.policy=\$\$?\{3:-delete\}"', script)  # compact or not
 
 
 def test_topic_init_agrees_with_the_contract() -> None:
@@ -209,6 +210,7 @@ def test_topic_init_agrees_with_the_contract() -> None:
     from_contract = {t.name: t.partitions for t in topics.ALL_TOPICS}
     from_contract |= {t.dead_letter: topics.DEAD_LETTER_PARTITIONS for t in topics.ALL_TOPICS}
     assert from_contract == EXPECTED_TOPICS
+    assert {t.name for t in topics.ALL_TOPICS if t.compacted} == COMPACTED
 
 
 # -- the reverse proxy --------------------------------------------------------------

@@ -34,7 +34,11 @@ PROCEDURE = {
 async def test_intake_accepts_a_procedure_added_through_routing(stack: Stack, probe: Probe) -> None:
     assert stack.admin_key is not None
     async with (
-        httpx.AsyncClient(base_url=stack.services["routing"].url, timeout=30) as routing,
+        httpx.AsyncClient(
+            base_url=stack.services["routing"].url,
+            timeout=30,
+            headers=api_key_header(stack.admin_key),
+        ) as routing,
         httpx.AsyncClient(
             base_url=stack.services["intake"].url,
             timeout=30,
@@ -48,6 +52,8 @@ async def test_intake_accepts_a_procedure_added_through_routing(stack: Stack, pr
         added = await routing.post("/api/v1/catalogue", params={"by": "ops"}, json=PROCEDURE)
         assert added.status_code == 201, added.text
         assert added.json()["version"] == 2
+        [latest, *_] = (await routing.get("/api/v1/catalogue/history")).json()
+        assert latest["changed_by"].startswith("ops (key ")
 
         deadline = time.monotonic() + 30
         accepted = await intake.post("/api/v1/dossiers", json=body)

@@ -26,6 +26,7 @@ from shared.events import (
     decode,
 )
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from tests.factories import api_key_header
 from tests.integration.test_pipeline import read_topic
 
 pytestmark = pytest.mark.integration
@@ -69,11 +70,12 @@ def lifecycle() -> list[Envelope]:
     ]
 
 
-async def sheet_when(url: str, done: Any, within: float = 60.0) -> dict[str, Any]:
+async def sheet_when(url: str, key: str, done: Any, within: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + within
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         while True:
-            answer = await client.get(f"/api/v1/rules/sheet/{CODE}")
+            answer = await client.get(f"/api/v1/rules/sheet/{CODE}", headers=api_key_header(key))
+            assert answer.status_code != 401, answer.text
             body: dict[str, Any] = answer.json()
             if (answer.status_code == 200 and done(body)) or time.monotonic() > deadline:
                 return body
@@ -91,7 +93,10 @@ async def test_a_lien_thong_dossier_walks_its_chain(stack: Stack) -> None:
     finally:
         await producer.stop()
 
-    sheet = await sheet_when(stack.services["routing"].url, lambda s: s["current_step"] == 2)
+    assert stack.admin_key is not None
+    sheet = await sheet_when(
+        stack.services["routing"].url, stack.admin_key, lambda s: s["current_step"] == 2
+    )
 
     assert sheet["current_step"] == 2
     assert [(s["office"], s["started_at"], s["due_at"], s["ended_at"]) for s in sheet["steps"]] == [

@@ -21,6 +21,7 @@ from shared.events import (
     decode,
 )
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
+from tests.factories import api_key_header
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,9 @@ async def test_overdue_is_flagged_on_the_sla_topic_when_the_due_time_passes(
     stack: Stack,
 ) -> None:
     sla_url = stack.services["sla"].url
-    async with httpx.AsyncClient(base_url=sla_url, timeout=10) as client:
+    assert stack.admin_key is not None
+    headers = api_key_header(stack.admin_key)
+    async with httpx.AsyncClient(base_url=sla_url, timeout=10, headers=headers) as client:
         warm_up = received("000.00.00.H56-260601-9000", timedelta(hours=1))
         await inject(stack.bootstrap_servers, warm_up)
         await wait_tracked(client, "000.00.00.H56-260601-9000")

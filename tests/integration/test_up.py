@@ -85,12 +85,15 @@ def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
     code = created.json()["code"]
     deadline = time.monotonic() + 60
     while True:
-        sent = httpx.get(f"{base}/api/v1/notifications", params={"dossier": code}).json()
+        sent = httpx.get(
+            f"{base}/api/v1/notifications", params={"dossier": code}, headers=headers
+        ).json()
         if sent and sent[0]["status"] == "sent":
             break
         assert time.monotonic() < deadline, f"no receipt sent for {code}"
         time.sleep(0.3)
-    clock = httpx.get(f"{base}/api/v1/sla/{code}")
+    assert httpx.get(f"{base}/api/v1/sla/{code}").status_code == 401  # keys everywhere
+    clock = httpx.get(f"{base}/api/v1/sla/{code}", headers=headers)
     assert clock.status_code == 200
     assert clock.json()["office"] == "000.00.00.H56"
     assert httpx.get(f"{base}/api/v1/catalogue/2.000635").json()["field"] == "Hộ tịch"

@@ -1,16 +1,22 @@
 """The digest's HTTP side: office heads at ``/api/v1/notifications/heads``, and queueing a
-digest by hand. Heads' names and e-mails are personal data: answered to API callers only,
-never logged."""
+digest by hand. Heads' names and e-mails are personal data: every endpoint here needs an
+admin key (401 without a live key, 403 for another role); never logged."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
 from services.notify.digest import domain
 from services.notify.digest.service import Digests
+from shared.auth import Authenticator, Role
+
+_ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No live API key."},
+    403: {"description": "Not an admin key."},
+}
 
 
 class HeadIn(BaseModel):
@@ -35,9 +41,14 @@ class DigestIn(BaseModel):
     unit: str | None = Field(None, description="Only this unit; every unit with a head if unset.")
 
 
-def router(digests: Digests) -> APIRouter:
-    """The office heads and digest endpoints."""
-    api = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+def router(digests: Digests, auth: Authenticator) -> APIRouter:
+    """The office heads and digest endpoints (admin keys only)."""
+    api = APIRouter(
+        prefix="/api/v1/notifications",
+        tags=["notifications"],
+        dependencies=[Depends(auth.require(Role.ADMIN))],
+        responses=_ADMIN_ONLY,
+    )
 
     @api.get("/heads")
     async def list_heads() -> list[HeadIn]:
@@ -49,7 +60,7 @@ def router(digests: Digests) -> APIRouter:
         """Record (or replace) the head of a unit."""
         await digests.set_head(body.unit, name=body.name, email=body.email)
 
-    @api.delete("/heads", status_code=204)
+    @api.delete("/heads", status_code=204, responses={404: {}})
     async def delete_head(unit: Annotated[str, Query(description="Agency code.")]) -> None:
         """Forget the head of a unit (its digests stop)."""
         if not await digests.remove_head(unit):

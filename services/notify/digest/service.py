@@ -29,7 +29,7 @@ from services.notify.reports.store import ReportFact
 from shared.calendar import default_calendar
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.clock import in_vietnam
-from shared.db import table
+from shared.db import table, upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -237,14 +237,14 @@ class Digests:
             for message, html in drafts:
                 values = message.model_dump()
                 inserted = await session.exec(
-                    store.upsert_insert(session, table(store.Message))
+                    upsert_insert(session, table(store.Message))
                     .values(values)
                     .on_conflict_do_nothing(index_elements=["key"])
                 )
                 if not inserted.rowcount:
                     continue
                 await session.exec(
-                    store.upsert_insert(session, table(store.MessageHtml))
+                    upsert_insert(session, table(store.MessageHtml))
                     .values(html.model_dump())
                     .on_conflict_do_nothing(index_elements=["key"])
                 )

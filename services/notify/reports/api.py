@@ -1,5 +1,11 @@
 """The report's HTTP side: ``/api/v1/reports/*``, the ``/dashboard`` page, the gauges.
 
+Access: the reports (``GET /api/v1/reports/sla``, ``GET /api/v1/reports/dashboard``) and
+``/dashboard`` with its assets are public, no API key: they hold aggregate rates and
+dossier codes with their unit, office and due time, no personal data, and the dashboard
+is a wall display whose script calls its data endpoint without a key. Recomputing the
+aggregates (``POST /api/v1/reports/recompute``) needs an admin key (401 / 403).
+
 Gauges ``motcua_on_time_rate{unit,field}`` and ``motcua_rate_766{unit,field}`` hold the
 current month's rates, refreshed every ``GAUGE_SECONDS``; labels are unit and field codes
 only (never personal data); a pair with nothing to count has no series.
@@ -12,12 +18,13 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import Gauge
 
 from services.notify.reports import domain, export, query
 from services.notify.reports.projection import recompute
+from shared.auth import Authenticator, Role
 from shared.clock import Clock, in_vietnam, utc_now
 from shared.service import ServiceRuntime, every
 
@@ -120,8 +127,10 @@ class Reports:
         await every(GAUGE_SECONDS, self.refresh_gauges, "report gauges")
 
 
-def router(reports: Reports) -> APIRouter:
-    """``/api/v1/reports/*`` and ``/dashboard``."""
+def router(reports: Reports, auth: Authenticator) -> APIRouter:
+    """``/api/v1/reports/*`` and ``/dashboard``: public (aggregate rates, no personal
+    data; the wall display calls its data endpoint without a key), except the recompute,
+    which needs an admin key."""
     api = APIRouter(tags=["reports"])
 
     @api.get("/api/v1/reports/sla", response_model=None)
@@ -162,14 +171,22 @@ def router(reports: Reports) -> APIRouter:
             )
         return query.report_json(report)
 
-    @api.post("/api/v1/reports/recompute")
+    @api.post(
+        "/api/v1/reports/recompute",
+        dependencies=[Depends(auth.require(Role.ADMIN))],
+        responses={
+            401: {"description": "No live API key."},
+            403: {"description": "Not an admin key."},
+        },
+    )
     async def recompute_aggregates() -> dict[str, int]:
-        """Rebuild the pre-aggregated counts from the per-dossier facts."""
+        """Rebuild the pre-aggregated counts from the per-dossier facts (admin key)."""
         return {"facts": await reports.recompute()}
 
     @api.get("/api/v1/reports/dashboard")
     async def dashboard_data() -> dict[str, Any]:
-        """What ``/dashboard`` shows: today's and this month's rates per unit, lists."""
+        """What ``/dashboard`` shows: today's and this month's rates per unit, lists.
+        Public: the wall display calls it without a key."""
         return await reports.dashboard()
 
     @api.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)

@@ -16,8 +16,7 @@ from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports.domain import DayKey, DueKey, Fact
-from services.notify.store import upsert_insert
-from shared.db import AwareDateTime, table
+from shared.db import AwareDateTime, table, upsert_insert
 
 
 class ReportFact(SQLModel, table=True):
