@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from shared.auth import ALL_UNITS, Role, issue_key
+from shared.auth import ALL_UNITS, API_KEY_HEADER, Role, issue_key, parse_key
 from shared.db import Database
 from shared.events import (
     ApiKeyChanged,
@@ -17,7 +17,7 @@ from shared.events import (
     Envelope,
     TimeLimit,
 )
-from shared.keys_sync import keep_keys
+from shared.keys_sync import ApiKeyCopy, keep_keys
 
 _SEQ = itertools.count(1)
 
@@ -63,18 +63,41 @@ def api_key_header(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
 
 
+async def deliver_key(db: Database, key: ApiKeyChanged) -> None:
+    """Deliver ``key``'s ``api_key.changed`` event to the copy a following service keeps in
+    ``db`` (through ``shared.keys_sync``, as the keys topic would)."""
+    event = Envelope.wrap(key, occurred_at=datetime.now(UTC), source="intake", dossier_code=None)
+    async with db.transaction() as session:
+        await keep_keys(session, [event])
+
+
 async def grant_key(db: Database, role: Role = Role.ADMIN, unit: str = ALL_UNITS) -> dict[str, str]:
-    """Issue a key as intake does and deliver its ``api_key.changed`` event to the copy a
-    following service keeps in ``db`` (through ``shared.keys_sync``); its header."""
+    """Issue a key as intake does and deliver it to the service of ``db``; its header."""
     issued = issue_key()
-    event = Envelope.wrap(
+    await deliver_key(
+        db,
         ApiKeyChanged(
             key_id=issued.key_id, secret_hash=issued.secret_hash, role=role.value, unit=unit
         ),
-        occurred_at=datetime.now(UTC),
-        source="intake",
-        dossier_code=None,
     )
-    async with db.transaction() as session:
-        await keep_keys(session, [event])
     return api_key_header(issued.token)
+
+
+async def revoke_granted(db: Database, headers: dict[str, str]) -> None:
+    """Deliver the event intake publishes when it revokes the key in ``headers`` (granted
+    by ``grant_key`` to the service of ``db``)."""
+    parsed = parse_key(headers[API_KEY_HEADER])
+    assert parsed is not None
+    async with db.sessions() as session:
+        row = await session.get(ApiKeyCopy, parsed[0])
+    assert row is not None
+    await deliver_key(
+        db,
+        ApiKeyChanged(
+            key_id=row.key_id,
+            secret_hash=row.secret_hash,
+            role=row.role,
+            unit=row.unit,
+            revoked_at=datetime.now(UTC),
+        ),
+    )

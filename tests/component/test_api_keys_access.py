@@ -24,14 +24,13 @@ from services.notify import store as notify_store
 from services.notify.api import create_app as notify_app
 from services.notify.settings import NotifySettings
 from services.sla.api import create_app as sla_app
-from shared.auth import ALL_UNITS, API_KEY_HEADER, Role, hash_secret, parse_key
+from shared.auth import ALL_UNITS, API_KEY_HEADER, Role
 from shared.db import Database
-from shared.events import ApiKeyChanged, ChainStep, DossierRouted, Envelope
-from shared.keys_sync import ApiKeyCopy, keep_keys
+from shared.events import ChainStep, DossierRouted, Envelope
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING
-from tests.factories import grant_key, received_envelope
+from tests.factories import grant_key, received_envelope, revoke_granted
 
 RECEIVING = "000.00.00.H56"  # received_envelope's receiving unit
 ROUTED = "000.00.61.H56"  # the routed office, first step of the chain
@@ -49,31 +48,6 @@ class Service:
     @property
     def db(self) -> Database:
         return self.runtime.db
-
-
-async def revoke(db: Database, headers: dict[str, str]) -> None:
-    """Deliver a second ``api_key.changed`` of the key in ``headers``: revoked now."""
-    parsed = parse_key(headers[API_KEY_HEADER])
-    assert parsed is not None
-    key_id, secret = parsed
-    async with db.sessions() as session:
-        row = await session.get(ApiKeyCopy, key_id)
-    assert row is not None
-    now = datetime.now(UTC)
-    event = Envelope.wrap(
-        ApiKeyChanged(
-            key_id=key_id,
-            secret_hash=hash_secret(secret),
-            role=row.role,
-            unit=row.unit,
-            revoked_at=now,
-        ),
-        occurred_at=now,
-        source="intake",
-        dossier_code=None,
-    )
-    async with db.transaction() as session:
-        await keep_keys(session, [event])
 
 
 async def serve(app: FastAPI) -> Service:
@@ -140,7 +114,7 @@ async def test_sla_needs_a_live_key_before_anything_else(sla: Service) -> None:
     assert (await sla.client.get(url, headers=admin)).status_code == 200
     assert (await sla.client.get(f"/api/v1/sla/{UNKNOWN}", headers=admin)).status_code == 404
 
-    await revoke(sla.db, admin)
+    await revoke_granted(sla.db, admin)
     assert (await sla.client.get(url, headers=admin)).status_code == 401
     assert (await sla.client.get(f"/api/v1/sla/{UNKNOWN}", headers=admin)).status_code == 401
 
@@ -205,7 +179,7 @@ async def test_messages_are_for_viewers_and_counters(notify: Service) -> None:
         answer = await notify.client.get(path, params=params, headers=key)
         allowed = role in {Role.VIEWER, Role.COUNTER, Role.ADMIN}
         assert answer.status_code == (200 if allowed else 403), role
-    await revoke(notify.db, by_role[Role.VIEWER])
+    await revoke_granted(notify.db, by_role[Role.VIEWER])
     revoked = await notify.client.get(path, params=params, headers=by_role[Role.VIEWER])
     assert revoked.status_code == 401
 
@@ -254,7 +228,7 @@ async def test_opt_outs_are_recorded_by_counters(notify: Service) -> None:
     other = {"dossier": "000.00.00.H56-260602-0002"}
     assert (await notify.client.post(path, json=other, headers=by_role[Role.ADMIN])).is_success
     assert len(await opt_outs(notify.db)) == 2
-    await revoke(notify.db, by_role[Role.COUNTER])
+    await revoke_granted(notify.db, by_role[Role.COUNTER])
     assert (
         await notify.client.post(path, json=body, headers=by_role[Role.COUNTER])
     ).status_code == 401
@@ -279,7 +253,7 @@ async def test_toggles_are_read_with_any_key_and_set_by_admins(notify: Service) 
     [toggle] = (await notify.client.get(path, headers=by_role[Role.KIOSK])).json()
     assert (toggle["trigger"], toggle["enabled"]) == ("overdue", False)
 
-    await revoke(notify.db, admin)
+    await revoke_granted(notify.db, admin)
     again = {**TOGGLE, "enabled": True}
     assert (await notify.client.put(path, json=again, headers=admin)).status_code == 401
     [unchanged] = (await notify.client.get(path, headers=by_role[Role.KIOSK])).json()

@@ -22,7 +22,7 @@ from shared.events import ApiKeyChanged, Envelope
 from shared.keys_sync import keep_keys
 from shared.settings import Settings, get_settings
 from shared.topics import DOSSIER_LIFECYCLE
-from tests.factories import grant_key, received_envelope
+from tests.factories import grant_key, received_envelope, revoke_granted
 
 UNIT = "000.00.00.H56"
 POLICE = "000.00.61.H56"
@@ -72,27 +72,6 @@ def key_id(headers: dict[str, str]) -> str:
     parsed = parse_key(headers[API_KEY_HEADER])
     assert parsed is not None
     return parsed[0]
-
-
-async def revoke(db: Database, headers: dict[str, str], role: Role = Role.ADMIN) -> None:
-    """Deliver the ``api_key.changed`` event intake publishes when it revokes the key."""
-    parsed = parse_key(headers[API_KEY_HEADER])
-    assert parsed is not None
-    now = datetime.now(UTC)
-    event = Envelope.wrap(
-        ApiKeyChanged(
-            key_id=parsed[0],
-            secret_hash=hash_secret(parsed[1]),
-            role=role.value,
-            unit="*",
-            revoked_at=now,
-        ),
-        occurred_at=now,
-        source="intake",
-        dossier_code=None,
-    )
-    async with db.transaction() as session:
-        await keep_keys(session, [event])
 
 
 async def test_rules_can_be_added_tested_listed_and_removed(
@@ -200,7 +179,7 @@ async def test_a_revoked_key_is_401(
     client: httpx.AsyncClient, db: Database, admin: dict[str, str]
 ) -> None:
     assert (await client.get("/api/v1/rules", headers=admin)).status_code == 200
-    await revoke(db, admin)
+    await revoke_granted(db, admin)
     assert (await client.get("/api/v1/rules", headers=admin)).status_code == 401
     write = await client.post(
         "/api/v1/rules", json={"rule": {"priority": 1, "office": POLICE}}, headers=admin
