@@ -351,17 +351,23 @@ class Tracker:
             ledgers = await store.load_ledgers(session, codes)
             emitted = await store.emitted_flags(session, codes)
             due: list[tuple[store.DossierClock, Threshold]] = []
-            updates: list[tuple[str, int, datetime | None]] = []
+            updates: list[store.Deadlines] = []
             for row in rows:
                 clock = self.replay(row, ledgers[row.code])
                 if clock is None:
-                    updates.append((row.code, row.version, None))
+                    updates.append(store.Deadlines(row.code, row.version, None, None, None))
                     continue
                 for threshold in clock.flags_due(now, self.policy, emitted[row.code]):
                     due.append((row, threshold))
                     emitted[row.code].add((threshold.kind, threshold.step))
                 updates.append(
-                    (row.code, row.version, clock.next_deadline(self.policy, emitted[row.code]))
+                    store.Deadlines(
+                        row.code,
+                        row.version,
+                        clock.next_deadline(self.policy, emitted[row.code]),
+                        clock.due_at,
+                        clock.due_soon_at(self.policy),
+                    )
                 )
             inserted = await store.insert_flags(
                 session,
@@ -374,7 +380,7 @@ class Tracker:
             for row, threshold in due:
                 if (row.code, threshold.kind, threshold.step) in inserted:
                     self._warn(session, row, threshold, now)
-            await store.set_next_deadlines(session, updates)
+            await store.set_deadlines(session, updates)
         return len(rows)
 
     def _warn(

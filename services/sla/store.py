@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -184,21 +184,43 @@ async def insert_flags(
     return {(code, kind, step) for code, kind, step in await conn.execute(statement)}
 
 
-async def set_next_deadlines(
-    session: AsyncSession, updates: Sequence[tuple[str, int, datetime | None]]
-) -> None:
-    """Set ``next_deadline`` of (code, version) pairs; a newer version is left alone."""
+class Deadlines(NamedTuple):
+    """A clock's instants as the scheduler refolded them, for the row of ``version``."""
+
+    code: str
+    version: int
+    next_deadline: datetime | None
+    due_at: datetime | None
+    due_soon_at: datetime | None
+
+
+async def set_deadlines(session: AsyncSession, updates: Sequence[Deadlines]) -> None:
+    """Set ``next_deadline``, ``due_at`` and ``due_soon_at`` of each (code, version) (the
+    due times move only after a calendar change); a newer version is left alone."""
     if not updates:
         return
     statement = (
         update(CLOCKS)
         .where(and_(CLOCKS.c.code == bindparam("b_code"), CLOCKS.c.version == bindparam("b_v")))
-        .values(next_deadline=bindparam("b_next"))
+        .values(
+            next_deadline=bindparam("b_next"),
+            due_at=bindparam("b_due"),
+            due_soon_at=bindparam("b_soon"),
+        )
     )
     conn = await session.connection()
     await conn.execute(
         statement,
-        [{"b_code": code, "b_v": version, "b_next": nxt} for code, version, nxt in updates],
+        [
+            {
+                "b_code": u.code,
+                "b_v": u.version,
+                "b_next": u.next_deadline,
+                "b_due": u.due_at,
+                "b_soon": u.due_soon_at,
+            }
+            for u in updates
+        ],
     )
 
 

@@ -49,6 +49,9 @@ async def test_a_change_that_brings_the_due_time_forward_is_flagged_at_the_new_t
     assert await tracker.flag_due() == vn("2026-06-02 14:30")  # the apology: 3 working h
     [due_soon] = await sla_events(tracker.runtime.db, "due_soon")
     assert due_soon.payload["due_at"] == "2026-06-03T08:00:00+07:00"
+    refolded = await tracker.get(CODE)
+    assert refolded is not None
+    assert refolded[0].due_at == vn("2026-06-03 08:00")  # what the gauges count by
     await tracker.runtime.db.dispose()
 
 
