@@ -296,7 +296,7 @@ def create_app(
             calendar_api.router(intake.runtime, auth),
             queue_api.router(queue, auth),
         ],
-        background=[intake.keys_job],
+        background=[intake.keys_job, intake.purge_job],
     )
     app.state.intake = intake
     return app

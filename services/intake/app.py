@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -46,7 +46,7 @@ from shared.events import (
     TimeLimit,
 )
 from shared.outbox import enqueue
-from shared.service import ServiceRuntime, until_done
+from shared.service import ServiceRuntime, every, until_done
 from shared.settings import ServiceName, Settings
 from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE
 
@@ -61,6 +61,7 @@ DOSSIER_ACTIONS = Counter(
 PUBLIC_LOOKUP_PATH = "/api/v1/public/dossiers"
 _TIME_SETTERS = frozenset({Role.IMPORTER, Role.ADMIN})
 _KEYS_RETRY_SECONDS = 2.0
+_PURGE_SECONDS = 3600.0
 
 
 class CatalogueError(ValueError):
@@ -439,6 +440,17 @@ class Intake:
                 self.runtime.relay.wake()
 
         await until_done(catch_up, "intake key announcement", _KEYS_RETRY_SECONDS)
+
+    async def purge_answers(self) -> None:
+        """Forget the idempotent answers older than the kept window (a retry after it is
+        a new request)."""
+        before = self.clock() - timedelta(hours=self.options.idempotency_keep_hours)
+        async with self.runtime.db.transaction() as session:
+            await store.purge_answers(session, before)
+
+    async def purge_job(self) -> None:
+        """Purge old idempotent answers hourly (a background job of the process)."""
+        await every(_PURGE_SECONDS, self.purge_answers, "intake idempotency purge")
 
     async def find_key(self, key_id: str) -> StoredKey | None:
         """The stored API key with this id (``shared.auth``'s ``KeyLookup``)."""

@@ -24,3 +24,9 @@ class IntakeSettings(BaseSettings):
     lookup_per_minute: float = Field(
         30, gt=0, description="Public look-ups a client regains per minute (bucket refill)."
     )
+    idempotency_keep_hours: float = Field(
+        168,
+        gt=0,
+        description="How long the answer to a request sent with an Idempotency-Key is kept "
+        "for its retries; older answers (they hold applicants' data) are deleted hourly.",
+    )

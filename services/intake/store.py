@@ -15,6 +15,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    delete,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -233,6 +234,14 @@ async def list_keys(session: AsyncSession) -> list[ApiKey]:
     """Every API key, oldest first."""
     statement = select(ApiKey).order_by(table(ApiKey).c.created_at)
     return list((await session.exec(statement)).all())
+
+
+async def purge_answers(session: AsyncSession, before: datetime) -> int:
+    """Delete the idempotent answers created before ``before``; how many were."""
+    result = await (await session.connection()).execute(
+        delete(table(IdempotentAnswer)).where(table(IdempotentAnswer).c.created_at < before)
+    )
+    return int(result.rowcount)
 
 
 async def unannounced_keys(session: AsyncSession) -> list[ApiKey]:

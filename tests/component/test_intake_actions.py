@@ -280,6 +280,27 @@ def test_a_retried_post_returns_the_first_answer(env: tuple[TestClient, Keys]) -
     assert mine.json()["code"] != first.json()["code"]
 
 
+def test_answers_are_forgotten_after_the_kept_window(
+    env: tuple[TestClient, Keys], clock: FakeClock
+) -> None:
+    client, keys = env
+    headers = {**keys.counter, "Idempotency-Key": "abc-2"}
+    first = client.post("/api/v1/dossiers", json=dossier_body(), headers=headers)
+    intake = client.app.state.intake  # type: ignore[attr-defined]
+    portal = client.portal
+    assert portal is not None
+    clock.advance(hours=167)
+    portal.call(intake.purge_answers)
+    kept = client.post("/api/v1/dossiers", json=dossier_body(), headers=headers)
+    assert kept.json() == first.json()  # still inside the 168 h window
+    clock.advance(hours=2)
+    portal.call(intake.purge_answers)
+    fresh = client.post("/api/v1/dossiers", json=dossier_body(), headers=headers)
+    assert fresh.status_code == 201
+    assert fresh.json()["code"] != first.json()["code"]  # a new request after the window
+    assert stored(client)[0] == 2
+
+
 def test_a_retried_action_is_recorded_once(env: tuple[TestClient, Keys]) -> None:
     client, keys = env
     code = receive(client, keys)
