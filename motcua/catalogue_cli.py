@@ -50,7 +50,7 @@ def _changed(catalogue: Catalogue, what: str) -> None:
 
 def list_procedures() -> None:
     """The current catalogue: code, field, time limit, name (tab-separated)."""
-    catalogue = with_routing(lambda routing: routing.current_catalogue())
+    catalogue = with_routing(lambda routing: routing.catalogues.current())
     typer.echo(f"catalogue v{catalogue.version}: {len(catalogue.procedures)} procedures")
     for code in sorted(catalogue.procedures):
         p = catalogue.procedures[code]
@@ -72,7 +72,7 @@ def add_procedure(
     try:
         procedure = parse_procedure(raw)
         catalogue = with_routing(
-            lambda routing: routing.add_procedure(procedure, replace=replace, by=who(by))
+            lambda routing: routing.catalogues.add_procedure(procedure, replace=replace, by=who(by))
         )
     except ProcedureError as error:
         _refused(error)
@@ -84,7 +84,9 @@ def remove_procedure(
 ) -> None:
     """Remove a procedure: a new catalogue version."""
     try:
-        catalogue = with_routing(lambda routing: routing.remove_procedure(code, by=who(by)))
+        catalogue = with_routing(
+            lambda routing: routing.catalogues.remove_procedure(code, by=who(by))
+        )
     except ProcedureError as error:
         _refused(error)
     _changed(catalogue, f"removed {code}")
@@ -101,7 +103,9 @@ def import_catalogue(path: JsonFile, by: By = None) -> None:
     if not isinstance(procedures, list) or not all(isinstance(p, dict) for p in procedures):
         _fail([f"{path}: expected a list of procedures or {{'procedures': [...]}}"])
     try:
-        catalogue = with_routing(lambda routing: routing.import_catalogue(procedures, by=who(by)))
+        catalogue = with_routing(
+            lambda routing: routing.catalogues.import_catalogue(procedures, by=who(by))
+        )
     except ProcedureError as error:
         _refused(error)
     _changed(catalogue, f"imported {path.name}")
@@ -109,7 +113,7 @@ def import_catalogue(path: JsonFile, by: By = None) -> None:
 
 def history() -> None:
     """Every catalogue version: version, when, who, what, published (tab-separated)."""
-    for row in with_routing(lambda routing: routing.catalogue_history()):
+    for row in with_routing(lambda routing: routing.catalogues.history()):
         published = row.published_at.isoformat() if row.published_at else "not yet published"
         typer.echo(
             f"{row.version}\t{row.changed_at.isoformat()}\t{row.changed_by}\t{row.change}"

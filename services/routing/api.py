@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from services.routing import domain
-from services.routing.app import AssignError, Routing, build
+from services.routing.app import AssignError, Catalogues, Routing, build
 from shared.auth import Authenticator, Principal, Role
 from shared.catalogue import Procedure, ProcedureError, Step, parse_procedure
 from shared.keys_sync import key_lookup
@@ -95,7 +95,7 @@ def _field_errors(error: ProcedureError) -> JSONResponse:
     )
 
 
-def catalogue_router(routing: Routing, auth: Authenticator) -> APIRouter:
+def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
     """The catalogue endpoints: reading public, the history any key, writes admin."""
     api = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
     admin = auth.require(Role.ADMIN)
@@ -104,7 +104,7 @@ def catalogue_router(routing: Routing, auth: Authenticator) -> APIRouter:
     @api.get("", response_model=list[Procedure])
     async def list_procedures() -> list[Procedure]:
         """Every procedure of the current catalogue version."""
-        return list((await routing.current_catalogue()).procedures.values())
+        return list((await catalogues.current()).procedures.values())
 
     @api.post(
         "",
@@ -130,7 +130,7 @@ def catalogue_router(routing: Routing, auth: Authenticator) -> APIRouter:
         author = recorded_by(principal, by)
         try:
             procedure = parse_procedure(body)
-            catalogue = await routing.add_procedure(procedure, replace=replace, by=author)
+            catalogue = await catalogues.add_procedure(procedure, replace=replace, by=author)
         except ProcedureError as error:
             return _field_errors(error)
         verb = "replaced" if replace else "added"
@@ -146,7 +146,7 @@ def catalogue_router(routing: Routing, auth: Authenticator) -> APIRouter:
     ) -> CatalogueChangeOut:
         """Remove a procedure: a new version, published; 404 if there is none."""
         try:
-            catalogue = await routing.remove_procedure(code, by=recorded_by(principal, by))
+            catalogue = await catalogues.remove_procedure(code, by=recorded_by(principal, by))
         except ProcedureError as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
         return CatalogueChangeOut(
@@ -165,13 +165,13 @@ def catalogue_router(routing: Routing, auth: Authenticator) -> APIRouter:
         """Every version of the catalogue, newest first."""
         return [
             CatalogueVersionOut.model_validate(row, from_attributes=True)
-            for row in await routing.catalogue_history()
+            for row in await catalogues.history()
         ]
 
     @api.get("/{code}", response_model=Procedure, responses={404: {}})
     async def get_procedure(code: str) -> Procedure:
         """One procedure."""
-        procedure = (await routing.current_catalogue()).get(code)
+        procedure = (await catalogues.current()).get(code)
         if procedure is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no procedure {code}")
         return procedure
@@ -493,6 +493,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         process.runtime,
         title="motcua routing",
         description="The procedure catalogue, the routing rules and the chains of dossiers.",
-        routers=[catalogue_router(process.routing, auth), rules_router(process.routing, auth)],
-        background=[process.routing.gauge_job, process.routing.catalogue_job],
+        routers=[
+            catalogue_router(process.routing.catalogues, auth),
+            rules_router(process.routing, auth),
+        ],
+        background=[process.routing.gauge_job, process.routing.catalogues.job],
     )

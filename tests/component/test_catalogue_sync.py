@@ -124,8 +124,8 @@ async def received_events(intake: Intake) -> list[DossierReceived]:
 
 
 async def test_first_start_stores_and_publishes_the_seed_once(routing: RoutingProcess) -> None:
-    assert await routing.routing.publish_catalogue() is True
-    assert await routing.routing.publish_catalogue() is False
+    assert await routing.routing.catalogues.publish() is True
+    assert await routing.routing.catalogues.publish() is False
     [seed] = published(await outbox_of(routing.runtime.db))
     assert seed.version == 1
     assert seed.changed_by == routing_app.SEEDED_BY
@@ -134,31 +134,35 @@ async def test_first_start_stores_and_publishes_the_seed_once(routing: RoutingPr
 
 async def test_each_change_is_a_new_version_in_the_outbox(routing: RoutingProcess) -> None:
     use = routing.routing
-    two = await use.add_procedure(parse_procedure(new_procedure()), replace=False, by="ops")
-    three = await use.remove_procedure("2.000635", by="ops")
+    two = await use.catalogues.add_procedure(
+        parse_procedure(new_procedure()), replace=False, by="ops"
+    )
+    three = await use.catalogues.remove_procedure("2.000635", by="ops")
     assert (two.version, three.version) == (2, 3)
     events = published(await outbox_of(routing.runtime.db))
     assert [(e.version, e.changed_by) for e in events] == [(2, "ops"), (3, "ops")]
     assert NEW_CODE in {p["code"] for p in events[0].procedures}
     assert "2.000635" not in {p["code"] for p in events[1].procedures}
-    history = await use.catalogue_history()
+    history = await use.catalogues.history()
     assert [(row.version, row.change) for row in history] == [
         (3, "remove 2.000635"),
         (2, f"add {NEW_CODE} Thủ tục thử nghiệm"),
         (1, "the catalogue shipped with motcua"),
     ]
     # versions published with their change are not published again at start
-    assert await use.publish_catalogue() is False
+    assert await use.catalogues.publish() is False
 
 
 async def test_a_refused_change_writes_nothing(routing: RoutingProcess) -> None:
     use = routing.routing
     with pytest.raises(ProcedureError, match="already in catalogue v1"):
-        await use.add_procedure(seed_catalogue().procedures["2.000635"], replace=False, by="ops")
+        await use.catalogues.add_procedure(
+            seed_catalogue().procedures["2.000635"], replace=False, by="ops"
+        )
     with pytest.raises(ProcedureError, match=r"no procedure 9\.999999"):
-        await use.remove_procedure("9.999999", by="ops")
+        await use.catalogues.remove_procedure("9.999999", by="ops")
     assert published(await outbox_of(routing.runtime.db)) == []
-    assert (await use.current_catalogue()).version == 1
+    assert (await use.catalogues.current()).version == 1
 
 
 async def test_a_change_from_another_process_reaches_the_running_one(
@@ -166,9 +170,9 @@ async def test_a_change_from_another_process_reaches_the_running_one(
 ) -> None:
     """The command line writes through its own ``Routing``; the process re-reads it."""
     other = routing_app.Routing(routing.runtime.db, seed_catalogue(), routing.routing.calendar)
-    await other.add_procedure(parse_procedure(new_procedure()), replace=False, by="cli")
+    await other.catalogues.add_procedure(parse_procedure(new_procedure()), replace=False, by="cli")
     assert routing.routing.catalogue.version == 1
-    assert (await routing.routing.current_catalogue()).get(NEW_CODE) is not None
+    assert (await routing.routing.catalogues.current()).get(NEW_CODE) is not None
 
 
 async def test_intake_validates_with_the_newest_version_and_keeps_it(
@@ -180,7 +184,7 @@ async def test_intake_validates_with_the_newest_version_and_keeps_it(
         await intake.receive(dossier(NEW_CODE), actor=COUNTER)
     assert unknown.value.errors[0][0] == "procedure_code"
 
-    await use.add_procedure(parse_procedure(new_procedure()), replace=False, by="ops")
+    await use.catalogues.add_procedure(parse_procedure(new_procedure()), replace=False, by="ops")
     await deliver(intake, await outbox_of(routing.runtime.db))
     answer = await intake.receive(dossier(NEW_CODE), actor=COUNTER)
     assert answer.status_code == 201
@@ -192,7 +196,7 @@ async def test_intake_validates_with_the_newest_version_and_keeps_it(
         "Thủ tục thử nghiệm"
     )
 
-    await use.remove_procedure(NEW_CODE, by="ops")
+    await use.catalogues.remove_procedure(NEW_CODE, by="ops")
     await deliver(intake, await outbox_of(routing.runtime.db))  # v2 again, then v3
     with pytest.raises(CatalogueError) as removed:
         await intake.receive(dossier(NEW_CODE), actor=COUNTER)
@@ -222,7 +226,7 @@ async def test_a_dossier_records_the_version_it_was_received_under(
         code="2.000635", duration={"value": 1, "unit": "same_day"}, fee_vnd=5000
     )
     cheaper["steps"] = [{"office": None, "hours": 8}]
-    await routing.routing.add_procedure(parse_procedure(cheaper), replace=True, by="ops")
+    await routing.routing.catalogues.add_procedure(parse_procedure(cheaper), replace=True, by="ops")
     await deliver(intake, await outbox_of(routing.runtime.db))
     await intake.receive(dossier("2.000635"), actor=COUNTER)
     versions = [e.catalogue_version for e in await received_events(intake)]

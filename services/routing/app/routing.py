@@ -1,5 +1,5 @@
-"""Routing's use cases and wiring: route dossiers, follow their chains, manage rules and the
-procedure catalogue.
+"""Routing's use cases: route dossiers, follow their chains, manage rules and the manual
+queue.
 
 Invariants:
 - every received dossier is decided once: assigned (with its chain) or queued for an
@@ -8,10 +8,7 @@ Invariants:
   rules only through ``reroute`` (or one by one through ``assign``), which emits
   ``dossier.routed`` again with the new rule version;
 - ``transfer`` actions advance the chain one step, in the order intake numbered them;
-- every catalogue change writes a new version row and its ``catalogue.published`` event
-  in one transaction; the first start writes the shipped seed as the first version and
-  publishes it; decisions use the newest version (re-read when its number changed, so a
-  change made by the command line reaches the running process).
+- decisions use the newest catalogue version (``Catalogues``).
 """
 
 from __future__ import annotations
@@ -24,25 +21,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain, store
-from shared.calendar import CalendarRangeError, WorkCalendar, default_calendar
-from shared.calendar_sync import following_calendar
+from services.routing.app.catalogue import SERVICE, Catalogues
+from shared.calendar import CalendarRangeError, WorkCalendar
 from shared.catalogue import (
     Catalogue,
-    Procedure,
     Step,
-    added,
-    imported,
-    removed,
-    seed_catalogue,
 )
-from shared.catalogue_sync import published_event
-from shared.consume import follow, subscribe
-from shared.db import Database, table
+from shared.db import Database
 from shared.events import (
     ChainStep,
     DossierAction,
@@ -52,15 +41,9 @@ from shared.events import (
     DossierUnroutable,
     Envelope,
 )
-from shared.inbox import InboxRow
-from shared.keys_sync import TABLES as KEY_TABLES
-from shared.keys_sync import following_keys
-from shared.outbox import OutboxRow, enqueue
-from shared.service import ServiceRuntime, every, until_done
-from shared.settings import ServiceName, Settings
-from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from shared.outbox import enqueue
+from shared.service import every
 
-SERVICE: ServiceName = "routing"
 log = logging.getLogger(__name__)
 
 ROUTED = Counter(
@@ -80,8 +63,6 @@ LATENCY = Histogram(
 
 _ENDING = {DossierAction.RESOLVE, DossierAction.RETURN_RESULT, DossierAction.WITHDRAW}
 _GAUGE_SECONDS = 5.0
-_CATALOGUE_RETRY_SECONDS = 2.0
-SEEDED_BY = "seed"
 
 
 class AssignError(ValueError):
@@ -121,9 +102,14 @@ class Routing:
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.db = db
-        self.catalogue = catalogue
+        self.catalogues = Catalogues(db, catalogue, after_commit=after_commit)
         self.calendar = calendar
         self._after_commit = after_commit
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The newest catalogue version this process has seen."""
+        return self.catalogues.catalogue
 
     def use_calendar(self, calendar: WorkCalendar) -> None:
         """Compute step due times with ``calendar`` from now on (after a calendar change)."""
@@ -146,7 +132,7 @@ class Routing:
         ]
         if not relevant:
             return
-        await self._refresh_catalogue(session)
+        await self.catalogues.refresh(session)
         codes = list(dict.fromkeys(env.dossier_code for env in relevant if env.dossier_code))
         assignments = {
             row.dossier_code: row
@@ -436,7 +422,7 @@ class Routing:
 
         Reads only: nothing is routed, written or published.
         """
-        await self.current_catalogue()
+        await self.catalogues.current()
         return domain.decide(self.catalogue, await self.rules(), facts)
 
     # -- manual queue, assignment, re-routing -------------------------------------------
@@ -457,7 +443,7 @@ class Routing:
         rule = domain.parse_rule({"priority": 1, "office": office, "steps": steps})
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            await self._refresh_catalogue(session)
+            await self.catalogues.refresh(session)
             entry = await session.get(store.ManualQueueEntry, code)
             existing = None if entry is not None else await session.get(store.Assignment, code)
             if entry is None and existing is None:
@@ -518,7 +504,7 @@ class Routing:
         """
         now = datetime.now(UTC)
         async with self.db.transaction() as session:
-            await self._refresh_catalogue(session)
+            await self.catalogues.refresh(session)
             rule_set = await store.current_rule_set(session)
             report = RerouteReport(rule_set.version)
             open_rows = (
@@ -589,127 +575,6 @@ class Routing:
         await self.refresh_gauges()
         return report
 
-    # -- catalogue ---------------------------------------------------------------------
-
-    async def _refresh_catalogue(self, session: AsyncSession) -> None:
-        """Use the newest stored version if it is not the one in memory (one small query)."""
-        number = await store.latest_catalogue_number(session)
-        if number is None or number == self.catalogue.version:
-            return
-        row = await store.latest_catalogue(session)
-        if row is not None:
-            self.catalogue = row.catalogue()
-
-    async def _base(self, session: AsyncSession) -> store.CatalogueVersion:
-        """The newest version row, writing the shipped seed (unpublished) if there is none."""
-        row = await store.latest_catalogue(session)
-        if row is not None:
-            return row
-        return store.write_catalogue(
-            session,
-            seed_catalogue(),
-            changed_by=SEEDED_BY,
-            change="the catalogue shipped with motcua",
-            now=datetime.now(UTC),
-            published=False,
-        )
-
-    async def current_catalogue(self) -> Catalogue:
-        """The newest catalogue version (the shipped seed before any was stored)."""
-        async with self.db.sessions() as session:
-            await self._refresh_catalogue(session)
-        return self.catalogue
-
-    async def load_catalogue(self) -> Catalogue:
-        """Make sure the seed is stored as the first version; use the newest version.
-
-        Another instance seeding at the same time wins on the primary key; this one then
-        reads what it wrote.
-        """
-        try:
-            async with self.db.transaction() as session:
-                self.catalogue = (await self._base(session)).catalogue()
-        except IntegrityError:
-            return await self.current_catalogue()
-        return self.catalogue
-
-    async def publish_catalogue(self) -> bool:
-        """Publish the newest version if it never was (the seed on a fresh stack).
-
-        Returns whether an event was written to the outbox. Idempotent: the row is
-        marked in the same transaction, so a second call (or instance) writes nothing.
-        """
-        now = datetime.now(UTC)
-        async with self.db.transaction() as session:
-            row = await self._base(session)
-            self.catalogue = row.catalogue()
-            if row.published_at is not None:
-                return False
-            row.published_at = now
-            session.add(row)
-            self._emit_catalogue(session, self.catalogue, row.changed_by, row.change, now)
-        self._after_commit()
-        return True
-
-    async def catalogue_job(self) -> None:
-        """At start: store the seed if needed and publish the newest version if it never
-        was (a background job of the process; retried while the database is away)."""
-
-        async def start() -> None:
-            await self.load_catalogue()
-            await self.publish_catalogue()
-
-        await until_done(start, "routing catalogue start", _CATALOGUE_RETRY_SECONDS)
-
-    async def add_procedure(self, procedure: Procedure, *, replace: bool, by: str) -> Catalogue:
-        """A new version with ``procedure`` (replacing one of its code only if ``replace``);
-        ``ProcedureError`` (nothing written) if refused."""
-        verb = "replace" if replace else "add"
-        return await self._change(
-            lambda base: added(base, procedure, replace=replace),
-            by=by,
-            change=f"{verb} {procedure.code} {procedure.name}",
-        )
-
-    async def remove_procedure(self, code: str, *, by: str) -> Catalogue:
-        """A new version without ``code``; ``ProcedureError`` (nothing written) if absent."""
-        return await self._change(lambda base: removed(base, code), by=by, change=f"remove {code}")
-
-    async def import_catalogue(self, raws: Sequence[dict[str, object]], *, by: str) -> Catalogue:
-        """A new version holding exactly ``raws``; ``ProcedureError`` naming every bad field
-        (nothing written) if any is refused."""
-        return await self._change(
-            lambda base: imported(base, raws), by=by, change=f"import {len(raws)} procedure(s)"
-        )
-
-    async def _change(
-        self, make: Callable[[Catalogue], Catalogue], *, by: str, change: str
-    ) -> Catalogue:
-        """Write the version ``make`` derives from the newest one, and its event, atomically."""
-        now = datetime.now(UTC)
-        async with self.db.transaction() as session:
-            base = (await self._base(session)).catalogue()
-            catalogue = make(base)
-            store.write_catalogue(
-                session, catalogue, changed_by=by, change=change, now=now, published=True
-            )
-            self._emit_catalogue(session, catalogue, by, change, now)
-        self.catalogue = catalogue
-        self._after_commit()
-        return catalogue
-
-    @staticmethod
-    def _emit_catalogue(
-        session: AsyncSession, catalogue: Catalogue, by: str, change: str, now: datetime
-    ) -> None:
-        payload = published_event(catalogue, changed_by=by, change=change)
-        enqueue(session, payload, occurred_at=now, source=SERVICE, dossier_code=None)
-
-    async def catalogue_history(self) -> list[store.CatalogueVersion]:
-        """Every catalogue version, newest first."""
-        async with self.db.sessions() as session:
-            return await store.catalogue_history(session)
-
     # -- reading -----------------------------------------------------------------------
 
     async def sheet(self, code: str) -> tuple[store.Assignment, list[store.ChainStepRow]] | None:
@@ -749,54 +614,3 @@ async def _drop(
     for step in chain:
         await session.delete(step)
     await session.delete(row)
-
-
-@dataclass(frozen=True, slots=True)
-class RoutingProcess:
-    """Routing's runtime (broker, database, relay) and its use cases."""
-
-    runtime: ServiceRuntime
-    routing: Routing
-
-
-def standalone(settings: Settings) -> Routing:
-    """Routing's use cases over its database, without a broker (the command line).
-
-    Events they write wait in the outbox; the routing process's relay publishes them.
-    Call ``create_tables`` before use.
-    """
-    db = Database(settings.database_url_for(SERVICE), schema=settings.schema_for(SERVICE))
-    return Routing(db, seed_catalogue(), default_calendar(settings.province))
-
-
-async def create_tables(routing: Routing) -> None:
-    """Create routing's tables (and its inbox and outbox) if missing; load the catalogue."""
-    await routing.db.create_tables([table(InboxRow), table(OutboxRow), *store.TABLES])
-    await routing.load_catalogue()
-
-
-def build(settings: Settings) -> RoutingProcess:
-    """Routing's runtime, use cases and subscriber; it follows the calendar (step due
-    times) and the keys intake issues (its admin API)."""
-    runtime = ServiceRuntime(
-        SERVICE,
-        settings,
-        tables=[*store.TABLES, *KEY_TABLES],
-        publishes=[DOSSIER_ROUTING, CATALOGUE],
-    )
-    routing = Routing(
-        runtime.db,
-        seed_catalogue(),
-        default_calendar(settings.province),
-        after_commit=runtime.relay.wake,
-    )
-    subscribe(runtime, routing.apply, DOSSIER_LIFECYCLE)
-    follow(
-        runtime,
-        following_keys(
-            following_calendar(settings.var_dir, settings.province, routing.use_calendar)
-        ),
-        CALENDAR,
-        API_KEYS,
-    )
-    return RoutingProcess(runtime, routing)

@@ -1,0 +1,90 @@
+"""Routing's process: its use cases (``routing``), the catalogue it owns (``catalogue``),
+and the wiring that puts them on the broker or the command line.
+
+The invariants are stated where they hold: routing decisions and chains in ``routing``,
+catalogue versions in ``catalogue``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.routing import store
+from services.routing.app.catalogue import SEEDED_BY, SERVICE, Catalogues
+from services.routing.app.routing import AssignError, Move, RerouteReport, Routing
+from shared.calendar import default_calendar
+from shared.calendar_sync import following_calendar
+from shared.catalogue import seed_catalogue
+from shared.consume import follow, subscribe
+from shared.db import Database, table
+from shared.inbox import InboxRow
+from shared.keys_sync import TABLES as KEY_TABLES
+from shared.keys_sync import following_keys
+from shared.outbox import OutboxRow
+from shared.service import ServiceRuntime
+from shared.settings import Settings
+from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+
+__all__ = [
+    "SEEDED_BY",
+    "AssignError",
+    "Catalogues",
+    "Move",
+    "RerouteReport",
+    "Routing",
+    "RoutingProcess",
+    "build",
+    "create_tables",
+    "standalone",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingProcess:
+    """Routing's runtime (broker, database, relay) and its use cases."""
+
+    runtime: ServiceRuntime
+    routing: Routing
+
+
+def standalone(settings: Settings) -> Routing:
+    """Routing's use cases over its database, without a broker (the command line).
+
+    Events they write wait in the outbox; the routing process's relay publishes them.
+    Call ``create_tables`` before use.
+    """
+    db = Database(settings.database_url_for(SERVICE), schema=settings.schema_for(SERVICE))
+    return Routing(db, seed_catalogue(), default_calendar(settings.province))
+
+
+async def create_tables(routing: Routing) -> None:
+    """Create routing's tables (and its inbox and outbox) if missing; load the catalogue."""
+    await routing.db.create_tables([table(InboxRow), table(OutboxRow), *store.TABLES])
+    await routing.catalogues.load()
+
+
+def build(settings: Settings) -> RoutingProcess:
+    """Routing's runtime, use cases and subscriber; it follows the calendar (step due
+    times) and the keys intake issues (its admin API)."""
+    runtime = ServiceRuntime(
+        SERVICE,
+        settings,
+        tables=[*store.TABLES, *KEY_TABLES],
+        publishes=[DOSSIER_ROUTING, CATALOGUE],
+    )
+    routing = Routing(
+        runtime.db,
+        seed_catalogue(),
+        default_calendar(settings.province),
+        after_commit=runtime.relay.wake,
+    )
+    subscribe(runtime, routing.apply, DOSSIER_LIFECYCLE)
+    follow(
+        runtime,
+        following_keys(
+            following_calendar(settings.var_dir, settings.province, routing.use_calendar)
+        ),
+        CALENDAR,
+        API_KEYS,
+    )
+    return RoutingProcess(runtime, routing)
