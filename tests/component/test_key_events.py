@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from fastapi import HTTPException
@@ -154,3 +155,8 @@ def test_an_admin_key_covers_every_unit_even_when_bound_to_one() -> None:
     assert bound_admin.covers("000.00.61.H56")
     assert clerk.covers(UNIT)
     assert not clerk.covers("000.00.61.H56")
+
+
+def test_the_event_names_every_role_a_key_can_have() -> None:
+    annotation = ApiKeyChanged.model_fields["role"].annotation
+    assert set(get_args(annotation)) == {role.value for role in Role}
