@@ -18,12 +18,11 @@ from sqlalchemy import (
     delete,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import Role, StoredKey
-from shared.db import AwareDateTime, table
+from shared.db import AwareDateTime, table, upsert_insert
 
 
 class Dossier(SQLModel, table=True):
@@ -167,10 +166,8 @@ async def increment(session: AsyncSession, sequences: Table, key: dict[str, Any]
     One atomic upsert (``INSERT … ON CONFLICT DO UPDATE … RETURNING``): concurrent callers
     serialise on the row, so each gets a distinct number.
     """
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     upsert = (
-        insert(sequences)
+        upsert_insert(session, sequences)
         .values(**key, last=1)
         .on_conflict_do_update(index_elements=list(key), set_={"last": sequences.c.last + 1})
         .returning(sequences.c.last)

@@ -375,7 +375,6 @@ class Tracker:
                     {"code": row.code, "kind": t.kind, "step": t.step, "emitted_at": now}
                     for row, t in due
                 ],
-                is_sqlite=db.is_sqlite,
             )
             for row, threshold in due:
                 if (row.code, threshold.kind, threshold.step) in inserted:

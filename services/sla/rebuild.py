@@ -78,7 +78,6 @@ async def rebuild(
         await store.insert_flags(
             session,
             [{"code": c, "kind": k, "step": s, "emitted_at": now} for c, k, s in sorted(flags)],
-            is_sqlite=db.is_sqlite,
         )
     for start in range(0, len(facts), batch):
         chunk = facts[start : start + batch]

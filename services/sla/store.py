@@ -33,11 +33,10 @@ from sqlalchemy import (
     func,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import AwareDateTime, table
+from shared.db import AwareDateTime, table, upsert_insert
 
 
 class DossierClock(SQLModel, table=True):
@@ -164,7 +163,7 @@ async def claim_due(
 
 
 async def insert_flags(
-    session: AsyncSession, rows: Sequence[dict[str, Any]], *, is_sqlite: bool
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
 ) -> set[tuple[str, str, int]]:
     """Insert flags not yet present; return the (code, kind, step) this call inserted.
 
@@ -173,9 +172,8 @@ async def insert_flags(
     """
     if not rows:
         return set()
-    dialect_insert = sqlite.insert if is_sqlite else postgresql.insert
     statement = (
-        dialect_insert(FLAGS)
+        upsert_insert(session, FLAGS)
         .values(list(rows))
         .on_conflict_do_nothing()
         .returning(FLAGS.c.code, FLAGS.c.kind, FLAGS.c.step)

@@ -11,13 +11,12 @@ from importlib import resources
 from typing import Any
 
 from sqlalchemy import JSON, Column, Date, Integer, PrimaryKeyConstraint, String, Table
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.queue.domain import CounterConfig, CounterState, TicketState
 from services.intake.store import increment, take_sqlite_write_lock
-from shared.db import AwareDateTime, table
+from shared.db import AwareDateTime, table, upsert_insert
 
 
 class QueueCounter(SQLModel, table=True):
@@ -106,8 +105,6 @@ def seed_counters() -> list[QueueCounter]:
 
 async def add_missing_counters(session: AsyncSession, counters: list[QueueCounter]) -> None:
     """Insert the counters whose id is not stored yet; stored ones (edited) are kept."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     rows = table(QueueCounter)
     conn = await session.connection()
     for counter in counters:
@@ -118,7 +115,7 @@ async def add_missing_counters(session: AsyncSession, counters: list[QueueCounte
             "fields": counter.fields,
             "procedures": counter.procedures,
         }
-        await conn.execute(insert(rows).values(values).on_conflict_do_nothing())
+        await conn.execute(upsert_insert(session, rows).values(values).on_conflict_do_nothing())
 
 
 async def next_ticket_sequence(session: AsyncSession, unit: str, group: str, day: date) -> int:
