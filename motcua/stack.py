@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -129,6 +130,43 @@ class Stack:
 
     def wait_ready(self, timeout: float, names: tuple[ServiceName, ...] = SERVICES) -> None:
         """Block until every named service answers ``/health/ready`` with 200."""
+        self._wait_until(
+            names,
+            lambda name: (
+                httpx.get(f"{self.services[name].url}/health/ready", timeout=2).status_code == 200
+            ),
+            "not ready",
+            timeout,
+        )
+
+    def wait_for_key(self, key: str, timeout: float) -> None:
+        """Block until every service accepts ``key``: intake at once, the others once its
+        ``api_key.changed`` event has reached them (each answers its probe 200, or 404 for
+        sla's unknown dossier; 401 means not yet)."""
+        self._wait_until(
+            tuple(KEY_PROBES),
+            lambda name: (
+                httpx.get(
+                    f"{self.services[name].url}{KEY_PROBES[name]}",
+                    headers={API_KEY_HEADER: key},
+                    timeout=2,
+                ).status_code
+                in {200, 404}
+            ),
+            "key not accepted",
+            timeout,
+        )
+
+    def _wait_until(
+        self,
+        names: tuple[ServiceName, ...],
+        answered: Callable[[ServiceName], bool],
+        what: str,
+        timeout: float,
+    ) -> None:
+        """Poll each named service with ``answered`` every 0.2 s until all have answered;
+        ``RuntimeError`` as soon as one has exited, ``TimeoutError`` naming the ones left
+        (``what`` within ``timeout``). A connection error counts as not yet."""
         deadline = time.monotonic() + timeout
         pending = set(names)
         while pending:
@@ -138,32 +176,10 @@ class Stack:
                     msg = f"{name} exited with {svc.process.returncode}; see its log in var/logs"
                     raise RuntimeError(msg)
                 with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{svc.url}/health/ready", timeout=2).status_code == 200:
+                    if answered(name):
                         pending.discard(name)
             if pending and time.monotonic() > deadline:
-                msg = f"not ready within {timeout:.0f} s: {', '.join(sorted(pending))}"
-                raise TimeoutError(msg)
-            if pending:
-                time.sleep(0.2)
-
-    def wait_for_key(self, key: str, timeout: float) -> None:
-        """Block until every service accepts ``key``: intake at once, the others once its
-        ``api_key.changed`` event has reached them (each answers its probe 200, or 404 for
-        sla's unknown dossier; 401 means not yet)."""
-        deadline = time.monotonic() + timeout
-        pending = dict(KEY_PROBES)
-        while pending:
-            for name, path in list(pending.items()):
-                with contextlib.suppress(httpx.HTTPError):
-                    answer = httpx.get(
-                        f"{self.services[name].url}{path}",
-                        headers={API_KEY_HEADER: key},
-                        timeout=2,
-                    )
-                    if answer.status_code in {200, 404}:
-                        del pending[name]
-            if pending and time.monotonic() > deadline:
-                msg = f"key not accepted within {timeout:.0f} s by: {', '.join(sorted(pending))}"
+                msg = f"{what} within {timeout:.0f} s: {', '.join(sorted(pending))}"
                 raise TimeoutError(msg)
             if pending:
                 time.sleep(0.2)
