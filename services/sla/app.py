@@ -151,12 +151,11 @@ class Tracker:
         rechecked. A calendar equal in working time (a restart replaying the topic)
         costs nothing.
         """
-        if calendar.same_working_time(self.calendar):
-            self.calendar = calendar
-            return
+        changed = not calendar.same_working_time(self.calendar)
         self.calendar = calendar
-        self._recheck = True
-        self._wake.set()
+        if changed:
+            self._recheck = True
+            self._wake.set()
 
     def replay(self, row: store.DossierClock, ledger: Sequence[store.LedgerRow]) -> Clock | None:
         """The clock of a row and its ledger; ``None`` until its reception arrived."""
