@@ -1,5 +1,5 @@
 """The receipt and appointment slip (Giấy tiếp nhận hồ sơ và hẹn trả kết quả, Mẫu 01 of
-Thông tư 03/2025/TT-VPCP), as printable HTML and as a one-page A4 PDF.
+Thông tư 03/2025/TT-VPCP), as printable HTML and as an A4 PDF.
 
 Pure rendering: a ``Slip`` in, text or bytes out. The PDF embeds Roboto, shipped by the
 PyPI package ``font-roboto`` (Apache-2.0), which has every Vietnamese glyph. The QR code
@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import segno
-from fpdf import FPDF
+from fpdf import FPDF, XPos, YPos
 from jinja2 import Environment, Template
 
 from shared.calendar import DurationUnit, format_slip_time
@@ -101,65 +101,109 @@ def _bold_font_file() -> Path:
     return Path(str(resources.files("font_roboto").joinpath("files", "Roboto-Bold.ttf")))
 
 
+_MARGIN = 20.0  # mm, left, right and bottom, as the HTML slip's @page
+_TOP = 15.0  # mm
+_LINE = 6.5  # mm, one line of 11 pt body text
+_INDENT = 6.0  # mm, the document list's numbers
+_NUMBER = 8.0  # mm, room for "20."
+_QR = 35.0  # mm, the QR code's side
+_GAP = 8.0  # mm, between the body and the QR code, and between it and its caption
+
+
+class _SlipPdf(FPDF):
+    """An A4 slip in Roboto with page breaks on: every page opens with the unit and the
+    national motto, and every page after the first also with the dossier code, so that a
+    loose second page still says whose it is."""
+
+    def __init__(self, slip: Slip) -> None:
+        super().__init__(format="A4")
+        self.slip = slip
+        self.set_margins(_MARGIN, _TOP, _MARGIN)
+        self.set_auto_page_break(auto=True, margin=_MARGIN)
+        self.add_font("Roboto", "", str(_font_file()))
+        self.add_font("Roboto", "B", str(_bold_font_file()))
+
+    @property
+    def text_width(self) -> float:
+        """Width between the left and right margins."""
+        return self.w - self.l_margin - self.r_margin
+
+    def header(self) -> None:
+        """Unit and motto side by side (each column wraps on its own), then, after the
+        first page, the dossier code; the cursor ends at the left margin below them all."""
+        half = self.text_width / 2
+        top = self.get_y()
+        self.set_font("Roboto", "B", 11)
+        self.multi_cell(half, 6, self.slip.unit_name.upper(), align="C")
+        left_bottom = self.get_y()
+        self.set_xy(self.l_margin + half, top)
+        self.multi_cell(
+            half,
+            6,
+            "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM\nĐộc lập - Tự do - Hạnh phúc",
+            align="C",
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+        )
+        self.set_y(max(left_bottom, self.get_y()) + 4)
+        if self.page > 1:
+            self.set_font("Roboto", "", 9)
+            self.cell(0, 5, f"Mã hồ sơ: {self.slip.code} (tiếp theo)", align="R")
+            self.ln(8)
+
+    def paragraph(self, text: str, *, style: str = "") -> None:
+        """``text`` wrapped between the margins, left-aligned, on as many lines and pages
+        as it needs; the cursor ends at the left margin of the next line."""
+        self.set_font("Roboto", style, 11)
+        self.multi_cell(0, _LINE, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def numbered(self, index: int, text: str) -> None:
+        """One list item with a hanging indent: its number never sits alone at the foot
+        of a page, its wrapped lines align under the first word."""
+        self.set_font("Roboto", "", 11)
+        if self.will_page_break(_LINE):
+            self.add_page()
+        self.set_x(self.l_margin + _INDENT)
+        self.cell(_NUMBER, _LINE, f"{index}.", new_x=XPos.RIGHT, new_y=YPos.TOP)
+        self.multi_cell(0, _LINE, text, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def render_pdf(slip: Slip) -> bytes:
-    """The slip as a one-page A4 PDF.
+    """The slip as an A4 PDF holding everything the HTML slip holds.
 
-    Invariant: one page; long document lists are cut to what fits, with a count of
-    the rest, rather than spilling onto a second page.
+    Invariant: every character lies inside the page margins; every document is listed,
+    and a long list flows onto further pages, each opening with the header; the QR code
+    and the signature block are never split from each other.
     """
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(auto=False)
-    pdf.add_font("Roboto", "", str(_font_file()))
-    pdf.add_font("Roboto", "B", str(_bold_font_file()))
+    pdf = _SlipPdf(slip)
     pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-    half = width / 2
-
-    pdf.set_font("Roboto", "B", 11)
-    top = pdf.get_y()
-    pdf.multi_cell(half, 6, slip.unit_name.upper(), align="C")
-    pdf.set_xy(pdf.l_margin + half, top)
-    pdf.multi_cell(
-        half, 6, "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM\nĐộc lập - Tự do - Hạnh phúc", align="C"
-    )
-    pdf.ln(8)
     pdf.set_font("Roboto", "B", 14)
-    pdf.cell(width, 8, "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ", align="C")
-    pdf.ln(8)
+    pdf.multi_cell(0, 8, "GIẤY TIẾP NHẬN HỒ SƠ VÀ HẸN TRẢ KẾT QUẢ", align="C", new_x=XPos.LMARGIN)
     pdf.set_font("Roboto", "", 11)
-    pdf.cell(width, 7, f"Mã hồ sơ: {slip.code}", align="C")
-    pdf.ln(12)
+    pdf.multi_cell(0, 7, f"Mã hồ sơ: {slip.code}", align="C", new_x=XPos.LMARGIN)
+    pdf.ln(5)
 
-    lines = [
-        f"{slip.unit_name} tiếp nhận hồ sơ của: {slip.applicant_name}",
-        f"Số điện thoại: {slip.applicant_phone or '—'}",
-        f"Nội dung yêu cầu giải quyết: {slip.procedure_name}",
-        "Thành phần hồ sơ:",
-    ]
-    for line in lines:
-        pdf.multi_cell(width, 6.5, line)
-    shown = slip.documents[:12]
-    for index, name in enumerate(shown, start=1):
-        pdf.multi_cell(width, 6, f"    {index}. {name[:120]}")
-    if len(slip.documents) > len(shown):
-        pdf.multi_cell(width, 6, f"    … và {len(slip.documents) - len(shown)} giấy tờ khác")
-    for line in (
-        "Số lượng hồ sơ: 01 bộ",
-        f"Thời hạn giải quyết theo quy định: {slip.time_limit}",
-        f"Thời gian nhận hồ sơ: {slip.received_text}",
-    ):
-        pdf.multi_cell(width, 6.5, line)
-    pdf.set_font("Roboto", "B", 11)
-    pdf.multi_cell(width, 6.5, f"Thời gian trả kết quả giải quyết hồ sơ: {slip.due_text}")
-    pdf.set_font("Roboto", "", 11)
-    pdf.multi_cell(width, 6.5, f"Nhận kết quả tại: {slip.unit_name}")
+    pdf.paragraph(f"{slip.unit_name} tiếp nhận hồ sơ của: {slip.applicant_name}")
+    pdf.paragraph(f"Số điện thoại: {slip.applicant_phone or '—'}")
+    pdf.paragraph(f"Nội dung yêu cầu giải quyết: {slip.procedure_name}")
+    pdf.paragraph("Thành phần hồ sơ:")
+    for index, name in enumerate(slip.documents, start=1):
+        pdf.numbered(index, name)
+    pdf.paragraph("Số lượng hồ sơ: 01 bộ")
+    pdf.paragraph(f"Thời hạn giải quyết theo quy định: {slip.time_limit}")
+    pdf.paragraph(f"Thời gian nhận hồ sơ: {slip.received_text}")
+    pdf.paragraph(f"Thời gian trả kết quả giải quyết hồ sơ: {slip.due_text}", style="B")
+    pdf.paragraph(f"Nhận kết quả tại: {slip.unit_name}")
 
-    qr_top = max(pdf.get_y() + 8, 200.0)
-    _draw_qr(pdf, slip.lookup_url, x=pdf.l_margin, y=qr_top, size=35)
-    pdf.set_xy(pdf.l_margin + 40, qr_top)
+    if pdf.will_page_break(_GAP + _QR):
+        pdf.add_page()
+    top = pdf.get_y() + _GAP
+    half = pdf.text_width / 2
+    _draw_qr(pdf, slip.lookup_url, x=pdf.l_margin, y=top, size=_QR)
+    pdf.set_xy(pdf.l_margin + _QR + _GAP, top)
     pdf.set_font("Roboto", "", 9)
-    pdf.multi_cell(half - 40, 5, "Quét mã để tra cứu tình trạng hồ sơ")
-    pdf.set_xy(pdf.l_margin + half, qr_top)
+    pdf.multi_cell(half - _QR - _GAP, 5, "Quét mã để tra cứu tình trạng hồ sơ", align="L")
+    pdf.set_xy(pdf.l_margin + half, top)
     pdf.set_font("Roboto", "B", 11)
     pdf.multi_cell(half, 6, "NGƯỜI TIẾP NHẬN\n(Ký và ghi rõ họ tên)", align="C")
     return bytes(pdf.output())
