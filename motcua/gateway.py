@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
+
+from shared.apidocs import serve_api_docs
 
 ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/dossiers", "intake"),
@@ -92,9 +93,7 @@ def create_gateway(upstreams: Mapping[str, str]) -> FastAPI:
                 continue
         return JSONResponse(merge_openapi(docs))
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="motcua API")
+    serve_api_docs(app, title="motcua API")
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:

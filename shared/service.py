@@ -20,6 +20,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy import Table
 
+from shared.apidocs import serve_api_docs
 from shared.broker import ensure_topics, make_broker
 from shared.db import Database, table
 from shared.deadletter import DeadLetters
@@ -201,7 +202,16 @@ def create_http_app(
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    # /docs is served offline below; ReDoc, like FastAPI's own /docs, would need a CDN.
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    serve_api_docs(app, title=f"{title} API")
     app.state.runtime = runtime
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
 
