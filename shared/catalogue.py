@@ -10,6 +10,9 @@ Invariants of a catalogue version (``parse_procedure``, ``added``, ``removed``,
 - procedure codes are unique and follow ``PROCEDURE_CODE_PATTERN``;
 - for a time limit in working days or working hours, the steps' working hours add up
   to it exactly (a working day is eight hours);
+- for a same-day limit the steps add up to at most one working day, and for N calendar
+  days to at most N working days: more could never fit (the SLA clock scales steps into
+  the time a dossier actually has, but a chain that never fits is an error of entry);
 - a change yields the next version number; the catalogue it starts from is unchanged.
 """
 
@@ -126,8 +129,20 @@ class ProcedureError(ValueError):
         self.errors = list(errors)
 
 
+MOST_WORKING_HOURS_PER_UNIT: dict[DurationUnit, Decimal] = {
+    DurationUnit.SAME_DAY: Decimal(8),
+    DurationUnit.CALENDAR_DAYS: Decimal(8),
+}
+"""The most working hours one unit of the other limits can give: their steps fit in it."""
+
+
 def chain_errors(procedure: Procedure) -> list[tuple[str, str]]:
-    """The steps' problem, if their hours do not add up to a working-time limit."""
+    """The steps' problem: their hours do not add up to a working-time limit, or run
+    past the most a same-day or calendar-day limit can ever give (the first step that
+    does is named)."""
+    most = MOST_WORKING_HOURS_PER_UNIT.get(procedure.duration.unit)
+    if most is not None:
+        return _past_the_most(procedure, most * max(procedure.duration.value, Decimal(1)))
     per_unit = WORKING_HOURS_PER_UNIT.get(procedure.duration.unit)
     if per_unit is None:
         return []
@@ -140,6 +155,21 @@ def chain_errors(procedure: Procedure) -> list[tuple[str, str]]:
         f"hours ({procedure.duration.value} {procedure.duration.unit.value})"
     )
     return [("steps", message)]
+
+
+def _past_the_most(procedure: Procedure, most: Decimal) -> list[tuple[str, str]]:
+    total = Decimal(0)
+    for index, step in enumerate(procedure.steps):
+        total += step.hours
+        if total > most:
+            limit = f"{procedure.duration.value:g} {procedure.duration.unit.value}"
+            message = (
+                f"procedure {procedure.code}: step {index} ({step.office or 'the receiving unit'}) "
+                f"brings the chain to {total:g} working hours, more than its time limit of "
+                f"{limit} can ever give ({most:g} working hours)"
+            )
+            return [(f"steps.{index}.hours", message)]
+    return []
 
 
 def parse_procedure(raw: Mapping[str, Any]) -> Procedure:

@@ -10,7 +10,7 @@ office of a chain step); any other dossier is 403. Admin keys and keys of every 
 # No ``from __future__ import annotations`` here: FastAPI evaluates the endpoint's
 # annotations, and ``Depends(reader)`` names a variable local to ``router``.
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from services.sla import store
 from services.sla.app import SlaSettings, Tracker, build
-from services.sla.domain import HOUR, ClockState, Outcome
+from services.sla.domain import DOSSIER_STEP, HOUR, ClockState, Outcome
 from shared.auth import ALL_UNITS, Authenticator, Principal
 from shared.clock import in_vietnam
 from shared.keys_sync import key_lookup
@@ -52,6 +52,23 @@ class StepOut(BaseModel):
     outcome: Outcome | None
 
 
+ZERO = timedelta(0)
+
+
+class WarningOut(BaseModel):
+    """A flag of the running clock: when it falls due, its window, whether it was raised.
+
+    ``step`` is null for the dossier itself; ``window_hours`` is the working time left at
+    ``at`` (the due-soon and apology windows scale with the time limit; 0 for overdue).
+    """
+
+    kind: str
+    step: int | None
+    at: datetime
+    window_hours: float
+    emitted: bool
+
+
 class ClockOut(BaseModel):
     """A dossier's clock. ``due_at`` is the due time of the class; an apology's new date
     is ``extended_due_at``. Times are in Vietnam time (+07:00)."""
@@ -69,6 +86,7 @@ class ClockOut(BaseModel):
     office: str | None
     supplement_requests: int
     closure: str | None
+    warnings: list[WarningOut]
 
 
 def units_of(row: store.DossierClock) -> set[str]:
@@ -116,6 +134,7 @@ def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no clock for {code}")
         row = found[0]
         check_reader(principal, row)
+        emitted = await tracker.emitted(code)
         now = tracker.now()
         left = clock.working_left(now)
         policy = tracker.policy
@@ -153,6 +172,18 @@ def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
             office=row.office,
             supplement_requests=clock.supplement_requests,
             closure=clock.closure.value if clock.closure else None,
+            warnings=[
+                WarningOut(
+                    kind=t.kind,
+                    step=None if t.step == DOSSIER_STEP else t.step,
+                    at=in_vietnam(t.at),
+                    window_hours=round(
+                        max(clock.calendar.working_time_between(t.at, t.due_at), ZERO) / HOUR, 4
+                    ),
+                    emitted=(t.kind, t.step) in emitted,
+                )
+                for t in clock.thresholds(policy)
+            ],
         )
 
     return api

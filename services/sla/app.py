@@ -85,8 +85,19 @@ class SlaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MOTCUA_SLA_", extra="ignore")
 
-    due_soon_hours: float = Field(8.0, gt=0, description="Due-soon window, working hours.")
-    apology_hours: float = Field(3.0, gt=0, description="Apology warning, working hours before.")
+    due_soon_hours: float = Field(
+        8.0,
+        gt=0,
+        description="Longest due-soon window, working hours (at most half the dossier's limit).",
+    )
+    apology_hours: float = Field(
+        3.0,
+        gt=0,
+        description=(
+            "Longest apology warning for the office, working hours before the due time "
+            "(at most a quarter of the dossier's limit)."
+        ),
+    )
     granularity: Literal["date", "time"] = Field("date", description="How the class compares.")
     max_extensions: int = Field(1, ge=0, description="Extensions (apologies) applied at most.")
     scheduler_batch: int = Field(500, gt=0, description="Clocks flagged per transaction.")
@@ -325,6 +336,11 @@ class Tracker:
             dossier_code=code,
             correlation_id=correlation_id,
         )
+
+    async def emitted(self, code: str) -> set[tuple[str, int]]:
+        """The flags already raised for ``code``: (kind, step), the dossier's step -1."""
+        async with self.runtime.db.sessions() as session:
+            return (await store.emitted_flags(session, [code]))[code]
 
     async def get(self, code: str) -> tuple[store.DossierClock, list[store.LedgerRow]] | None:
         """The clock row of one dossier and its ledger."""

@@ -15,6 +15,21 @@ Invariants:
   a supplement is awaited) and the clock runs again when the last one closes;
 - once closed (finished, withdrawn or refused) later actions are recorded and ignored;
 - the fold is deterministic: the same terms and ledger give the same clock.
+
+Warning windows scale with the time limit, so that no dossier is flagged at the instant
+it is received: a window is the smaller of its setting (``Policy.due_soon_window``, 8
+working hours; ``Policy.apology_window``, 3) and a fixed share of the dossier's own
+working-time limit, the *allowance* (``Clock.allowance``: the working time from the
+clock's start to its first due time; a restart measures it again). The shares are one
+half for due soon and one quarter for the apology warning. So a same-day dossier received
+at 08:00 (7.5 working hours) is due soon from 3.75 and needs an apology letter from
+1.875 working hours before 17:00, while a dossier of 3 working days or more gets the
+settings' 8 and 3 hours. A chain step's windows scale with its own allowance the same way.
+
+A chain step never ends after its dossier's due time: a step starts with its own working
+hours, unless the steps still to come do not fit the working time the dossier has left,
+in which case each is given its share of what is left (``hours / hours still to come``),
+and its due time is never later than the dossier's.
 """
 
 from __future__ import annotations
@@ -28,8 +43,10 @@ from typing import Literal
 
 from shared.calendar import Duration, WorkCalendar
 from shared.calendar.model import VN_TZ
+from shared.chain import fit_step
 
 HOUR = timedelta(hours=1)
+_US = timedelta(microseconds=1)
 _JUST_AFTER = timedelta(microseconds=1)
 RECEPTION_SEQUENCE = 0
 """The ledger position of the reception; intake numbers actions from 1."""
@@ -79,14 +96,40 @@ _RESUMES: dict[str, str] = {
 }
 
 
+DUE_SOON_SHARE = Decimal("0.5")
+"""The largest share of a dossier's allowance that its due-soon window may take."""
+APOLOGY_SHARE = Decimal("0.25")
+"""The largest share of a dossier's allowance that its apology window may take."""
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The settings of the clock (defaults from DOMAIN.md)."""
+    """The settings of the clock (defaults from DOMAIN.md).
+
+    The windows are the longest ones; a short time limit gets shorter ones (see
+    :func:`window`).
+    """
 
     due_soon_window: timedelta = 8 * HOUR
     apology_window: timedelta = 3 * HOUR
     granularity: Granularity = "date"
     max_extensions: int = 1
+
+    def windows(self, allowance: timedelta) -> dict[FlagKind, timedelta]:
+        """The due-soon and apology windows of a clock or step with ``allowance``."""
+        return {
+            "due_soon": window(self.due_soon_window, DUE_SOON_SHARE, allowance),
+            "apology_needed": window(self.apology_window, APOLOGY_SHARE, allowance),
+        }
+
+
+def window(setting: timedelta, share: Decimal, allowance: timedelta) -> timedelta:
+    """A warning window: the smaller of ``setting`` and ``share`` of ``allowance``.
+
+    Never negative; zero for a zero allowance (such a clock gets no early warning).
+    """
+    scaled = timedelta(microseconds=int(allowance // _US * share))
+    return max(timedelta(0), min(setting, scaled))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +189,8 @@ class StepClock:
     started_at: datetime | None
     due_at: datetime | None
     ended_at: datetime | None
+    allowance: timedelta = timedelta(0)
+    """Working time from the step's start to its due time (what its windows scale with)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +211,7 @@ class Clock:
     calendar: WorkCalendar = field(repr=False)
     due_at: datetime | None
     shown_due_at: datetime | None
+    allowance: timedelta
     started_at: datetime
     running_since: datetime | None
     paused_since: datetime | None
@@ -214,8 +260,9 @@ class Clock:
             return ClockState.IN_TIME
         if now > self.due_at:
             return ClockState.OVERDUE
-        left = self.calendar.working_time_between(now, self.due_at)
-        return ClockState.DUE_SOON if left <= policy.due_soon_window else ClockState.IN_TIME
+        if now < self.due_soon_from(self.due_at, self.allowance, policy.windows(self.allowance)):
+            return ClockState.IN_TIME
+        return ClockState.DUE_SOON
 
     def outcome(self, policy: Policy) -> Outcome | None:
         """The class once finished (withdrawn and refused dossiers have none)."""
@@ -235,37 +282,52 @@ class Clock:
         """Every flag instant of the running clock; none while paused or closed.
 
         The dossier's flags, and the current step's when the chain has several steps.
+        A window of zero (zero allowance) gives no early warning, only the overdue flag.
         """
         if self.running_since is None or self.is_closed:
             return []
         found: list[Threshold] = []
         if self.due_at is not None:
-            found += self._flags_before(self.due_at, DOSSIER_STEP, None, policy)
+            found += self._flags_before(self.due_at, self.allowance, DOSSIER_STEP, None, policy)
         if self.current_step is not None and len(self.steps) > 1:
             step = self.steps[self.current_step]
             if step.due_at is not None:
-                found += self._flags_before(step.due_at, step.index, step.office, policy)
+                found += self._flags_before(
+                    step.due_at, step.allowance, step.index, step.office, policy
+                )
         return found
 
     def _flags_before(
-        self, due: datetime, step: int, office: str | None, policy: Policy
+        self, due: datetime, allowance: timedelta, step: int, office: str | None, policy: Policy
     ) -> list[Threshold]:
-        assert self.running_since is not None
-        return [
-            Threshold("due_soon", step, self._left_at(due, policy.due_soon_window), due, office),
-            Threshold(
-                "apology_needed", step, self._left_at(due, policy.apology_window), due, office
-            ),
-            Threshold("overdue", step, due + _JUST_AFTER, due, office),
+        flags = [
+            Threshold(kind, step, self._left_at(due, width), due, office)
+            for kind, width in policy.windows(allowance).items()
+            if width > timedelta(0)
         ]
+        return [*flags, Threshold("overdue", step, due + _JUST_AFTER, due, office)]
 
     def _left_at(self, due: datetime, window: timedelta) -> datetime:
-        """The earliest instant from which at most ``window`` of working time is left."""
+        """The earliest instant from which at most ``window`` of working time is left.
+
+        Counted from the clock's last (re)start: a clock resumed with less left than the
+        window is inside it from the resumption on.
+        """
         assert self.running_since is not None
         total = self.calendar.working_time_between(self.running_since, due)
         if total <= window:
             return self.running_since
         return self.calendar.add_working_time(self.running_since, total - window)
+
+    def due_soon_from(
+        self, due: datetime, allowance: timedelta, windows: dict[FlagKind, timedelta]
+    ) -> datetime:
+        """When a running clock due at ``due`` enters its due-soon window (``due`` itself
+        when the window is zero)."""
+        width = windows["due_soon"]
+        if width <= timedelta(0) or self.running_since is None:
+            return due
+        return self._left_at(due, width)
 
     def flags_due(
         self, now: datetime, policy: Policy, emitted: Iterable[tuple[str, int]]
@@ -284,7 +346,7 @@ class Clock:
         """When the dossier enters the due-soon window (running clocks only)."""
         if self.running_since is None or self.due_at is None or self.is_closed:
             return None
-        return self._left_at(self.due_at, policy.due_soon_window)
+        return self.due_soon_from(self.due_at, self.allowance, policy.windows(self.allowance))
 
 
 def classify(
@@ -329,6 +391,7 @@ class _Fold:
     policy: Policy
     due_at: datetime | None = None
     shown_due_at: datetime | None = None
+    allowance: timedelta = timedelta(0)
     running_since: datetime | None = None
     paused_since: datetime | None = None
     open_pauses: set[str] = field(default_factory=set)
@@ -358,6 +421,7 @@ class _Fold:
         self.due_at = terms.slip_due_at or computed
         self.shown_due_at = self.due_at
         self.running_since = terms.received_at
+        self.allowance = self._allowance_from(terms.received_at)
         limit = f"{terms.time_limit.value:g} {terms.time_limit.unit.value}"
         if terms.slip_due_at is None:
             note = f"clock started; time limit {limit} from reception"
@@ -372,18 +436,35 @@ class _Fold:
             self.steps = [
                 StepClock(i, s.office, None, None, None) for i, s in enumerate(terms.steps)
             ]
-            self._begin_step(0, terms.received_at)
+            note += self._begin_step(0, terms.received_at)
         self.ledger.append(
             LedgerLine(
                 RECEPTION_SEQUENCE, terms.received_at, "start", None, self.due_at, None, note
             )
         )
 
-    def _begin_step(self, index: int, at: datetime) -> None:
-        hours = self.terms.steps[index].hours
-        due = self.calendar.add_working_time(at, timedelta(hours=float(hours)))
-        self.steps[index] = replace(self.steps[index], started_at=at, due_at=due)
+    def _allowance_from(self, start: datetime) -> timedelta:
+        if self.due_at is None:
+            return timedelta(0)
+        return max(timedelta(0), self.calendar.working_time_between(start, self.due_at))
+
+    def _begin_step(self, index: int, at: datetime) -> str:
+        """Start step ``index`` at ``at`` (fitted into the dossier's time by
+        ``shared.chain.fit_step``); return what the ledger should say of a scaling."""
+        hours = [step.hours for step in self.terms.steps[index:]]
+        fitted = fit_step(self.calendar, at, hours, self.due_at)
+        note = ""
+        if fitted.scaled_from is not None:
+            note = (
+                f"; step {index}'s {fitted.scaled_from:g} h do not fit the working time left "
+                f"with the steps to come: given {_hours(fitted.given)} h"
+            )
+        allowance = max(timedelta(0), self.calendar.working_time_between(at, fitted.due_at))
+        self.steps[index] = replace(
+            self.steps[index], started_at=at, due_at=fitted.due_at, allowance=allowance
+        )
         self.current_step = index
+        return note
 
     def _end_step(self, at: datetime) -> None:
         if self.current_step is not None:
@@ -444,6 +525,8 @@ class _Fold:
             self.worked = timedelta(0)
             self.due_at = self.calendar.due_at(entry.at, self.terms.time_limit)
             self.shown_due_at = self.due_at
+            self.allowance = self._allowance_from(entry.at)
+            self._clamp_step()
             note = f"clock restarted: the full time limit runs again ({_hours(waited)} h waited)"
         else:
             self.due_at = self._shifted(self.due_at, waited)
@@ -458,6 +541,14 @@ class _Fold:
         if self.current_step is not None:
             step = self.steps[self.current_step]
             self.steps[self.current_step] = replace(step, due_at=self._shifted(step.due_at, waited))
+
+    def _clamp_step(self) -> None:
+        """Keep the current step's due time within the dossier's (after a restart)."""
+        if self.current_step is None or self.due_at is None:
+            return
+        step = self.steps[self.current_step]
+        if step.due_at is not None and step.due_at > self.due_at:
+            self.steps[self.current_step] = replace(step, due_at=self.due_at)
 
     def extend(self, entry: Entry) -> None:
         if entry.new_due_at is None:
@@ -484,9 +575,9 @@ class _Fold:
             self.line(entry, "transfer", "recorded; no further chain step is known")
             return
         self._end_step(entry.at)
-        self._begin_step(self.current_step + 1, entry.at)
+        scaled = self._begin_step(self.current_step + 1, entry.at)
         step = self.steps[self.current_step]
-        self.line(entry, "transfer", f"step {step.index} starts at {step.office}")
+        self.line(entry, "transfer", f"step {step.index} starts at {step.office}{scaled}")
 
     def finish(self, entry: Entry) -> None:
         self.close(entry.at, Closure.FINISHED)
@@ -508,6 +599,7 @@ class _Fold:
             calendar=self.calendar,
             due_at=self.due_at,
             shown_due_at=self.shown_due_at,
+            allowance=self.allowance,
             started_at=self.terms.received_at,
             running_since=self.running_since,
             paused_since=self.paused_since,

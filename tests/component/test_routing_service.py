@@ -48,7 +48,12 @@ async def process(tmp_path: Path) -> AsyncIterator[RoutingProcess]:
 
 
 def received(
-    code: str, procedure: str = "2.000635", *, at: datetime = MONDAY, field: str = "Hộ tịch"
+    code: str,
+    procedure: str = "2.000635",
+    *,
+    at: datetime = MONDAY,
+    field: str = "Hộ tịch",
+    due_at: datetime | None = None,
 ) -> Envelope:
     return Envelope.wrap(
         DossierReceived(
@@ -56,7 +61,7 @@ def received(
             channel=Channel.COUNTER,
             receiving_unit=UNIT,
             received_at=at,
-            due_at=None,
+            due_at=due_at,
             applicant=Contact(name="Lê Văn C"),
             field=field,
             time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
@@ -229,6 +234,19 @@ async def test_transfers_walk_the_chain_with_per_step_due_times(process: Routing
     ]
     [routed] = await outbox(process)
     assert [s.office for s in routed.body(DossierRouted).steps] == [UNIT, POLICE, BHXH]
+
+
+async def test_a_first_step_that_does_not_fit_the_dossier_is_due_with_it(
+    process: RoutingProcess,
+) -> None:
+    """A same-day dossier received at 14:11 is due at 17:00: its one 8-hour step too."""
+    at = datetime(2026, 12, 1, 14, 11, tzinfo=VN_TZ)
+    five_pm = datetime(2026, 12, 1, 17, 0, tzinfo=VN_TZ)
+    await publish(process, received("S", "2.000635", at=at, due_at=five_pm))
+    found = await process.routing.sheet("S")
+    assert found is not None
+    [step] = found[1]
+    assert step.due_at == five_pm
 
 
 async def test_refused_rule_changes_leave_the_rule_set_unchanged(

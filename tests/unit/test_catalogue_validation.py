@@ -154,3 +154,30 @@ def test_a_version_survives_the_event_and_the_wire() -> None:
     received = decode(wire).body(CataloguePublished)
     assert catalogue_of(received) == catalogue
     assert catalogue_from(received.version, received.procedures) == catalogue
+
+
+@pytest.mark.parametrize(
+    ("duration", "hours", "step", "most"),
+    [
+        ({"value": 1, "unit": "same_day"}, [6, 4], 1, "8"),
+        ({"value": 2, "unit": "calendar_days"}, [8, 8, 1], 2, "16"),
+    ],
+)
+def test_step_hours_that_can_never_fit_are_refused_naming_procedure_and_step(
+    duration: dict[str, Any], hours: list[int], step: int, most: str
+) -> None:
+    steps = [{"office": None, "hours": h} for h in hours]
+    with pytest.raises(ProcedureError) as refused:
+        parse_procedure(procedure_json(duration=duration, steps=steps))
+    [(where, message)] = refused.value.errors
+    assert where == f"steps.{step}.hours"
+    assert "procedure 1.999001" in message
+    assert f"step {step}" in message
+    assert f"({most} working hours)" in message
+
+
+def test_steps_that_fit_a_same_day_or_calendar_day_limit_are_accepted() -> None:
+    same_day = {"value": 1, "unit": "same_day"}
+    parse_procedure(procedure_json(duration=same_day, steps=[{"office": None, "hours": 8}]))
+    days = {"value": 15, "unit": "calendar_days"}
+    parse_procedure(procedure_json(duration=days, steps=[{"office": None, "hours": 40}]))

@@ -323,3 +323,84 @@ def test_the_current_step_has_its_own_flags() -> None:
     step_flags = [t for t in clock.thresholds(POLICY) if t.step == 1]
     assert {t.kind for t in step_flags} == {"due_soon", "apology_needed", "overdue"}
     assert all(t.office == "B" and t.due_at == vn("2026-06-02 10:30") for t in step_flags)
+
+
+def limit_terms(
+    received: str, value: float, unit: DurationUnit, steps: tuple[ChainStep, ...] = ()
+) -> Terms:
+    return Terms(vn(received), Duration(value, unit), "pause", steps=steps)
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "due_soon", "apology"),
+    [
+        # same day from 08:00: 7.5 working hours to 17:00, so half and a quarter of them
+        (1, DurationUnit.SAME_DAY, 3.75 * H, 1.875 * H),
+        (0.5, DurationUnit.WORKING_DAYS, 2 * H, 1 * H),
+        (1, DurationUnit.WORKING_DAYS, 4 * H, 2 * H),
+        (3, DurationUnit.WORKING_DAYS, 8 * H, 3 * H),
+        (20, DurationUnit.WORKING_DAYS, 8 * H, 3 * H),
+        (4, DurationUnit.WORKING_HOURS, 2 * H, 1 * H),
+        (1, DurationUnit.CALENDAR_DAYS, 4 * H, 2 * H),
+        (15, DurationUnit.CALENDAR_DAYS, 8 * H, 3 * H),
+    ],
+)
+def test_warning_windows_scale_with_the_time_limit(
+    value: float, unit: DurationUnit, due_soon: timedelta, apology: timedelta
+) -> None:
+    received = vn("2026-06-03 08:00")
+    clock = replay(limit_terms("2026-06-03 08:00", value, unit), [], CAL, POLICY)
+    assert clock.due_at is not None
+    flags = {t.kind: t.at for t in clock.thresholds(POLICY)}
+    assert CAL.working_time_between(flags["due_soon"], clock.due_at) == due_soon
+    assert CAL.working_time_between(flags["apology_needed"], clock.due_at) == apology
+    assert received < flags["due_soon"] < flags["apology_needed"] < flags["overdue"]
+    assert clock.flags_due(received, POLICY, []) == []
+    assert clock.state_at(received, POLICY) is ClockState.IN_TIME
+    just_before = flags["due_soon"] - timedelta(seconds=1)
+    assert clock.state_at(just_before, POLICY) is ClockState.IN_TIME
+    assert clock.state_at(flags["due_soon"], POLICY) is ClockState.DUE_SOON
+
+
+def test_a_same_day_dossier_received_in_the_afternoon_is_not_flagged_at_once() -> None:
+    """The reported case: received 14:11, due 17:00; it used to be 'overdue' at once."""
+    received = vn("2026-12-01 14:11")
+    clock = replay(limit_terms("2026-12-01 14:11", 1, DurationUnit.SAME_DAY), [], CAL, POLICY)
+    assert clock.due_at == vn("2026-12-01 17:00")
+    assert clock.flags_due(received + timedelta(seconds=1), POLICY, []) == []
+    flags = {t.kind: t.at for t in clock.thresholds(POLICY)}
+    assert flags["apology_needed"] == vn("2026-12-01 16:17:45")  # a quarter of 2 h 49 min
+    assert clock.flags_due(vn("2026-12-01 17:00"), POLICY, [])[-1].kind == "apology_needed"
+    assert clock.flags_due(vn("2026-12-01 17:00:01"), POLICY, [])[-1].kind == "overdue"
+
+
+def test_a_zero_time_limit_gets_only_the_overdue_flag() -> None:
+    clock = replay(limit_terms("2026-06-03 08:00", 0, DurationUnit.WORKING_DAYS), [], CAL, POLICY)
+    assert [t.kind for t in clock.thresholds(POLICY)] == ["overdue"]
+
+
+def test_a_step_that_does_not_fit_the_time_left_is_scaled_into_it() -> None:
+    """A same-day dossier received at 14:11: its one 8-hour step ends at 17:00, not the
+    next day at 14:11, and the ledger says why."""
+    steps = (ChainStep("A", Decimal(8)),)
+    clock = replay(
+        limit_terms("2026-12-01 14:11", 1, DurationUnit.SAME_DAY, steps=steps), [], CAL, POLICY
+    )
+    assert clock.steps[0].due_at == clock.due_at == vn("2026-12-01 17:00")
+    assert "do not fit" in clock.ledger[0].note
+
+
+def test_later_steps_share_what_is_left_and_never_end_after_the_dossier() -> None:
+    steps = (ChainStep("A", Decimal(4)), ChainStep("B", Decimal(2)), ChainStep("C", Decimal(2)))
+    base = limit_terms("2026-06-03 08:00", 1, DurationUnit.WORKING_DAYS, steps=steps)
+    # A took 6 of the 8 hours: B and C (4 h) share the 2 h left, one hour each
+    clock = replay(base, ledger(("transfer", "2026-06-03 15:30")), CAL, POLICY)
+    assert clock.steps[1].due_at == vn("2026-06-03 16:30")
+    assert "given 1 h" in clock.ledger[-1].note
+    # a transfer after the dossier's due time: the step is due when the dossier was
+    late = replay(base, ledger(("transfer", "2026-06-04 10:00")), CAL, POLICY)
+    assert late.steps[1].due_at == late.due_at == vn("2026-06-04 08:00")
+    # steps that fit keep their own hours
+    fits = replay(base, ledger(("transfer", "2026-06-03 11:00")), CAL, POLICY)
+    assert fits.steps[1].due_at == vn("2026-06-03 14:30")
+    assert "do not fit" not in fits.ledger[-1].note

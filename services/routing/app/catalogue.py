@@ -10,7 +10,7 @@ by the command line reaches the running process.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.routing import store
 from shared.catalogue import Catalogue, Procedure, added, imported, removed, seed_catalogue
 from shared.catalogue_sync import published_event
+from shared.clock import utc_now
 from shared.db import Database
 from shared.outbox import enqueue
 from shared.service import until_done
@@ -57,7 +58,7 @@ class Catalogues:
             seed_catalogue(),
             changed_by=SEEDED_BY,
             change="the catalogue shipped with motcua",
-            now=datetime.now(UTC),
+            now=utc_now(),
             published=False,
         )
 
@@ -86,7 +87,7 @@ class Catalogues:
         Returns whether an event was written to the outbox. Idempotent: the row is
         marked in the same transaction, so a second call (or instance) writes nothing.
         """
-        now = datetime.now(UTC)
+        now = utc_now()
         async with self.db.transaction() as session:
             row = await self._base(session)
             self.catalogue = row.catalogue()
@@ -133,7 +134,7 @@ class Catalogues:
         self, make: Callable[[Catalogue], Catalogue], *, by: str, change: str
     ) -> Catalogue:
         """Write the version ``make`` derives from the newest one, and its event, atomically."""
-        now = datetime.now(UTC)
+        now = utc_now()
         async with self.db.transaction() as session:
             base = (await self._base(session)).catalogue()
             catalogue = make(base)

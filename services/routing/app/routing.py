@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -31,6 +31,8 @@ from shared.catalogue import (
     Catalogue,
     Step,
 )
+from shared.chain import fit_step
+from shared.clock import utc_now
 from shared.db import Database
 from shared.events import (
     ChainStep,
@@ -158,7 +160,7 @@ class Routing:
         ]
         chains = await store.chain_of(session, [c for c in codes if c in acted])
         rule_set = await store.current_rule_set(session)
-        now = datetime.now(UTC)
+        now = utc_now()
         for env in relevant:
             code = env.dossier_code or ""
             if env.type == DossierReceived.event_type:
@@ -174,6 +176,7 @@ class Routing:
                         decision=decision,
                         received_at=received.received_at,
                         now=now,
+                        dossier_due=received.due_at,
                     )
                     assignments[code], chains[code] = row, chain
                     self._emit_routed(session, row, decision, env.correlation_id, now)
@@ -202,30 +205,37 @@ class Routing:
             channel=received.channel.value,
         )
 
-    def _step_due(self, start: datetime, minutes: int) -> datetime | None:
+    def _step_due(
+        self, start: datetime, minutes: Sequence[int], dossier_due: datetime | None = None
+    ) -> datetime | None:
+        """The due time of a step of ``minutes[0]`` followed by the others, fitted into
+        the dossier's time when its due time is known (``shared.chain.fit_step``)."""
+        hours = [Decimal(m) / 60 for m in minutes]
         try:
-            return self.calendar.add_working_time(start, timedelta(minutes=minutes))
+            return fit_step(self.calendar, start, hours, dossier_due).due_at
         except CalendarRangeError:
             log.warning("routing: step due time outside the calendar's known years")
             return None
 
     def _chain_rows(
-        self, code: str, steps: Sequence[tuple[str, Decimal]], start: datetime
+        self,
+        code: str,
+        steps: Sequence[tuple[str, Decimal]],
+        start: datetime,
+        dossier_due: datetime | None,
     ) -> list[store.ChainStepRow]:
-        rows = []
-        for position, (office, hours) in enumerate(steps):
-            minutes = to_minutes(hours)
-            rows.append(
-                store.ChainStepRow(
-                    dossier_code=code,
-                    position=position,
-                    office=office,
-                    working_minutes=minutes,
-                    started_at=start if position == 0 else None,
-                    due_at=self._step_due(start, minutes) if position == 0 else None,
-                )
+        minutes = [to_minutes(hours) for _, hours in steps]
+        return [
+            store.ChainStepRow(
+                dossier_code=code,
+                position=position,
+                office=office,
+                working_minutes=minutes[position],
+                started_at=start if position == 0 else None,
+                due_at=self._step_due(start, minutes, dossier_due) if position == 0 else None,
             )
-        return rows
+            for position, (office, _) in enumerate(steps)
+        ]
 
     def _assign(
         self,
@@ -237,6 +247,7 @@ class Routing:
         received_at: datetime,
         now: datetime,
         manual: bool = False,
+        dossier_due: datetime | None = None,
     ) -> tuple[store.Assignment, list[store.ChainStepRow]]:
         row = store.Assignment(
             dossier_code=code,
@@ -254,7 +265,7 @@ class Routing:
             routed_at=now,
             manual=manual,
         )
-        chain = self._chain_rows(code, decision.steps, received_at)
+        chain = self._chain_rows(code, decision.steps, received_at, dossier_due)
         session.add(row)
         session.add_all(chain)
         return row, chain
@@ -345,7 +356,7 @@ class Routing:
             step = chain[following]
             step.office = action.office or step.office
             step.started_at = action.at
-            step.due_at = self._step_due(action.at, step.working_minutes)
+            step.due_at = self._step_due(action.at, [s.working_minutes for s in chain[following:]])
             assignment.current_step = following
             assignment.office = step.office
         elif action.action in _ENDING:
@@ -377,7 +388,7 @@ class Routing:
                 base=base,
                 changed_by=by,
                 change=change,
-                now=datetime.now(UTC),
+                now=utc_now(),
             )
 
     async def remove_rule(self, priority: int, *, by: str) -> domain.RuleSet:
@@ -394,7 +405,7 @@ class Routing:
                 base=base,
                 changed_by=by,
                 change=f"remove rule {priority}",
-                now=datetime.now(UTC),
+                now=utc_now(),
             )
 
     def facts(
@@ -412,7 +423,7 @@ class Routing:
         return domain.Facts(
             procedure=procedure,
             field=field if field is not None else (known.field if known else ""),
-            level=level if level is not None else domain.level_of(known, datetime.now(UTC)),
+            level=level if level is not None else domain.level_of(known, utc_now()),
             receiving_unit=receiving_unit,
             channel=channel,
         )
@@ -441,7 +452,7 @@ class Routing:
         emits ``dossier.routed``. ``AssignError`` (nothing written) when it cannot.
         """
         rule = domain.parse_rule({"priority": 1, "office": office, "steps": steps})
-        now = datetime.now(UTC)
+        now = utc_now()
         async with self.db.transaction() as session:
             await self.catalogues.refresh(session)
             entry = await session.get(store.ManualQueueEntry, code)
@@ -502,7 +513,7 @@ class Routing:
         step; one past its first step, assigned by hand, or that would become unroutable
         keeps its office and is reported. The same decision only records the new version.
         """
-        now = datetime.now(UTC)
+        now = utc_now()
         async with self.db.transaction() as session:
             await self.catalogues.refresh(session)
             rule_set = await store.current_rule_set(session)
