@@ -4,10 +4,13 @@ Starts the local stack (tansu broker + intake, routing, sla, notify as processes
 fresh directory, injects N ``dossier.received`` events straight into
 ``motcua.dossier.lifecycle`` with aiokafka, and times how long until every dossier is
 routed (``routing.db`` ``assignment``), tracked with its office (``sla.db``
-``tracked_dossier``) and has its SMS receipt sent (``notify.db`` ``message``). The
-SQLite files are polled read-only. Then, on the same broker, it measures raw aiokafka
-produce and consume of N ~1 KiB messages on a fresh 6-partition topic with a fresh
-consumer group, and prints both rates and their ratio.
+``tracked_dossier``) and has its SMS receipt sent (``notify.db`` ``message``, trigger
+``received``). The SQLite files are polled read-only. The stack runs on its settable
+clock from a working Wednesday morning (``--clock-start``), so that a run at any hour
+sees the same: same-day dossiers due hours later, no warning, one receipt each. Then,
+on the same broker, it measures raw aiokafka produce and consume of N ~1 KiB messages
+on a fresh 6-partition topic with a fresh consumer group, and prints both rates and
+their ratio.
 
     .venv/bin/python bench/pipeline.py --dossiers 20000
 
@@ -38,6 +41,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from motcua.stack import Stack
 from shared.calendar import VN_TZ, Duration, DurationUnit, default_calendar
+from shared.clock import parse_clock_start
 from shared.events import Channel, Contact, DossierReceived, Envelope, TimeLimit
 from shared.topics import ALL_TOPICS, DOSSIER_LIFECYCLE
 
@@ -48,6 +52,8 @@ POLL_SECONDS = 0.5
 RAW_PARTITIONS = DOSSIER_LIFECYCLE.partitions
 RAW_VALUE_BYTES = 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+RECEIPT = "trigger = 'received'"
+WEDNESDAY_MORNING = "2026-12-02T09:00:00+07:00"
 
 
 # --------------------------------------------------------------------------- events
@@ -64,9 +70,9 @@ def dossier_codes(n: int, day: datetime) -> list[str]:
     return codes
 
 
-def received_events(n: int) -> list[tuple[bytes, bytes]]:
-    """(key, value) of N ``dossier.received`` envelopes, as intake would publish them."""
-    now = datetime.now(UTC)
+def received_events(n: int, now: datetime) -> list[tuple[bytes, bytes]]:
+    """(key, value) of N ``dossier.received`` envelopes, as intake would publish them at
+    ``now`` (the stack's clock)."""
     # the due time intake would print: the same-day limit on the shared calendar, so the
     # tracker raises no citizen-facing warning that a real dossier would not get
     due_at = default_calendar().due_at(now, Duration(1, DurationUnit.SAME_DAY))
@@ -124,6 +130,7 @@ class Counts:
     messages: int = 0
     sent: int = 0
     sent_dossiers: int = 0
+    other_messages: int = 0
 
     def done(self, n: int) -> bool:
         return self.routed >= n and self.tracked_with_office >= n and self.sent >= n
@@ -154,11 +161,13 @@ def poll(var_dir: Path) -> Counts:
             "SELECT count(*) FROM tracked_dossier "
             "WHERE office IS NOT NULL AND started_at IS NOT NULL",
         ),
-        messages=_count(notify, "SELECT count(*) FROM message"),
-        sent=_count(notify, "SELECT count(*) FROM message WHERE status = 'sent'"),
+        messages=_count(notify, f"SELECT count(*) FROM message WHERE {RECEIPT}"),
+        sent=_count(notify, f"SELECT count(*) FROM message WHERE {RECEIPT} AND status = 'sent'"),
         sent_dossiers=_count(
-            notify, "SELECT count(DISTINCT dossier_code) FROM message WHERE status = 'sent'"
+            notify,
+            f"SELECT count(DISTINCT dossier_code) FROM message WHERE {RECEIPT} AND status = 'sent'",
         ),
+        other_messages=_count(notify, f"SELECT count(*) FROM message WHERE NOT ({RECEIPT})"),
     )
 
 
@@ -269,7 +278,7 @@ def top_snapshot(pids: dict[str, int]) -> str:
 
 async def run_pipeline(stack: Stack, n: int, limit_s: float, stall: float) -> PipelineResult:
     """Inject N received events and wait until all are routed, tracked and notified."""
-    records = received_events(n)
+    records = received_events(n, stack.now())
     pids = process_ids(stack)
     var_dir = stack.var_dir
     cpu0 = cpu_snapshot(pids)
@@ -442,7 +451,8 @@ def report(k: int, p: PipelineResult, raw: RawResult, dlq: int) -> list[str]:
     print(
         f"  final counts: routed {f.routed}, manual queue {f.unroutable}, tracked {f.tracked} "
         f"({f.tracked_with_office} with office), messages {f.messages} "
-        f"({f.sent} sent, {f.sent_dossiers} distinct dossiers), dead-lettered {dlq}"
+        f"({f.sent} sent, {f.sent_dossiers} distinct dossiers), other messages "
+        f"{f.other_messages}, dead-lettered {dlq}"
     )
     problems = []
     for label, value in (
@@ -478,18 +488,27 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs, each on a fresh stack")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after (s)")
     parser.add_argument("--stall", type=float, default=60.0, help="give up if no progress (s)")
+    parser.add_argument(
+        "--clock-start",
+        default=WEDNESDAY_MORNING,
+        help="the stack's clock starts here (ISO 8601 with offset), or 'now' for the real "
+        f"clock (default {WEDNESDAY_MORNING}: a working morning, so no dossier is due "
+        "during the run)",
+    )
     args = parser.parse_args()
+    clock_start = None if args.clock_start == "now" else parse_clock_start(args.clock_start)
     n: int = args.dossiers
     base = args.var_dir or Path(tempfile.mkdtemp(prefix="motcua-bench-"))
     print(f"date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}")
     print(f"N = {n:,} dossiers, {args.runs} run(s), state under {base}")
+    print(f"the stack's clock starts at {args.clock_start}")
 
     e2e_rates: list[float] = []
     produce_rates: list[float] = []
     consume_rates: list[float] = []
     failed = False
     for k in range(1, args.runs + 1):
-        stack = Stack(base / f"run-{k}")
+        stack = Stack(base / f"run-{k}", clock_start=clock_start)
         started = time.perf_counter()
         stack.start()
         print(f"\nrun {k}: stack ready in {time.perf_counter() - started:.1f} s", flush=True)

@@ -11,6 +11,7 @@ import typer
 import uvicorn
 
 from motcua import calendar_cli, catalogue_cli, keys_cli, notify_cli, routing_cli, sla_cli
+from shared.clock import ClockStartError, parse_clock_start, process_offset, set_offset
 from shared.localbroker import LocalBroker, free_port
 from shared.settings import SERVICES, ServiceName, get_settings
 
@@ -57,6 +58,11 @@ def run(
         raise typer.Exit(2)
     settings = get_settings()
     _logging(settings.log_level)
+    try:
+        set_offset(process_offset(settings.clock_start, settings.clock_offset_seconds))
+    except ClockStartError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
         f"services.{service}.api:create_app",
         factory=True,
@@ -87,12 +93,23 @@ def up(
 
     settings = get_settings()
     _logging(settings.log_level)
+    try:
+        clock_start = parse_clock_start(settings.clock_start) if settings.clock_start else None
+    except ClockStartError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     broker_port = LOCAL_BROKER_PORT if _is_free(LOCAL_BROKER_PORT) else free_port()
     stack = Stack(
         settings.var_dir,
         broker_port=broker_port,
         service_ports={k: v for k, v in SERVICE_PORTS.items() if _is_free(v)},
+        clock_start=clock_start,
     )
+    if clock_start is not None:
+        typer.echo(
+            f"WARNING: MOTCUA_CLOCK_START is set: every service's clock runs from "
+            f"{clock_start.isoformat()}, not the real time (development and tests only)"
+        )
     typer.echo("starting the local broker and the four services ...")
     try:
         stack.start()

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
@@ -24,6 +25,7 @@ import httpx
 from motcua.keys_cli import ensure_dev_admin_key
 from shared.auth import API_KEY_HEADER
 from shared.broker import ensure_topics
+from shared.clock import CLOCK_OFFSET_VARIABLE, offset_to
 from shared.localbroker import LocalBroker, free_port
 from shared.settings import SERVICES, ServiceName, Settings
 
@@ -52,12 +54,19 @@ class ServiceProcess:
 
 @dataclass
 class Stack:
-    """Broker plus services on loopback, with state under ``var_dir``."""
+    """Broker plus services on loopback, with state under ``var_dir``.
+
+    With ``clock_start``, every service's clock runs from that instant at normal speed:
+    the offset from the real clock is computed once, when the stack starts, and every
+    process (a restarted one too) gets the same one, so all services agree on "now".
+    """
 
     var_dir: Path
     broker_port: int | None = None
     service_ports: dict[ServiceName, int] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    clock_start: datetime | None = None
+    clock_offset: timedelta = timedelta(0)
     broker: LocalBroker | None = None
     services: dict[ServiceName, ServiceProcess] = field(default_factory=dict)
     admin_key: str | None = None
@@ -85,6 +94,17 @@ class Stack:
             **self.env,
         }
 
+    def set_clock(self) -> None:
+        """Fix the one clock offset every service process gets (none without
+        ``clock_start``); called once by :meth:`start`."""
+        if self.clock_start is not None:
+            self.clock_offset = offset_to(self.clock_start)
+            self.env[CLOCK_OFFSET_VARIABLE] = repr(self.clock_offset.total_seconds())
+
+    def now(self) -> datetime:
+        """The services' "now": the real clock plus the stack's offset."""
+        return datetime.now(UTC) + self.clock_offset
+
     def settings(self) -> Settings:
         """The settings the services run with (their database, their state directory)."""
         env = {**os.environ, **self.env}
@@ -98,6 +118,7 @@ class Stack:
         """Start the broker, create the topics, create the development admin key
         (``admin_key``, also in ``var_dir/dev-admin.key``), start the services, wait
         until all are ready."""
+        self.set_clock()
         self.admin_key = ensure_dev_admin_key(self.settings())
         self.broker = LocalBroker(self.broker_port, log_file=self.var_dir / "logs" / "broker.log")
         self.broker.start()

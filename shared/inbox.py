@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.clock import utc_now
 from shared.db import AwareDateTime, Database
 from shared.deadletter import DeadLetters, RecordLike, describe
 from shared.events import Envelope, UndecodableEvent, decode
@@ -107,7 +108,7 @@ class BatchConsumer:
             fresh = [env for event_id, env in unique.items() if event_id not in seen]
             if fresh:
                 await self._apply(session, fresh)
-                now = datetime.now(UTC)
+                now = utc_now()
                 session.add_all(
                     InboxRow(event_id=str(env.event_id), event_type=env.type, applied_at=now)
                     for env in fresh

@@ -27,6 +27,7 @@ from sqlalchemy import Column, Index, Integer, LargeBinary, String, func, select
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.clock import utc_now
 from shared.db import AwareDateTime, Database, table
 from shared.events import Envelope, Payload
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
@@ -76,7 +77,7 @@ def enqueue(
             topic=payload.topic.name,
             key=envelope.dossier_code if key is None else key,
             value=envelope.encode(),
-            created_at=datetime.now(UTC),
+            created_at=utc_now(),
         )
     )
     return envelope
@@ -169,7 +170,7 @@ class OutboxRelay:
             await conn.execute(
                 update(_OUTBOX)
                 .where(_OUTBOX.c.id.in_([r[0] for r in rows]))
-                .values(sent_at=datetime.now(UTC))
+                .values(sent_at=utc_now())
             )
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
@@ -189,7 +190,7 @@ class OutboxRelay:
         age = 0.0
         if oldest is not None:
             created = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
-            age = (datetime.now(UTC) - created).total_seconds()
+            age = (utc_now() - created).total_seconds()
         OUTBOX_OLDEST_AGE.labels(self._service).set(age)
 
     async def backlog(self) -> int:

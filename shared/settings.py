@@ -57,6 +57,16 @@ class Settings(BaseSettings):
         0.2, ge=0, description="First retry delay; doubles with each attempt."
     )
     province: str = Field("default", description="Working-day calendar to use.")
+    clock_start: str | None = Field(
+        None,
+        description="Development and tests only: run every process's clock from this instant "
+        "(ISO 8601 with offset, e.g. 2026-12-02T14:30:00+07:00) at normal speed.",
+    )
+    clock_offset_seconds: float | None = Field(
+        None,
+        description="Set by the supervisor from clock_start: the one offset every process "
+        "it starts applies to the real clock, so all agree.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     def database_url_for(self, service: ServiceName) -> str:

@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from motcua.stack import Stack
+from shared.calendar import VN_TZ
 from shared.db import Database
 from shared.settings import SERVICES, ServiceName, Settings
 from tests.factories import api_key_header, dossier_body
@@ -52,9 +54,15 @@ def backend_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     asyncio.run(drop())
 
 
+WEDNESDAY_MORNING = datetime(2026, 12, 2, 9, 0, tzinfo=VN_TZ)
+"""Where the stack's clock starts, so that no test depends on the hour it runs at: a
+working morning, hours before any same-day dossier's due time or warning."""
+
+
 @pytest.fixture
 def stack(tmp_path: Path, backend_env: dict[str, str]) -> Iterator[Stack]:
-    """A started stack; stopped (no orphan process) after the test."""
+    """A started stack whose clock starts on a working Wednesday at 09:00 (Vietnam time);
+    stopped (no orphan process) after the test."""
     env = {
         "MOTCUA_RELAY_POLL_SECONDS": "0.2",
         # a message a SIGKILLed notify left 'sending' is reconciled after this lease
@@ -62,7 +70,7 @@ def stack(tmp_path: Path, backend_env: dict[str, str]) -> Iterator[Stack]:
         "MOTCUA_NOTIFY_SENDING_LEASE_SECONDS": "3",
         **backend_env,
     }
-    running = Stack(tmp_path / "var", env=env)
+    running = Stack(tmp_path / "var", env=env, clock_start=WEDNESDAY_MORNING)
     try:
         running.start(timeout=90)
         yield running

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -26,9 +26,8 @@ from tests.factories import api_key_header
 pytestmark = pytest.mark.integration
 
 
-def received(code: str, due_in: timedelta) -> Envelope:
-    """A reception whose appointment slip says ``due_in`` from now."""
-    now = datetime.now(UTC)
+def received(code: str, now: datetime, due_in: timedelta) -> Envelope:
+    """A reception at ``now`` whose appointment slip says ``due_in`` later."""
     return Envelope.wrap(
         DossierReceived(
             procedure_code="2.000635",
@@ -106,12 +105,12 @@ async def test_overdue_is_flagged_on_the_sla_topic_when_the_due_time_passes(
     assert stack.admin_key is not None
     headers = api_key_header(stack.admin_key)
     async with httpx.AsyncClient(base_url=sla_url, timeout=10, headers=headers) as client:
-        warm_up = received("000.00.00.H56-260601-9000", timedelta(hours=1))
+        warm_up = received("000.00.00.H56-260601-9000", stack.now(), timedelta(hours=1))
         await inject(stack.bootstrap_servers, warm_up)
         await wait_tracked(client, "000.00.00.H56-260601-9000")
 
         code = "000.00.00.H56-260601-9001"
-        event = received(code, timedelta(seconds=2))
+        event = received(code, stack.now(), timedelta(seconds=2))
         due_at = event.body(DossierReceived).due_at
         assert due_at is not None
         await inject(stack.bootstrap_servers, event)

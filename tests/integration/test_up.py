@@ -35,11 +35,15 @@ def processes_started_for(marker: str) -> list[int]:
     return pids
 
 
+CLOCK_START = "2026-12-02T14:30:00+07:00"
+"""The stack runs from a Wednesday afternoon, whatever the hour of the test."""
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], str]]:
     var_dir = str(tmp_path / "state")
     port = free_port()
-    env = {**os.environ, "MOTCUA_VAR_DIR": var_dir}
+    env = {**os.environ, "MOTCUA_VAR_DIR": var_dir, "MOTCUA_CLOCK_START": CLOCK_START}
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "motcua.cli", "up", "--port", str(port)],
@@ -83,6 +87,10 @@ def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
     )
     assert created.status_code == 201, created.text
     code = created.json()["code"]
+    # every service runs on the set clock: intake numbers the dossier on that day, and
+    # the same-day procedure is due at its end
+    assert code.split("-")[1] == "261202"
+    assert created.json()["due_at"] == "2026-12-02T17:00:00+07:00"
     deadline = time.monotonic() + 60
     while True:
         sent = httpx.get(
@@ -96,6 +104,7 @@ def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
     clock = httpx.get(f"{base}/api/v1/sla/{code}", headers=headers)
     assert clock.status_code == 200
     assert clock.json()["office"] == "000.00.00.H56"
+    assert clock.json()["state"] == "in_time"  # the sla service's "now" is the set clock too
     assert httpx.get(f"{base}/api/v1/catalogue/2.000635").json()["field"] == "Hộ tịch"
     paths = httpx.get(f"{base}/openapi.json").json()["paths"]
     for path in (
@@ -112,3 +121,20 @@ def test_up_serves_every_service_through_one_entry_point_and_stops_cleanly(
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert proc.wait(30) == 0
     assert processes_started_for(var_dir) == []
+    printed = (Path(var_dir).parent / "up.log").read_text()
+    assert "WARNING: MOTCUA_CLOCK_START is set" in printed
+
+
+def test_up_refuses_an_unparsable_clock_start_naming_it(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "motcua.cli", "up", "--port", str(free_port())],
+        env={**os.environ, "MOTCUA_VAR_DIR": str(tmp_path), "MOTCUA_CLOCK_START": "tomorrow"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert lines == ["MOTCUA_CLOCK_START='tomorrow' is not an ISO 8601 date and time"]
+    assert not (tmp_path / "logs").exists()  # nothing was started
