@@ -4,7 +4,8 @@
 Access, by the keys intake issues (notify checks them against its own copy; 401 without
 a live key, 403 for a role not allowed, admin passes every role):
 
-- ``GET /api/v1/notifications`` (messages to citizens): viewer or counter;
+- ``GET /api/v1/notifications`` (a dossier's messages, to its citizen and its office
+  head): viewer or counter;
 - ``POST /api/v1/notifications/delivery-reports``: the SMS gateway's callback; gateways
   carry none of our keys, so it takes the shared secret ``MOTCUA_NOTIFY_SMS_REPORT_TOKEN``
   in its URL instead (the references it names are our message keys, which can be guessed);
@@ -31,7 +32,7 @@ from services.notify.reports.api import Reports
 from services.notify.reports.api import router as reports_router
 from services.notify.settings import NotifySettings
 from shared.auth import Authenticator, Role
-from shared.clock import in_vietnam
+from shared.clock import Clock, in_vietnam, utc_now
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
@@ -42,13 +43,18 @@ def _vn(value: datetime | None) -> datetime | None:
 
 
 class MessageOut(BaseModel):
-    """A message's delivery status (no recipient, no text: those are personal data)."""
+    """A message's delivery status (no recipient, no text: those are personal data).
+
+    Messages of a dossier are the citizen's and the office head's warning about it
+    (trigger ``office_warning``)."""
 
     key: str
     trigger: str
     channel: str
     status: str = Field(
-        description="queued | sending | sent | delivered | failed | unknown | suppressed"
+        description="queued | sending | sent | delivered | failed | unknown | suppressed "
+        "(the citizen opted out) | superseded (no longer true when its turn came: the "
+        "dossier's processing ended first; never sent)"
     )
     attempts: int
     last_error: str | None
@@ -188,10 +194,14 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
     return api
 
 
-def create_app(settings: Settings | None = None, notify: NotifySettings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    notify: NotifySettings | None = None,
+    clock: Clock = utc_now,
+) -> FastAPI:
     """Notify's process: consumer, dispatcher, HTTP API (behind the keys intake issues, as
     notify's copy of them holds them)."""
-    notifier = build(settings or get_settings(), notify)
+    notifier = build(settings or get_settings(), notify, clock=clock)
     auth = Authenticator(key_lookup(notifier.runtime.db))
     reports = Reports(notifier.runtime, clock=notifier.clock)
     digests = Digests(notifier)

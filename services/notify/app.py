@@ -17,6 +17,9 @@ Exactly once per key, and how a crash is handled:
   then ``failed`` with the reason; permanent ones fail at once.
 - SMS is held during quiet hours (default 21:00–07:00 Vietnam time) and sent after,
   unless the SMS channel is only the development file sink, which rings no phone.
+- A lateness message (the citizen's overdue notice, the office head's warning) still
+  ``queued`` when the dossier's processing ends (result ready, refused, stopped,
+  withdrawn) becomes ``superseded`` in that event's inbox transaction: it is never sent.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from services.notify.channels import (
     Sink,
     SmtpSink,
 )
+from services.notify.office import OfficeWarnings
 from services.notify.render import Renderer
 from services.notify.reports import TABLES as REPORT_TABLES
 from services.notify.reports import ReportProjection
@@ -87,16 +91,33 @@ class Notifier:
         self.clock = clock
         self.renderer = Renderer(sms_max_segments=settings.sms_max_segments)
         self._wake = Wakeup()
+        self.office = OfficeWarnings(self.renderer, self.wake, clock=clock)
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Store contacts and queue the messages events ask for (inside the inbox transaction).
 
         Contacts of the batch are stored first, so a notice later in the same batch finds
         them. A key already stored is skipped: a message is queued once however often its
-        event comes. Disabled triggers and opted-out dossiers or contacts queue nothing.
+        event comes. Disabled triggers and opted-out dossiers or contacts queue nothing to
+        the citizen. Then office heads' warnings are queued (``office``), and last, for a
+        dossier whose processing ended in the batch, its lateness messages still queued
+        (overdue, office warning; stored earlier or just now) become ``superseded``: a
+        message must still be true when it is sent.
         """
         now = self.clock()
         addressees = await self._store_contacts(session, events, now)
+        await self._queue_notices(session, events, addressees, now)
+        await self.office.apply(session, events)
+        ended = {e.dossier_code for e in events if e.dossier_code and domain.ends_processing(e)}
+        await _supersede(session, ended)
+
+    async def _queue_notices(
+        self,
+        session: AsyncSession,
+        events: Sequence[Envelope],
+        addressees: Mapping[str, store.AddresseeRow],
+        now: datetime,
+    ) -> None:
         notices = [n for n in map(domain.notice_of, events) if n is not None]
         if not notices:
             return
@@ -382,8 +403,9 @@ class Notifier:
             return bool(result.rowcount)
 
     async def opt_out(self, *, dossier: str | None, contact: str | None) -> int:
-        """Record an opt-out and suppress the matching messages still queued; return how
-        many were suppressed. The contact is stored only as its fingerprint."""
+        """Record an opt-out and suppress the matching messages to citizens still queued
+        (an office head's warning about the dossier stays); return how many were
+        suppressed. The contact is stored only as its fingerprint."""
         now = self.clock()
         targets = []
         if dossier:
@@ -403,7 +425,10 @@ class Notifier:
             )
             queued = (
                 await session.exec(
-                    select(store.Message).where(store.Message.status == store.QUEUED)
+                    select(store.Message).where(
+                        store.Message.status == store.QUEUED,
+                        col(store.Message.trigger).in_([t.value for t in domain.Trigger]),
+                    )
                 )
             ).all()
             hit = [m.key for m in queued if _opt_out_targets(m) & set(targets)]
@@ -482,6 +507,24 @@ async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft]) -> s
         ).all()
     )
     return {key for key, ts in wanted.items() if ts & found}
+
+
+async def _supersede(session: AsyncSession, ended: set[str]) -> None:
+    """Mark the lateness messages of dossiers whose processing ended still ``queued``
+    ``superseded``: never sent. Rows added earlier in the transaction are flushed first,
+    so one queued by an earlier event of the same batch is covered too."""
+    if not ended:
+        return
+    await session.flush()
+    await session.exec(
+        update(store.Message)
+        .where(
+            col(store.Message.dossier_code).in_(ended),
+            col(store.Message.trigger).in_(domain.SUPERSEDED_TRIGGERS),
+            col(store.Message.status) == store.QUEUED,
+        )
+        .values(status=store.SUPERSEDED)
+    )
 
 
 def build_sinks(settings: Settings, notify: NotifySettings) -> dict[str, FailoverSink]:

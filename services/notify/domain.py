@@ -1,4 +1,5 @@
-"""Pure rules of notify: which notices events ask for, their keys, SMS fitting, timing.
+"""Pure rules of notify: which notices and office warnings events ask for, their keys,
+SMS fitting, timing.
 
 No I/O here. The texts themselves come from the Jinja2 templates (``render.py``).
 """
@@ -18,6 +19,7 @@ from shared.events import (
     DossierActionRecorded,
     DossierReceived,
     Envelope,
+    SlaFinished,
     SlaWarning,
 )
 
@@ -31,8 +33,8 @@ class Trigger(StrEnum):
     RESULT_READY = "result_ready"  # có kết quả: come and collect
     REFUSED = "refused"  # từ chối
     STOPPED = "stopped"  # dừng xử lý (stop or withdrawal)
-    APOLOGY = "apology"  # thư xin lỗi, new appointment date
-    OVERDUE = "overdue"  # quá hạn, no result yet
+    APOLOGY = "apology"  # thư xin lỗi (form 4) when the office records ``extend``: new date
+    OVERDUE = "overdue"  # quá hạn: the due time has passed and there is no result yet
 
 
 class MessageChannel(StrEnum):
@@ -89,11 +91,13 @@ def _times(moment: datetime | None, prefix: str) -> dict[str, str]:
 
 
 def notice_of(envelope: Envelope) -> Notice | None:
-    """The notice an event asks for, or ``None``.
+    """The notice an event asks for the citizen, or ``None``.
 
-    Dossier-level SLA warnings ``overdue`` and ``apology_needed`` both become the one
-    overdue notice (same key: the citizen hears it once); warnings about one step of a
-    chain and ``due_soon`` are for offices, not citizens.
+    Of the SLA warnings only the dossier-level ``overdue`` tells the citizen anything
+    (sla emits it once the due time has passed with no result). ``due_soon`` and
+    ``apology_needed`` come before the due time and are for the office
+    (``office_warning_of``), as is every warning about one step of a chain: the citizen
+    hears of a delay from the apology the office sends when it records ``extend``.
     """
     code = envelope.dossier_code
     if not code:
@@ -105,7 +109,7 @@ def notice_of(envelope: Envelope) -> Notice | None:
         return _action_notice(code, envelope.body(DossierActionRecorded))
     if envelope.type == SlaWarning.event_type:
         warning = envelope.body(SlaWarning)
-        if warning.step is None and warning.kind != "due_soon":
+        if warning.step is None and warning.kind == "overdue":
             return Notice(code, Trigger.OVERDUE, facts=_times(warning.due_at, "due"))
     return None
 
@@ -118,6 +122,93 @@ def _action_notice(code: str, action: DossierActionRecorded) -> Notice | None:
     if action.reason:
         facts["reason"] = action.reason
     return Notice(code, trigger, occurrence=str(action.sequence), facts=facts)
+
+
+OFFICE_WARNING_TRIGGER = "office_warning"
+"""The ``trigger`` of a warning e-mailed to an office head (not a citizen ``Trigger``)."""
+OFFICE_WARNING_KIND = "apology_needed"
+"""The ``sla.warning`` kind e-mailed to an office head."""
+
+
+ENDING_ACTIONS = frozenset(
+    {
+        DossierAction.RESOLVE,
+        DossierAction.RETURN_RESULT,
+        DossierAction.REFUSE,
+        DossierAction.STOP,
+        DossierAction.WITHDRAW,
+    }
+)
+"""Actions that end or stop processing: after one, "no result yet" is no longer true."""
+
+SUPERSEDED_TRIGGERS = frozenset({Trigger.OVERDUE.value, OFFICE_WARNING_TRIGGER})
+"""Triggers of messages about lateness: a queued one is superseded when processing ends."""
+
+
+def ends_processing(envelope: Envelope) -> bool:
+    """Whether an event says the dossier's processing ended or stopped: the result is
+    ready (``resolve``, ``return_result``, or sla's ``sla.finished``), or the dossier was
+    refused, stopped or withdrawn."""
+    if envelope.type == SlaFinished.event_type:
+        return True
+    if envelope.type == DossierActionRecorded.event_type:
+        return envelope.body(DossierActionRecorded).action in ENDING_ACTIONS
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeWarning:
+    """A dossier that needs the apology letter (form 4) soon: sla's dossier-level
+    ``apology_needed``, a few working hours before the due time with no result yet.
+
+    Holds no personal data: the dossier code, the office sla named (if any), the due time
+    and the working time left.
+    """
+
+    dossier_code: str
+    office: str | None
+    due_at: datetime
+    working_hours_left: float
+
+    def heads_to_try(self, receiving_unit: str | None) -> list[str]:
+        """Units whose head is told, in order: the warned office, then the dossier's
+        receiving unit (the one-stop unit through which form 4 is issued)."""
+        return list(dict.fromkeys(u for u in (self.office, receiving_unit) if u))
+
+    def facts(self) -> dict[str, str]:
+        """What the head's e-mail says of the deadline: due time written out, time left."""
+        return {
+            **_times(self.due_at, "due"),
+            "left": working_time_text(self.working_hours_left),
+        }
+
+
+def office_warning_of(envelope: Envelope) -> OfficeWarning | None:
+    """The warning an office head is e-mailed, or ``None``: the dossier-level
+    ``apology_needed`` only (``due_soon`` and step-level warnings are on the dashboard,
+    ``overdue`` in the dashboard's and the digest's overdue lists)."""
+    code = envelope.dossier_code
+    if not code or envelope.type != SlaWarning.event_type:
+        return None
+    warning = envelope.body(SlaWarning)
+    if warning.step is not None or warning.kind != OFFICE_WARNING_KIND:
+        return None
+    return OfficeWarning(code, warning.office, warning.due_at, warning.working_hours_left)
+
+
+def office_warning_key(dossier_code: str) -> str:
+    """One warning e-mail per dossier (sla emits ``apology_needed`` once per dossier),
+    stored under this key before sending, like a citizen message's."""
+    return f"{dossier_code}:{OFFICE_WARNING_TRIGGER}:{MessageChannel.EMAIL.value}"
+
+
+def working_time_text(hours: float) -> str:
+    """Working hours as an e-mail says them, to the minute: ``2 giờ 30 phút``, ``45 phút``,
+    ``3 giờ``; never negative."""
+    whole, minutes = divmod(max(0, round(hours * 60)), 60)
+    if not whole:
+        return f"{minutes} phút"
+    return f"{whole} giờ" + (f" {minutes} phút" if minutes else "")
 
 
 ANY = "*"

@@ -1,7 +1,8 @@
 """Message texts from the Jinja2 templates in ``templates/``: one per trigger and channel.
 
 ``<trigger>.sms.j2`` is the SMS text (fitted to GSM-7 and the segment limit by
-``domain.fit_sms``); ``<trigger>.email.j2`` defines the blocks ``subject`` and ``body``.
+``domain.fit_sms``); ``<trigger>.email.j2`` defines the blocks ``subject`` and ``body``,
+as do the office heads' e-mails ``office_warning.email.j2`` and ``digest.email.j2``.
 Templates are plain text (no HTML escaping) and strict: a name they use that the
 context lacks is an error, never a blank. ``*.html.j2`` templates (the digest's HTML
 alternative) are rendered with HTML escaping of every value.
@@ -54,6 +55,10 @@ class Renderer:
     def email(self, trigger: Trigger, context: Mapping[str, str]) -> tuple[str, str]:
         """The e-mail's subject (one line) and body."""
         return self._email(self.template(trigger, MessageChannel.EMAIL), context)
+
+    def office_warning(self, context: Mapping[str, str]) -> tuple[str, str]:
+        """The office head's warning that a dossier needs the apology letter: subject, body."""
+        return self._email(self._env.get_template("office_warning.email.j2"), context)
 
     def digest(self, context: Mapping[str, object]) -> tuple[str, str, str]:
         """The office heads' digest: subject (one line), plain-text body and HTML body."""

@@ -22,12 +22,14 @@ DELIVERED = "delivered"  # the gateway reported delivery to the handset
 FAILED = "failed"  # permanent error, or temporary ones up to the attempt limit
 UNKNOWN = "unknown"  # interrupted during send on a channel that cannot be repeated safely
 SUPPRESSED = "suppressed"  # the citizen opted out before it was sent
-STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, UNKNOWN, SUPPRESSED)
+SUPERSEDED = "superseded"  # no longer true when its turn came: processing ended first
+STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, UNKNOWN, SUPPRESSED, SUPERSEDED)
 
 
 class Message(SQLModel, table=True):
-    """A message to a citizen (or a digest to an office head: trigger ``digest``, no
-    dossier code) and its delivery status. Recipient and body are personal data.
+    """A message to a citizen, or to an office head (a dossier's warning: trigger
+    ``office_warning``; a digest: trigger ``digest``, no dossier code), and its delivery
+    status. Recipient and body are personal data.
 
     Invariant: the row is committed (``queued``) before any channel sees it, and it is
     claimed (``sending``, with ``claim`` and ``claimed_at``) in a committed transaction
@@ -105,7 +107,8 @@ class TriggerToggle(SQLModel, table=True):
 
 
 class OfficeHead(SQLModel, table=True):
-    """Who receives a unit's digest (thủ trưởng cơ quan): name and e-mail, personal data.
+    """Who receives a unit's digest and its dossiers' warnings (thủ trưởng cơ quan): name
+    and e-mail, personal data.
 
     ``unit`` is the agency code the report groups by (the receiving unit's code).
     """

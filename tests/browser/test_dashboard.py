@@ -3,24 +3,24 @@
 Notify runs under uvicorn in a thread (its broker points at a closed port: the page and the
 report need only its database). Facts are seeded through the report projection, then the
 page must show the figures ``/api/v1/reports/dashboard`` returns, with no console error.
+
+Facts and notify's clock start at one fixed instant, midday of a mid-month Wednesday in
+Vietnam (the dashboard's "today" is notify's clock's date there): the test cannot straddle
+a midnight or a month's end, whenever it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from fastapi import FastAPI
 
 from services.notify.api import create_app
 from services.notify.reports import TABLES, ReportProjection
@@ -37,37 +37,22 @@ from shared.events import (
 )
 from shared.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 UNIT_A = "000.00.00.H56"
 UNIT_B = "000.00.01.H56"
+NOW = datetime(2025, 6, 18, 5, 0, tzinfo=UTC)  # 12:00 in Vietnam, Wednesday 18 June 2025
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 By = pytest.importorskip("selenium.webdriver.common.by").By
 WebDriverWait = pytest.importorskip("selenium.webdriver.support.ui").WebDriverWait
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, chromedriver)",
-)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def clock_from(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``start`` now and runs on at the real pace from there."""
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
 
 
 def wrap(payload: Payload, code: str) -> Envelope:
-    return Envelope.wrap(payload, occurred_at=datetime.now(UTC), source="test", dossier_code=code)
+    return Envelope.wrap(payload, occurred_at=NOW, source="test", dossier_code=code)
 
 
 def received(code: str, unit: str, at: datetime, due: datetime) -> Envelope:
@@ -117,46 +102,23 @@ async def seed(settings: Settings) -> None:
     db = Database(settings.database_url_for("notify"))
     await db.create_tables(TABLES)
     async with db.transaction() as session:
-        await ReportProjection().apply(session, seed_events(datetime.now(UTC)))
+        await ReportProjection().apply(session, seed_events(NOW))
     await db.dispose()
 
 
 @pytest.fixture(scope="module")
-def notify_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def notify_url(
+    tmp_path_factory: pytest.TempPathFactory,
+    closed_port: int,
+    served: Callable[[FastAPI], str],
+) -> str:
     settings = Settings(
         var_dir=tmp_path_factory.mktemp("notify"),
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}",
+        kafka_bootstrap_servers=f"127.0.0.1:{closed_port}",
         kafka_create_topics=False,
     )
     asyncio.run(seed(settings))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "notify did not start"
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
-    yield driver
-    driver.quit()
+    return served(create_app(settings, clock=clock_from(NOW)))
 
 
 def cells(browser: Any, table: str) -> dict[str, list[str]]:
@@ -190,6 +152,7 @@ def test_dashboard_shows_the_api_figures_without_console_errors(
     )
     api = httpx.get(f"{notify_url}/api/v1/reports/dashboard", timeout=10).json()
     assert browser.title == "Bảng theo dõi giải quyết hồ sơ"
+    assert api["generated_at"].startswith("2025-06-18T12:")  # notify reads the test's clock
 
     month = cells(browser, "month")
     assert set(month) == {UNIT_A, UNIT_B, "total"}

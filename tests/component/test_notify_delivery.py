@@ -30,11 +30,13 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from services.notify import app as notify_app
 from services.notify.api import router
 from services.notify.channels import FailoverSink, FileSink, HttpSmsSink, SmtpSink
+from services.notify.digest import Digests
 from services.notify.domain import Trigger
 from services.notify.settings import NotifySettings
 from shared.auth import Authenticator, Role
@@ -47,6 +49,7 @@ from shared.events import (
     DossierReceived,
     Envelope,
     Payload,
+    SlaFinished,
     SlaWarning,
     TimeLimit,
 )
@@ -256,6 +259,37 @@ async def feed(notifier: notify_app.Notifier, *events: Envelope) -> None:
             await broker.publish(event.encode(), topic.name, key=event.key)
 
 
+def sla_warning(
+    kind: str, code: str = CODE, *, office: str | None = None, hours: float = 0.0
+) -> Envelope:
+    due = datetime(2026, 3, 5, 9, 0, tzinfo=VN_TZ)
+    return envelope(
+        SlaWarning(kind=kind, office=office, due_at=due, working_hours_left=hours, at=due),
+        code,
+    )
+
+
+def sla_finished(code: str = CODE) -> Envelope:
+    return envelope(
+        SlaFinished(
+            outcome="late",
+            finished_at=datetime(2026, 3, 5, 10, 0, tzinfo=VN_TZ),
+            due_at=datetime(2026, 3, 5, 9, 0, tzinfo=VN_TZ),
+            supplement_requests=0,
+            extended=False,
+            office="STP",
+            procedure_code="2.000635",
+            receiving_unit="000.00.00.H56",
+            channel=Channel.COUNTER,
+        ),
+        code,
+    )
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def statuses(notifier: notify_app.Notifier, code: str = CODE) -> dict[str, str]:
     return {m.key: m.status for m in await notifier.for_dossier(code)}
 
@@ -321,9 +355,10 @@ async def test_later_triggers_reach_the_stored_contact(
                 at=new_due,
             )
         ),
-        acted(DossierAction.RESOLVE, 5),
     )
-    assert await notifier.dispatch_round() == 6
+    assert await notifier.dispatch_round() == 5
+    await feed(notifier, acted(DossierAction.RESOLVE, 5))
+    assert await notifier.dispatch_round() == 1
     by_ref = {r["request_id"]: r["message"] for r in gateway.requests}
     assert by_ref[f"{CODE}:supplement_requested#1:sms"] == (
         f"Ho so {CODE} can bo sung. Noi dung: Thieu to khai. "
@@ -606,3 +641,177 @@ async def test_api_shows_statuses_and_takes_delivery_reports(
                 "receiving_unit": "000.00.00.H56",
             }
         ]
+
+
+# --- office warnings and superseded messages ----------------------------------------------
+
+HEAD_EMAIL = "truong.phong@h56.gov.vn"
+UNIT = "000.00.00.H56"
+
+
+async def test_apology_needed_emails_the_office_head_once_and_tells_the_citizen_nothing(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await Digests(notifier).set_head(UNIT, name="Lê Văn C", email=HEAD_EMAIL)
+    await feed(notifier, received())
+    assert await notifier.dispatch_round() == 2
+    mailbox.mails.clear()
+    mailbox.envelopes.clear()
+    gateway.requests.clear()
+    warned = counted("motcua_office_warnings_total", kind="apology_needed", office="")
+
+    warning = sla_warning("apology_needed", hours=2.5)
+    await feed(notifier, warning)
+    assert await notifier.dispatch_round() == 1
+    assert gateway.requests == []
+    [mail] = mailbox.mails
+    assert mailbox.envelopes == [("motcua@motcua.test", [HEAD_EMAIL])]
+    assert mail["Subject"] == (f"Hồ sơ {CODE} sắp đến hạn trả kết quả: cần chuẩn bị thư xin lỗi")
+    text = mail.get_content()
+    assert "Kính gửi Lê Văn C," in text
+    assert f"Hồ sơ {CODE} (thủ tục 2.000635 - Cấp bản sao trích lục hộ tịch)" in text
+    assert "thời hạn trả kết quả: 09 giờ 00 phút, ngày 05 tháng 03 năm 2026." in text
+    assert "Thời gian làm việc còn lại: 2 giờ 30 phút." in text
+    for personal in ("Trần Thị B", PHONE, EMAIL):
+        assert personal not in text
+    assert counted("motcua_office_warnings_total", kind="apology_needed", office="") == (warned + 1)
+
+    # The same event again, and the warning re-published under a new event id.
+    await feed(notifier, warning, sla_warning("apology_needed", hours=2.5))
+    assert await notifier.dispatch_round() == 0
+    assert len(mailbox.mails) == 1
+    assert await statuses(notifier) == {
+        f"{CODE}:received:email": "sent",
+        f"{CODE}:received:sms": "sent",
+        f"{CODE}:office_warning:email": "sent",
+    }
+
+
+async def test_the_warned_offices_head_comes_before_the_receiving_units(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    digests = Digests(notifier)
+    await digests.set_head(UNIT, name="Lê Văn C", email=HEAD_EMAIL)
+    await digests.set_head("STP", name="Phạm Thị D", email="giam.doc@stp.gov.vn")
+    other = "000.00.00.H56-260302-0002"
+    await feed(
+        notifier,
+        received(email=None, phone=None),
+        received(other, email=None, phone=None),
+        sla_warning("apology_needed", office="STP"),
+        sla_warning("apology_needed", other, office="SXD"),  # no head on file for SXD
+    )
+    # A citizen's opt-out covers messages to the citizen, not the office's warning.
+    assert await notifier.opt_out(dossier=CODE, contact=None) == 0
+    assert await notifier.dispatch_round() == 2
+    assert sorted(rcpt for _, [rcpt] in mailbox.envelopes) == [
+        "giam.doc@stp.gov.vn",
+        HEAD_EMAIL,
+    ]
+    [to_stp] = [m for m in mailbox.mails if m["To"] == "giam.doc@stp.gov.vn"]
+    assert CODE in to_stp["Subject"]
+    assert "Cơ quan đang giải quyết: STP." in to_stp.get_content()
+
+
+async def test_apology_needed_without_a_head_queues_nothing_and_counts_it(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    before = counted("motcua_office_warnings_unaddressed_total", kind="apology_needed")
+    await feed(notifier, received(email=None), sla_warning("apology_needed", office="STP"))
+    assert await notifier.dispatch_round() == 1
+    assert await statuses(notifier) == {f"{CODE}:received:sms": "sent"}
+    assert [r["request_id"] for r in gateway.requests] == [f"{CODE}:received:sms"]
+    assert mailbox.mails == []
+    after = counted("motcua_office_warnings_unaddressed_total", kind="apology_needed")
+    assert after == before + 1
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        acted(DossierAction.RESOLVE, 1),
+        acted(DossierAction.WITHDRAW, 1),
+        acted(DossierAction.STOP, 1),
+        sla_finished(),
+    ],
+    ids=["resolve", "withdraw", "stop", "sla.finished"],
+)
+async def test_an_overdue_sms_held_for_quiet_hours_is_not_sent_once_processing_ended(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+    ending: Envelope,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await feed(notifier, received(email=None))
+    assert await notifier.dispatch_round() == 1
+    clock.now = datetime(2026, 3, 5, 21, 30, tzinfo=VN_TZ)  # sla was late to say it
+    await feed(notifier, sla_warning("overdue"))
+    assert await notifier.dispatch_round() == 0  # held: quiet hours
+    assert (await statuses(notifier))[f"{CODE}:overdue:sms"] == "queued"
+
+    await feed(notifier, ending)
+    clock.now = datetime(2026, 3, 6, 7, 0, tzinfo=VN_TZ)
+    while await notifier.dispatch_round():
+        pass
+    assert (await statuses(notifier))[f"{CODE}:overdue:sms"] == "superseded"
+    assert f"{CODE}:overdue:sms" not in {r["request_id"] for r in gateway.requests}
+
+
+async def test_an_overdue_sms_waiting_for_a_retry_is_not_sent_after_the_result(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    notify = notify_settings.model_copy(update={"backoff_seconds": 60.0})
+    notifier = await make_notifier(settings, notify, clock)
+    await feed(notifier, received(email=None))
+    assert await notifier.dispatch_round() == 1
+    gateway.fail_next = [503]
+    await feed(notifier, sla_warning("overdue"))
+    assert await notifier.dispatch_round() == 1  # fails: retried in a minute
+    assert (await statuses(notifier))[f"{CODE}:overdue:sms"] == "queued"
+    await feed(notifier, acted(DossierAction.RESOLVE, 1))
+    clock.now += timedelta(minutes=5)
+    assert await notifier.dispatch_round() == 1  # the result, not the overdue retry
+    assert await statuses(notifier) == {
+        f"{CODE}:received:sms": "sent",
+        f"{CODE}:overdue:sms": "superseded",
+        f"{CODE}:result_ready#1:sms": "sent",
+    }
+    assert list(gateway.delivered) == [f"{CODE}:received:sms", f"{CODE}:result_ready#1:sms"]
+
+
+async def test_a_queued_office_warning_is_superseded_by_the_result_in_the_same_batch(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await Digests(notifier).set_head(UNIT, name="Lê Văn C", email=HEAD_EMAIL)
+    await feed(
+        notifier,
+        received(email=None, phone=None),
+        sla_warning("apology_needed"),
+        acted(DossierAction.RESOLVE, 1),
+    )
+    assert await notifier.dispatch_round() == 0
+    assert mailbox.mails == []
+    assert await statuses(notifier) == {f"{CODE}:office_warning:email": "superseded"}

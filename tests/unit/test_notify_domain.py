@@ -1,4 +1,5 @@
-"""Notify's pure rules: notices from events, keys, toggles, SMS fitting, timing, templates."""
+"""Notify's pure rules: notices from events, office warnings, keys, toggles, SMS fitting,
+timing, templates."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from shared.events import (
     DossierActionRecorded,
     DossierReceived,
     Envelope,
+    SlaFinished,
     SlaWarning,
     TimeLimit,
 )
@@ -26,7 +28,7 @@ CODE = "000.00.00.H56-260302-0001"
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=VN_TZ)
 
 
-def wrap(payload: DossierReceived | DossierActionRecorded | SlaWarning) -> Envelope:
+def wrap(payload: DossierReceived | DossierActionRecorded | SlaWarning | SlaFinished) -> Envelope:
     return Envelope.wrap(payload, occurred_at=AT, source="test", dossier_code=CODE)
 
 
@@ -38,13 +40,16 @@ def action(kind: DossierAction, sequence: int = 1, **extra: object) -> Envelope:
     )
 
 
-def warning(kind: str, step: int | None = None) -> Envelope:
+def warning(
+    kind: str, step: int | None = None, office: str | None = None, hours: float = 0.0
+) -> Envelope:
     return wrap(
         SlaWarning(
             kind=kind,
             step=step,
+            office=office,
             due_at=AT,
-            working_hours_left=0.0,
+            working_hours_left=hours,
             at=AT,
         )
     )
@@ -103,18 +108,94 @@ def test_extend_carries_the_new_date() -> None:
     assert notice.facts["reason"] == "Lý do"
 
 
-def test_overdue_and_apology_needed_share_one_key_and_steps_are_ignored() -> None:
+def test_only_the_dossier_level_overdue_tells_the_citizen() -> None:
     overdue = domain.notice_of(warning("overdue"))
-    apology = domain.notice_of(warning("apology_needed"))
     assert overdue is not None
-    assert apology is not None
-    keys = {
-        domain.message_key(n.dossier_code, n.trigger, MessageChannel.SMS, n.occurrence)
-        for n in (overdue, apology)
+    assert overdue.trigger is Trigger.OVERDUE
+    assert overdue.facts["due_short"] == "10:00 02/03/2026"
+    key = domain.message_key(CODE, overdue.trigger, MessageChannel.SMS, overdue.occurrence)
+    assert key == f"{CODE}:overdue:sms"
+
+
+@pytest.mark.parametrize(
+    ("kind", "step"),
+    [
+        ("apology_needed", None),  # before the due time: the office's, not the citizen's
+        ("due_soon", None),
+        ("overdue", 1),
+        ("apology_needed", 0),
+        ("due_soon", 1),
+    ],
+)
+def test_other_warnings_tell_the_citizen_nothing(kind: str, step: int | None) -> None:
+    assert domain.notice_of(warning(kind, step)) is None
+
+
+def test_apology_needed_is_an_office_warning_and_nothing_else_is() -> None:
+    found = domain.office_warning_of(warning("apology_needed", office="STP", hours=2.5))
+    assert found is not None
+    assert found == domain.OfficeWarning(CODE, "STP", AT, 2.5)
+    assert found.facts() == {
+        "due": "10 giờ 00 phút, ngày 02 tháng 03 năm 2026",
+        "due_short": "10:00 02/03/2026",
+        "left": "2 giờ 30 phút",
     }
-    assert keys == {f"{CODE}:overdue:sms"}
-    assert domain.notice_of(warning("overdue", step=1)) is None
-    assert domain.notice_of(warning("due_soon")) is None
+    assert domain.office_warning_key(CODE) == f"{CODE}:office_warning:email"
+    for kind, step in (("overdue", None), ("due_soon", None), ("apology_needed", 1)):
+        assert domain.office_warning_of(warning(kind, step)) is None
+    assert domain.office_warning_of(action(DossierAction.EXTEND)) is None
+
+
+def test_the_warned_offices_head_comes_before_the_receiving_units() -> None:
+    with_office = domain.OfficeWarning(CODE, "STP", AT, 1.0)
+    assert with_office.heads_to_try("UBND") == ["STP", "UBND"]
+    assert with_office.heads_to_try("STP") == ["STP"]
+    assert with_office.heads_to_try(None) == ["STP"]
+    assert domain.OfficeWarning(CODE, None, AT, 1.0).heads_to_try("UBND") == ["UBND"]
+    assert domain.OfficeWarning(CODE, None, AT, 1.0).heads_to_try(None) == []
+
+
+@pytest.mark.parametrize(
+    ("hours", "text"),
+    [(3.0, "3 giờ"), (2.5, "2 giờ 30 phút"), (0.75, "45 phút"), (2.9999, "3 giờ"), (-1, "0 phút")],
+)
+def test_working_time_is_written_to_the_minute(hours: float, text: str) -> None:
+    assert domain.working_time_text(hours) == text
+
+
+@pytest.mark.parametrize("kind", sorted(domain.ENDING_ACTIONS))
+def test_result_refusal_stop_and_withdrawal_end_processing(kind: DossierAction) -> None:
+    assert domain.ends_processing(action(kind))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        DossierAction.EXTEND,
+        DossierAction.REQUEST_SUPPLEMENT,
+        DossierAction.WITHDRAW_REQUEST,
+        DossierAction.RESUME,
+        DossierAction.TRANSFER,
+    ],
+)
+def test_other_actions_do_not_end_processing(kind: DossierAction) -> None:
+    assert not domain.ends_processing(action(kind))
+
+
+def test_sla_finished_ends_processing_and_warnings_do_not() -> None:
+    finished = SlaFinished(
+        outcome="on_time",
+        finished_at=AT,
+        due_at=AT,
+        supplement_requests=0,
+        extended=False,
+        office="STP",
+        procedure_code="2.000635",
+        receiving_unit="U",
+        channel=Channel.COUNTER,
+    )
+    assert domain.ends_processing(wrap(finished))
+    assert not domain.ends_processing(warning("overdue"))
 
 
 def test_message_key_tells_occurrences_apart() -> None:
@@ -230,6 +311,39 @@ def test_texts_carry_the_dates_they_announce() -> None:
     assert "Hen tra moi: 16:30 09/03/2026" in sms.body
     assert "xin loi" in sms.body
     assert "Thời gian hẹn trả kết quả mới: ND." in email.body
+
+
+def test_overdue_texts_say_the_due_time_passed_with_no_result() -> None:
+    renderer = Renderer(sms_max_segments=1)
+    notice = Notice(CODE, Trigger.OVERDUE, facts={"due_short": "17:00 01/12/2026", "due": "D"})
+    sms, email = renderer.drafts(notice, Addressee("B", "0987654321", "b@example.vn", "P", "U"))
+    assert sms.body == (
+        f"Ho so {CODE} da qua han tra ket qua (17:00 01/12/2026) ma chua co ket qua. "
+        "Co quan giai quyet se thong bao ngay hen moi. Xin loi ong/ba."
+    )
+    assert "đã quá thời hạn trả kết quả (D) mà chưa có kết quả." in email.body
+
+
+def test_office_warning_names_the_dossier_and_deadline_and_no_applicant() -> None:
+    subject, body = Renderer(sms_max_segments=1).office_warning(
+        {
+            "code": CODE,
+            "head": "Nguyễn Văn A",
+            "procedure": "2.000635 - Đăng ký khai sinh",
+            "office": "STP",
+            "due": "17 giờ 00 phút, ngày 01 tháng 12 năm 2026",
+            "due_short": "17:00 01/12/2026",
+            "left": "2 giờ 30 phút",
+        }
+    )
+    assert CODE in subject
+    assert "\n" not in subject
+    assert body.startswith("Kính gửi Nguyễn Văn A,")
+    assert "(thủ tục 2.000635 - Đăng ký khai sinh)" in body
+    assert "thời hạn trả kết quả: 17 giờ 00 phút, ngày 01 tháng 12 năm 2026." in body
+    assert "Thời gian làm việc còn lại: 2 giờ 30 phút." in body
+    assert "Cơ quan đang giải quyết: STP." in body
+    assert "Mẫu số 04" in body
 
 
 def test_only_the_contacts_given_are_addressed() -> None:

@@ -222,10 +222,9 @@ class Digests:
         return message, store.MessageHtml(key=key, html=html)
 
     def _overdue_line(self, fact: ReportFact) -> domain.OverdueLine:
-        name = query.label_of("procedure", fact.procedure, self.catalogue)
         return domain.OverdueLine(
             code=fact.code,
-            procedure=fact.procedure if name == fact.procedure else f"{fact.procedure} - {name}",
+            procedure=query.procedure_text(fact.procedure, self.catalogue),
             due=f"{in_vietnam(fact.due_at):%H:%M %d/%m/%Y}" if fact.due_at else "",
         )
 

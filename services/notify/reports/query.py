@@ -124,6 +124,13 @@ def label_of(group_by: str, key: str, catalogue: Catalogue) -> str:
     return key
 
 
+def procedure_text(code: str, catalogue: Catalogue) -> str:
+    """A procedure as e-mails to office heads name it: ``code - name``, or the code alone
+    when the catalogue does not know it."""
+    name = label_of("procedure", code, catalogue)
+    return code if name == code else f"{code} - {name}"
+
+
 def _rate(value: Any) -> float | None:
     return None if value is None else float(value)
 

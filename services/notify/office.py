@@ -1,0 +1,150 @@
+"""Warnings to offices: the SLA clock's ``apology_needed`` e-mailed to the office head.
+
+A few working hours before a dossier's due time with no result, sla emits
+``apology_needed``: the processing office must issue the apology letter (form 4, with a new
+date) through the one-stop unit before the due time. The citizen is not told (they hear of
+the delay when the office records ``extend``); the office head is, by e-mail:
+
+- the head of the warning's office if one is on file, else the head of the dossier's
+  receiving unit (as stored in ``addressee``); neither on file: nothing is queued and
+  ``motcua_office_warnings_unaddressed_total`` counts it;
+- the e-mail is a ``message`` row under ``domain.office_warning_key`` (one per dossier),
+  inserted in the inbox transaction of the warning and sent by the dispatcher like every
+  message: a warning delivered again queues nothing new;
+- it names the dossier code, procedure, due time and working time left, never the
+  applicant (the head does not need their name, phone or e-mail).
+
+Every SLA warning received is counted in ``motcua_office_warnings_total{kind,office}``
+(office: the unit code sla named, or empty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from prometheus_client import Counter
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notify import domain, store
+from services.notify.render import Renderer
+from services.notify.reports.query import procedure_text
+from shared.catalogue import Catalogue, seed_catalogue
+from shared.clock import Clock
+from shared.events import Envelope, SlaWarning
+
+OFFICE_WARNINGS = Counter(
+    "motcua_office_warnings_total",
+    "SLA warnings about dossiers, for offices, by kind and warned office (unit code).",
+    ["kind", "office"],
+)
+OFFICE_WARNINGS_UNADDRESSED = Counter(
+    "motcua_office_warnings_unaddressed_total",
+    "Office warnings not e-mailed because no office head is on file for the unit.",
+    ["kind"],
+)
+
+
+class OfficeWarnings:
+    """Queues the office heads' warning e-mails; ``apply`` has the inbox ``Apply`` signature."""
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        wake: Callable[[], None],
+        *,
+        clock: Clock,
+        catalogue: Callable[[], Catalogue] = seed_catalogue,
+    ) -> None:
+        self.renderer = renderer
+        self.wake = wake
+        self.clock = clock
+        self._catalogue = catalogue
+
+    async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """Queue one e-mail to the office head per dossier needing the apology letter
+        (inside the inbox transaction, after the batch's contacts are stored); a key
+        already stored is skipped."""
+        warnings: list[domain.OfficeWarning] = []
+        for envelope in events:
+            if envelope.type == SlaWarning.event_type:
+                sla_warning = envelope.body(SlaWarning)
+                OFFICE_WARNINGS.labels(sla_warning.kind, sla_warning.office or "").inc()
+            warning = domain.office_warning_of(envelope)
+            if warning is not None:
+                warnings.append(warning)
+        if not warnings:
+            return
+        codes = {w.dossier_code for w in warnings}
+        dossiers = {
+            row.dossier_code: row
+            for row in (
+                await session.exec(
+                    select(store.AddresseeRow).where(
+                        col(store.AddresseeRow.dossier_code).in_(codes)
+                    )
+                )
+            ).all()
+        }
+        to_try = {
+            w.dossier_code: w.heads_to_try(_unit_of(dossiers.get(w.dossier_code))) for w in warnings
+        }
+        units = {unit for candidates in to_try.values() for unit in candidates}
+        heads = {
+            row.unit: row
+            for row in (
+                await session.exec(
+                    select(store.OfficeHead).where(col(store.OfficeHead.unit).in_(units))
+                )
+            ).all()
+        }
+        stored = set(
+            (
+                await session.exec(
+                    select(store.Message.key).where(
+                        col(store.Message.key).in_([domain.office_warning_key(c) for c in codes])
+                    )
+                )
+            ).all()
+        )
+        now = self.clock()
+        queued: dict[str, store.Message] = {}
+        for warning in warnings:
+            key = domain.office_warning_key(warning.dossier_code)
+            if key in stored or key in queued:
+                continue
+            head = next((heads[u] for u in to_try[warning.dossier_code] if u in heads), None)
+            if head is None:
+                OFFICE_WARNINGS_UNADDRESSED.labels(domain.OFFICE_WARNING_KIND).inc()
+                continue
+            dossier = dossiers.get(warning.dossier_code)
+            subject, body = self.renderer.office_warning(
+                {
+                    **warning.facts(),
+                    "code": warning.dossier_code,
+                    "head": head.name,
+                    "office": warning.office or "",
+                    "procedure": procedure_text(dossier.procedure_code, self._catalogue())
+                    if dossier
+                    else "",
+                }
+            )
+            queued[key] = store.Message(
+                key=key,
+                dossier_code=warning.dossier_code,
+                trigger=domain.OFFICE_WARNING_TRIGGER,
+                channel=domain.MessageChannel.EMAIL.value,
+                recipient=head.email,
+                subject=subject,
+                body=body,
+                status=store.QUEUED,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        if queued:
+            session.add_all(queued.values())
+            self.wake()
+
+
+def _unit_of(dossier: store.AddresseeRow | None) -> str | None:
+    return dossier.receiving_unit if dossier else None
