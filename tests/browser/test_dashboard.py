@@ -89,12 +89,17 @@ def seed_events(now: datetime) -> list[Envelope]:
     warning = SlaWarning(
         kind="due_soon", office=UNIT_B, due_at=now + 3 * day, working_hours_left=4.0, at=now
     )
+    apology = SlaWarning(
+        kind="apology_needed", office=UNIT_B, due_at=now + day, working_hours_left=2.0, at=now
+    )
     return [
         received(f"{UNIT_A}-000001-0001", UNIT_A, now, now + 2 * day),
         wrap(finished, f"{UNIT_A}-000001-0001"),
         received(f"{UNIT_A}-000001-0002", UNIT_A, now - 10 * day, now - 5 * day),
         received(f"{UNIT_B}-000001-0001", UNIT_B, now, now + 3 * day),
         wrap(warning, f"{UNIT_B}-000001-0001"),
+        received(f"{UNIT_B}-000001-0002", UNIT_B, now - 2 * day, now + day),
+        wrap(apology, f"{UNIT_B}-000001-0002"),
     ]
 
 
@@ -166,6 +171,15 @@ def test_dashboard_shows_the_api_figures_without_console_errors(
     assert list(cells(browser, "overdue")) == [d["code"] for d in api["overdue"]]
     assert [d["code"] for d in api["overdue"]] == [f"{UNIT_A}-000001-0002"]
     assert list(cells(browser, "due-soon")) == [f"{UNIT_B}-000001-0001"]
+
+    heading = browser.find_element(By.XPATH, "//table[@id='needs-apology']/preceding-sibling::h2")
+    assert heading.text == "Cần thư xin lỗi (Mẫu 04)"
+    assert [d["code"] for d in api["needs_apology"]] == [f"{UNIT_B}-000001-0002"]
+    apology = cells(browser, "needs-apology")
+    assert list(apology) == [f"{UNIT_B}-000001-0002"]
+    code, office, due = apology[f"{UNIT_B}-000001-0002"]
+    assert (code, office) == (f"{UNIT_B}-000001-0002", UNIT_B)
+    assert "19/6/2025" in due  # 12:00 Thursday 19 June in Vietnam, as vi-VN writes it
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []

@@ -34,10 +34,11 @@ from services.notify.digest.domain import parse_period
 from services.notify.settings import NotifySettings
 from shared.auth import Authenticator
 from shared.calendar import VN_TZ, load_calendar
+from shared.events import Envelope
 from shared.keys_sync import key_lookup
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
-from tests.component.test_reports_sla import FIXTURE, UNIT_A, UNIT_B, a
+from tests.component.test_reports_sla import FIXTURE, UNIT_A, UNIT_B, a, received, warning
 from tests.factories import grant_key
 
 HEAD_NAME = "Lê Văn Trưởng"
@@ -139,9 +140,9 @@ def start(
     return started
 
 
-async def feed(notifier: notify_app.Notifier) -> None:
+async def feed(notifier: notify_app.Notifier, events: list[Envelope] = FIXTURE) -> None:
     async with TestKafkaBroker(notifier.runtime.broker) as broker:
-        for event in FIXTURE:
+        for event in events:
             topic = DOSSIER_SLA if event.type.startswith("sla.") else DOSSIER_LIFECYCLE
             await broker.publish(event.encode(), topic.name, key=event.key)
 
@@ -198,6 +199,70 @@ async def test_digest_arrives_once_at_the_send_time_with_the_figures_and_overdue
 
     [row] = await notify.notifier.for_dossier("")
     assert (row.key, row.trigger, row.status, row.sink) == (KEY_A, "digest", "sent", "smtp")
+
+
+# Apology letters needed as of 1 April 2026: A6 and A7 (due 3 and 5 April). Unit B's
+# dossier, though warned to unit A's office, is unit B's (the receiving unit's) business,
+# as in the overdue list; A3 is overdue already, so in that list only.
+APOLOGY = [
+    warning(a(6), "apology_needed", "2026-04-03"),
+    warning(a(7), "apology_needed", "2026-04-05"),
+    received(f"{UNIT_B}-260330-0001", UNIT_B, "2026-03-30", "2026-04-02"),
+    warning(f"{UNIT_B}-260330-0001", "apology_needed", "2026-04-02", office=UNIT_A),
+    warning(a(3), "apology_needed", "2026-03-02"),
+]
+
+
+async def test_digest_lists_the_units_dossiers_needing_the_apology_letter(
+    start: Callable[[], Awaitable[Notify]], clock: FakeClock, mailbox: MailBox
+) -> None:
+    clock.now = DUE
+    notify: Notify = await start()
+    await feed(notify.notifier, [*FIXTURE, *APOLOGY])
+    await notify.digests.set_head(UNIT_A, name=HEAD_NAME, email=HEAD_EMAIL)
+    assert await notify.digests.run_due() == [KEY_A]
+    assert await notify.notifier.dispatch_round() == 1
+
+    [mail] = mailbox.mails
+    text = plain(mail)
+    procedure = "2.000635 - Cấp bản sao trích lục hộ tịch"
+    apology = text.split("Hồ sơ cần thư xin lỗi (Mẫu số 04) trước hạn trả, ")[1]
+    assert apology.startswith("tính đến 07:30 01/04/2026: 2\n")
+    assert apology.index(f"- {a(6)} | {procedure} | hạn trả: 09:00 03/04/2026") < apology.index(
+        f"- {a(7)} | {procedure} | hạn trả: 09:00 05/04/2026"
+    )
+    assert f"- {a(3)} |" not in apology  # overdue: in the list above only
+    assert f"- {a(3)} | {procedure} | hạn trả: 09:00 02/03/2026" in text
+    assert UNIT_B not in text
+    assert "Trần Thị B" not in text
+    page = html(mail)
+    assert page.index("Hồ sơ cần thư xin lỗi (Mẫu số 04)") < page.index(f"<td>{a(6)}</td>")
+
+
+async def test_the_apology_list_keeps_to_the_digest_limit(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    is_working_day: Callable[[date], bool],
+    mailbox: MailBox,
+) -> None:
+    clock.now = DUE
+    limited = notify_settings.model_copy(update={"digest_overdue_limit": 1})
+    notifier = notify_app.build(settings, limited, clock=clock)
+    await notifier.runtime.db.create_tables(notifier.runtime.tables)
+    digests = Digests(notifier, is_working_day=is_working_day)
+    await feed(notifier, [*FIXTURE, *APOLOGY])
+    await digests.set_head(UNIT_A, name=HEAD_NAME, email=HEAD_EMAIL)
+    assert await digests.run_due() == [KEY_A]
+    assert await notifier.dispatch_round() == 1
+
+    text = plain(mailbox.mails[0])
+    assert (
+        "Hồ sơ cần thư xin lỗi (Mẫu số 04) trước hạn trả, tính đến 07:30 01/04/2026: 1+ "
+        "(chỉ liệt kê 1 hồ sơ gần hạn nhất)"
+    ) in text
+    assert f"- {a(6)} |" in text
+    assert f"- {a(7)} |" not in text
 
 
 async def test_a_second_round_and_a_restart_do_not_send_again(

@@ -25,9 +25,9 @@ from prometheus_client import REGISTRY
 from sqlmodel import select
 
 from services.notify import app as notify_app
-from services.notify.reports import recompute
+from services.notify.reports import ReportProjection, recompute
 from services.notify.reports.api import Reports, router
-from services.notify.reports.store import ReportDay, ReportDue
+from services.notify.reports.store import NeedsApology, ReportDay, ReportDue
 from shared.auth import Authenticator, Role
 from shared.calendar import VN_TZ
 from shared.events import (
@@ -39,6 +39,7 @@ from shared.events import (
     Envelope,
     Payload,
     SlaFinished,
+    SlaWarning,
     TimeLimit,
 )
 from shared.keys_sync import key_lookup
@@ -105,6 +106,24 @@ def action(code: str, kind: DossierAction, day: str, sequence: int) -> Envelope:
     return wrap(
         DossierActionRecorded(
             action=kind, sequence=sequence, at=at(day, 10), status="x", national_status=8
+        ),
+        code,
+    )
+
+
+def warning(
+    code: str, kind: str, due: str, *, step: int | None = None, office: str = UNIT_A
+) -> Envelope:
+    return wrap(
+        SlaWarning.model_validate(
+            {
+                "kind": kind,
+                "step": step,
+                "office": office,
+                "due_at": at(due),
+                "working_hours_left": 2.0,
+                "at": TODAY,
+            }
         ),
         code,
     )
@@ -371,3 +390,87 @@ async def test_gauges_hold_this_months_rates(notifier: notify_app.Notifier) -> N
     assert (
         REGISTRY.get_sample_value("motcua_rate_766", {"unit": UNIT_C, "field": "Hộ tịch"}) is None
     )
+
+
+async def get_dashboard(notifier: notify_app.Notifier) -> dict[str, Any]:
+    async with client(notifier) as http:
+        answer = await http.get("/api/v1/reports/dashboard")
+    assert answer.status_code == 200
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def codes(items: list[dict[str, Any]]) -> list[str]:
+    return [item["code"] for item in items]
+
+
+async def test_an_apology_warning_lists_the_dossier_until_it_closes(
+    notifier: notify_app.Notifier,
+) -> None:
+    await feed(notifier, FIXTURE)
+    await feed(
+        notifier,
+        [
+            warning(a(10), "apology_needed", "2026-04-10"),  # due today: not yet overdue
+            warning(a(7), "apology_needed", "2026-04-05"),  # overdue by now: not listed
+            warning(a(6), "apology_needed", "2026-04-14", step=0),  # one step's flag only
+            received(a(12), UNIT_A, "2026-04-08", "2026-04-13"),
+            warning(a(12), "apology_needed", "2026-04-13", office="STP"),
+            warning(a(12), "due_soon", "2026-04-13", office="STP"),
+        ],
+    )
+    body = await get_dashboard(notifier)
+    assert body["needs_apology"] == [
+        {"code": a(10), "office": UNIT_A, "due_at": "2026-04-10T09:00:00+07:00"},
+        {"code": a(12), "office": "STP", "due_at": "2026-04-13T09:00:00+07:00"},
+    ]
+    assert codes(body["due_soon"]) == [a(12)]  # a table of its own: each kind kept apart
+    assert a(7) in codes(body["overdue"])
+
+    await feed(
+        notifier,
+        [
+            finished(a(10), UNIT_A, "2026-04-10", "2026-04-10", "on_time"),
+            action(a(12), DossierAction.WITHDRAW, "2026-04-10", 1),
+        ],
+    )
+    body = await get_dashboard(notifier)
+    assert body["needs_apology"] == []
+    assert body["due_soon"] == []
+    async with notifier.runtime.db.sessions() as session:
+        left = (await session.exec(select(NeedsApology.code))).all()
+    assert left == [a(7)]  # still open, so kept; the dashboard shows it as overdue instead
+
+
+async def test_a_warning_read_after_the_closing_event_lists_nothing(
+    notifier: notify_app.Notifier,
+) -> None:
+    """Events cross topics in any order: sla's warning may come after the withdrawal, in
+    the same batch or a later one, and after the finish."""
+    await feed(
+        notifier,
+        [
+            received(a(12), UNIT_A, "2026-04-08", "2026-04-13"),
+            action(a(12), DossierAction.WITHDRAW, "2026-04-09", 1),
+            received(a(13), UNIT_A, "2026-04-08", "2026-04-13"),
+            finished(a(13), UNIT_A, "2026-04-09", "2026-04-13", "early"),
+        ],
+    )
+    await feed(
+        notifier,
+        [
+            warning(a(12), "apology_needed", "2026-04-13"),
+            warning(a(13), "apology_needed", "2026-04-13"),
+        ],
+    )
+    async with notifier.runtime.db.transaction() as session:
+        await ReportProjection().apply(
+            session,
+            [
+                received(a(14), UNIT_A, "2026-04-08", "2026-04-13"),
+                warning(a(14), "apology_needed", "2026-04-13"),
+                action(a(14), DossierAction.REFUSE, "2026-04-09", 1),
+            ],
+        )
+    body = await get_dashboard(notifier)
+    assert body["needs_apology"] == []

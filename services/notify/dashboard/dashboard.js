@@ -67,6 +67,7 @@ async function refresh() {
     fillRates("month", data.month);
     document.getElementById("month-range").textContent = `${data.month.from} – ${data.month.to}`;
     fillList("overdue", data.overdue, (d) => d.unit);
+    fillList("needs-apology", data.needs_apology, (d) => d.office);
     fillList("due-soon", data.due_soon, (d) => d.office);
     document.getElementById("generated-at").textContent = data.generated_at;
     document.body.dataset.loaded = "true";

@@ -1,4 +1,5 @@
-"""The office heads' digest: last period's figures and the dossiers now overdue, by e-mail.
+"""The office heads' digest: last period's figures, the dossiers now overdue and those
+needing the apology letter, by e-mail.
 
 ``domain`` (pure: periods, when a digest is due, its key and figures), ``service`` (heads,
 queueing, the scheduler), ``api`` (HTTP).

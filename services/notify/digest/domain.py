@@ -136,8 +136,9 @@ def rate_text(rate: Decimal | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class OverdueLine:
-    """One dossier of the digest's overdue list: code, procedure, due time (no names)."""
+class DossierLine:
+    """One dossier of a digest's list (overdue, or needing the apology letter): code,
+    procedure, due time (no names)."""
 
     code: str
     procedure: str

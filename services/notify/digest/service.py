@@ -4,8 +4,9 @@ Exactly once per unit and period: a digest is a row of notify's ``message`` tabl
 the key ``digest:<unit>:<period>``, inserted with ``ON CONFLICT DO NOTHING`` (so two notify
 instances, or the scheduler and the command line, queue it once) and sent by the
 dispatcher under the same claim-before-send rule as every message; SMTP is not resend-safe,
-so a send interrupted by a crash is ``unknown``, never repeated. The figures and the list
-are taken when the digest is queued and stored with it.
+so a send interrupted by a crash is ``unknown``, never repeated. The figures and the lists
+(dossiers overdue, dossiers needing the apology letter) are taken when the digest is queued
+and stored with it.
 
 Heads' names and e-mails are personal data: they are stored and sent, never logged; logs
 name units (agency codes) and periods only.
@@ -126,6 +127,9 @@ class Digests:
                 if key in stored:
                     continue
                 overdue = await query.overdue_dossiers(session, today, limit + 1, unit=head.unit)
+                apology = await query.needs_apology_dossiers(
+                    session, today, limit + 1, unit=head.unit
+                )
                 drafts.append(
                     self._draft(
                         key,
@@ -133,6 +137,7 @@ class Digests:
                         period,
                         counts=counts.get(head.unit),
                         overdue=overdue,
+                        apology=apology,
                         limit=limit,
                         now=now,
                     )
@@ -192,6 +197,7 @@ class Digests:
         *,
         counts: report.Counts | None,
         overdue: Sequence[ReportFact],
+        apology: Sequence[ReportFact],
         limit: int,
         now: datetime,
     ) -> tuple[store.Message, store.MessageHtml]:
@@ -203,8 +209,10 @@ class Digests:
             "last": f"{period.last:%d/%m/%Y}",
             "as_of": f"{in_vietnam(now):%H:%M %d/%m/%Y}",
             "f": domain.figures(counts or report.Counts()),
-            "overdue": [self._overdue_line(fact) for fact in overdue[:limit]],
+            "overdue": [self._line(fact) for fact in overdue[:limit]],
             "overdue_more": len(overdue) > limit,
+            "apology": [self._line(fact) for fact in apology[:limit]],
+            "apology_more": len(apology) > limit,
         }
         subject, body, html = self.notifier.renderer.digest(context)
         message = store.Message(
@@ -221,8 +229,8 @@ class Digests:
         )
         return message, store.MessageHtml(key=key, html=html)
 
-    def _overdue_line(self, fact: ReportFact) -> domain.OverdueLine:
-        return domain.OverdueLine(
+    def _line(self, fact: ReportFact) -> domain.DossierLine:
+        return domain.DossierLine(
             code=fact.code,
             procedure=query.procedure_text(fact.procedure, self.catalogue),
             due=f"{in_vietnam(fact.due_at):%H:%M %d/%m/%Y}" if fact.due_at else "",

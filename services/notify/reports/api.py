@@ -24,6 +24,7 @@ from prometheus_client import Gauge
 
 from services.notify.reports import domain, export, query
 from services.notify.reports.projection import recompute
+from services.notify.reports.store import DueSoon, NeedsApology, WarnedDossier
 from shared.auth import Authenticator, Role
 from shared.clock import Clock, in_vietnam, utc_now
 from shared.service import ServiceRuntime, every
@@ -78,14 +79,16 @@ class Reports:
             return await recompute(session)
 
     async def dashboard(self) -> dict[str, Any]:
-        """Today's and this month's rates per unit, overdue and due-soon dossiers."""
+        """Today's and this month's rates per unit; overdue, due-soon and needs-apology
+        dossiers (codes, units or offices, due times: no personal data)."""
         today = self.today()
         first, last = month_of(today)
         day_report = await self.report(today, today, "unit")
         month_report = await self.report(first, last, "unit")
         async with self.runtime.db.sessions() as session:
             overdue = await query.overdue_dossiers(session, today, _LIST_LIMIT)
-            due_soon = await query.due_soon_dossiers(session, today, _LIST_LIMIT)
+            due_soon = await query.warned_dossiers(session, DueSoon, today, _LIST_LIMIT)
+            needs_apology = await query.warned_dossiers(session, NeedsApology, today, _LIST_LIMIT)
         return {
             "today": query.report_json(day_report),
             "month": query.report_json(month_report),
@@ -97,10 +100,8 @@ class Reports:
                 }
                 for f in overdue
             ],
-            "due_soon": [
-                {"code": d.code, "office": d.office, "due_at": in_vietnam(d.due_at).isoformat()}
-                for d in due_soon
-            ],
+            "due_soon": [_warned_json(d) for d in due_soon],
+            "needs_apology": [_warned_json(d) for d in needs_apology],
             "generated_at": in_vietnam(self.clock()).isoformat(),
         }
 
@@ -125,6 +126,10 @@ class Reports:
     async def gauges_forever(self) -> None:
         """Refresh the gauges until cancelled."""
         await every(GAUGE_SECONDS, self.refresh_gauges, "report gauges")
+
+
+def _warned_json(row: WarnedDossier) -> dict[str, Any]:
+    return {"code": row.code, "office": row.office, "due_at": in_vietnam(row.due_at).isoformat()}
 
 
 def router(reports: Reports, auth: Authenticator) -> APIRouter:

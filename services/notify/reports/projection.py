@@ -16,7 +16,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports import domain
-from services.notify.reports.store import DueSoon, ReportDay, ReportDue, ReportFact, add_counts
+from services.notify.reports.store import (
+    DueSoon,
+    NeedsApology,
+    ReportDay,
+    ReportDue,
+    ReportFact,
+    WarnedDossier,
+    add_counts,
+)
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.events import (
     ClockStarted,
@@ -36,6 +44,14 @@ _RELEVANT = {
     SlaFinished.event_type,
 }
 _CLOSING_ACTIONS = {DossierAction.WITHDRAW, DossierAction.REFUSE}
+_WARNING_TABLES: dict[str, type[WarnedDossier]] = {
+    "due_soon": DueSoon,
+    "apology_needed": NeedsApology,
+}
+"""The dossier-level warning kinds the report keeps, each in its table."""
+
+Warned = dict[type[WarnedDossier], dict[str, WarnedDossier]]
+"""Warning table → dossier code → its row, as a batch leaves them."""
 
 
 class ReportProjection:
@@ -59,12 +75,12 @@ class ReportProjection:
         }
         before = [row.to_fact() for row in rows.values()]
         facts = {code: row.to_fact() for code, row in rows.items()}
-        due_soon: dict[str, DueSoon] = {}
+        warned: Warned = {model: {} for model in _WARNING_TABLES.values()}
         closed: set[str] = set()
         for envelope in relevant:
             code = envelope.dossier_code or ""
             fact = facts.setdefault(code, domain.Fact(code=code))
-            self._fold(fact, envelope, due_soon, closed)
+            self._fold(fact, envelope, warned, closed)
         changes = domain.delta(before, facts.values())
         for code, fact in facts.items():
             row = rows.get(code)
@@ -74,13 +90,14 @@ class ReportProjection:
             session.add(row)
         await session.flush()
         await add_counts(session, changes)
-        await _store_due_soon(session, due_soon, closed)
+        for model, rows_of_model in warned.items():
+            await _store_warned(session, model, rows_of_model, closed)
 
     def _fold(
         self,
         fact: domain.Fact,
         envelope: Envelope,
-        due_soon: dict[str, DueSoon],
+        warned: Warned,
         closed: set[str],
     ) -> None:
         if envelope.type == DossierReceived.event_type:
@@ -110,8 +127,10 @@ class ReportProjection:
             warning = envelope.body(SlaWarning)
             if warning.step is None and fact.finished_at is None:
                 fact.due_at = warning.due_at
-                if warning.kind == "due_soon":
-                    due_soon[fact.code] = DueSoon(
+                model = _WARNING_TABLES.get(warning.kind)
+                # A withdrawal read in an earlier batch closed the dossier for good.
+                if model is not None and fact.withdrawn_at is None:
+                    warned[model][fact.code] = model(
                         code=fact.code,
                         office=warning.office,
                         due_at=warning.due_at,
@@ -138,13 +157,20 @@ class ReportProjection:
         fact.withdrawn_at = None
 
 
-async def _store_due_soon(
-    session: AsyncSession, due_soon: dict[str, DueSoon], closed: set[str]
+async def _store_warned(
+    session: AsyncSession,
+    model: type[WarnedDossier],
+    warned: dict[str, WarnedDossier],
+    closed: set[str],
 ) -> None:
-    gone = closed | set(due_soon)
+    """Replace ``model``'s rows of the dossiers warned in the batch; drop those closed in it.
+
+    Invariant: a dossier has a row only while open, holding its latest warning of that kind.
+    """
+    gone = closed | set(warned)
     if gone:
-        await session.exec(delete(DueSoon).where(col(DueSoon.code).in_(gone)))
-    session.add_all(row for code, row in due_soon.items() if code not in closed)
+        await session.exec(delete(model).where(col(model.code).in_(gone)))
+    session.add_all(row for code, row in warned.items() if code not in closed)
 
 
 async def recompute(session: AsyncSession, *, batch: int = 5000) -> int:

@@ -15,19 +15,26 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports import domain
-from services.notify.reports.store import DueSoon, ReportDay, ReportDue, ReportFact
+from services.notify.reports.store import (
+    NeedsApology,
+    ReportDay,
+    ReportDue,
+    ReportFact,
+    WarnedDossier,
+)
 from shared.calendar import VN_TZ
 from shared.catalogue import Catalogue, seed_catalogue
 
 Sums = dict[str, dict[str, int]]
 """Key → measure → sum."""
+W = TypeVar("W", bound=WarnedDossier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +184,14 @@ def start_of(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=VN_TZ)
 
 
+_OPEN_RECEIVED = (
+    col(ReportFact.finished_at).is_(None),
+    col(ReportFact.withdrawn_at).is_(None),
+    col(ReportFact.received_at).is_not(None),
+)
+"""A fact received and not closed (finished, withdrawn or refused)."""
+
+
 async def overdue_dossiers(
     session: AsyncSession, today: date, limit: int, *, unit: str | None = None
 ) -> list[ReportFact]:
@@ -184,12 +199,7 @@ async def overdue_dossiers(
     receiving unit if ``unit`` is given."""
     query = (
         select(ReportFact)
-        .where(
-            col(ReportFact.finished_at).is_(None),
-            col(ReportFact.withdrawn_at).is_(None),
-            col(ReportFact.received_at).is_not(None),
-            col(ReportFact.due_at) < start_of(today),
-        )
+        .where(*_OPEN_RECEIVED, col(ReportFact.due_at) < start_of(today))
         .order_by(col(ReportFact.due_at), col(ReportFact.code))
         .limit(limit)
     )
@@ -199,12 +209,37 @@ async def overdue_dossiers(
     return list(rows.all())
 
 
-async def due_soon_dossiers(session: AsyncSession, today: date, limit: int) -> list[DueSoon]:
-    """Dossiers the SLA clock warned are due soon, still open and not yet overdue."""
+async def needs_apology_dossiers(
+    session: AsyncSession, today: date, limit: int, *, unit: str | None = None
+) -> list[ReportFact]:
+    """Dossiers open now whose office must issue the apology letter (a
+    ``report_needs_apology`` row) and not overdue by date (due today or later), soonest due
+    first; of one receiving unit if ``unit`` is given.
+
+    Invariant: no dossier is in both this list and ``overdue_dossiers`` of the same day.
+    """
+    query = (
+        select(ReportFact)
+        .join(NeedsApology, col(NeedsApology.code) == col(ReportFact.code))
+        .where(*_OPEN_RECEIVED, col(ReportFact.due_at) >= start_of(today))
+        .order_by(col(ReportFact.due_at), col(ReportFact.code))
+        .limit(limit)
+    )
+    if unit is not None:
+        query = query.where(ReportFact.unit == unit)
+    rows = await session.exec(query)
+    return list(rows.all())
+
+
+async def warned_dossiers(
+    session: AsyncSession, model: type[W], today: date, limit: int
+) -> list[W]:
+    """Dossiers with a row in ``model``'s warning table (open ones only: the projection
+    drops a row when its dossier closes) not yet overdue by date, soonest due first."""
     rows = await session.exec(
-        select(DueSoon)
-        .where(col(DueSoon.due_at) >= start_of(today))
-        .order_by(col(DueSoon.due_at))
+        select(model)
+        .where(col(model.due_at) >= start_of(today))
+        .order_by(col(model.due_at), col(model.code))
         .limit(limit)
     )
     return list(rows.all())

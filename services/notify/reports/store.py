@@ -2,8 +2,9 @@
 
 Invariant: ``report_day`` and ``report_due`` always equal ``domain.aggregate`` of every
 ``report_fact`` row (rows whose count fell to zero may remain); they move in the same
-transaction as the facts. ``report_due_soon`` holds the due-soon warnings of the SLA clock
-for the dashboard (dossier codes only, no personal data).
+transaction as the facts. ``report_due_soon`` and ``report_needs_apology`` hold the SLA
+clock's dossier-level warnings of open dossiers for the dashboard and the digest (dossier
+codes, offices and due times only, no personal data); a row goes when its dossier closes.
 """
 
 from __future__ import annotations
@@ -91,18 +92,36 @@ class ReportDue(SQLModel, table=True):
     n: int = Field(sa_column=Column(Integer, nullable=False))
 
 
-class DueSoon(SQLModel, table=True):
+class WarnedDossier(SQLModel):
+    """An open dossier the SLA clock warned about (``sla.warning`` with no step): the
+    columns every warning table shares."""
+
+    code: str = Field(primary_key=True, max_length=60)
+    office: str | None = Field(default=None, max_length=60)
+    due_at: datetime = Field(sa_type=AwareDateTime, nullable=False)
+    warned_at: datetime = Field(sa_type=AwareDateTime, nullable=False)
+
+
+class DueSoon(WarnedDossier, table=True):
     """A dossier the SLA clock said is due soon (``sla.warning`` kind ``due_soon``)."""
 
     __tablename__ = "report_due_soon"
 
-    code: str = Field(sa_column=Column(String(60), primary_key=True))
-    office: str | None = Field(default=None, sa_column=Column(String(60)))
-    due_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
-    warned_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+
+class NeedsApology(WarnedDossier, table=True):
+    """A dossier whose office must issue the apology letter before the due time
+    (``sla.warning`` kind ``apology_needed``; văn bản xin lỗi, Mẫu 04)."""
+
+    __tablename__ = "report_needs_apology"
 
 
-TABLES: list[Table] = [table(ReportFact), table(ReportDay), table(ReportDue), table(DueSoon)]
+TABLES: list[Table] = [
+    table(ReportFact),
+    table(ReportDay),
+    table(ReportDue),
+    table(DueSoon),
+    table(NeedsApology),
+]
 
 
 async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, int]) -> None:
