@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from services.notify.reports import domain
 from services.notify.reports.store import (
@@ -197,16 +198,8 @@ async def overdue_dossiers(
 ) -> list[ReportFact]:
     """Dossiers open now and overdue by date (due before today), oldest due first; of one
     receiving unit if ``unit`` is given."""
-    query = (
-        select(ReportFact)
-        .where(*_OPEN_RECEIVED, col(ReportFact.due_at) < start_of(today))
-        .order_by(col(ReportFact.due_at), col(ReportFact.code))
-        .limit(limit)
-    )
-    if unit is not None:
-        query = query.where(ReportFact.unit == unit)
-    rows = await session.exec(query)
-    return list(rows.all())
+    query = select(ReportFact).where(col(ReportFact.due_at) < start_of(today))
+    return await _open_facts(session, query, limit, unit)
 
 
 async def needs_apology_dossiers(
@@ -221,14 +214,24 @@ async def needs_apology_dossiers(
     query = (
         select(ReportFact)
         .join(NeedsApology, col(NeedsApology.code) == col(ReportFact.code))
-        .where(*_OPEN_RECEIVED, col(ReportFact.due_at) >= start_of(today))
+        .where(col(ReportFact.due_at) >= start_of(today))
+    )
+    return await _open_facts(session, query, limit, unit)
+
+
+async def _open_facts(
+    session: AsyncSession, query: SelectOfScalar[ReportFact], limit: int, unit: str | None
+) -> list[ReportFact]:
+    """``query``'s facts still open, by due time then code, at most ``limit``; of one
+    receiving unit if ``unit`` is given."""
+    query = (
+        query.where(*_OPEN_RECEIVED)
         .order_by(col(ReportFact.due_at), col(ReportFact.code))
         .limit(limit)
     )
     if unit is not None:
         query = query.where(ReportFact.unit == unit)
-    rows = await session.exec(query)
-    return list(rows.all())
+    return list((await session.exec(query)).all())
 
 
 async def warned_dossiers(
