@@ -260,7 +260,7 @@ class Clock:
             return ClockState.IN_TIME
         if now > self.due_at:
             return ClockState.OVERDUE
-        if now < self.due_soon_from(self.due_at, self.allowance, policy.windows(self.allowance)):
+        if now < self.due_soon_from(self.due_at, policy.windows(self.allowance)):
             return ClockState.IN_TIME
         return ClockState.DUE_SOON
 
@@ -319,9 +319,7 @@ class Clock:
             return self.running_since
         return self.calendar.add_working_time(self.running_since, total - window)
 
-    def due_soon_from(
-        self, due: datetime, allowance: timedelta, windows: dict[FlagKind, timedelta]
-    ) -> datetime:
+    def due_soon_from(self, due: datetime, windows: dict[FlagKind, timedelta]) -> datetime:
         """When a running clock due at ``due`` enters its due-soon window (``due`` itself
         when the window is zero)."""
         width = windows["due_soon"]
@@ -346,7 +344,7 @@ class Clock:
         """When the dossier enters the due-soon window (running clocks only)."""
         if self.running_since is None or self.due_at is None or self.is_closed:
             return None
-        return self.due_soon_from(self.due_at, self.allowance, policy.windows(self.allowance))
+        return self.due_soon_from(self.due_at, policy.windows(self.allowance))
 
 
 def classify(
