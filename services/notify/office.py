@@ -129,17 +129,14 @@ class OfficeWarnings:
                     else "",
                 }
             )
-            queued[key] = store.Message(
-                key=key,
+            queued[key] = store.email_to_head(
+                key,
                 dossier_code=warning.dossier_code,
                 trigger=domain.OFFICE_WARNING_TRIGGER,
-                channel=domain.MessageChannel.EMAIL.value,
                 recipient=head.email,
                 subject=subject,
                 body=body,
-                status=store.QUEUED,
-                created_at=now,
-                next_attempt_at=now,
+                now=now,
             )
         if queued:
             session.add_all(queued.values())

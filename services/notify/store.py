@@ -121,6 +121,31 @@ class OfficeHead(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
+def email_to_head(
+    key: str,
+    *,
+    dossier_code: str,
+    trigger: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    now: datetime,
+) -> Message:
+    """An e-mail to an office head (a warning or a digest), queued to be sent at once."""
+    return Message(
+        key=key,
+        dossier_code=dossier_code,
+        trigger=trigger,
+        channel="email",
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        status=QUEUED,
+        created_at=now,
+        next_attempt_at=now,
+    )
+
+
 def dossier_target(code: str) -> str:
     """The opt-out target of one dossier."""
     return f"dossier:{code}"

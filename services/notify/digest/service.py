@@ -215,17 +215,14 @@ class Digests:
             "apology_more": len(apology) > limit,
         }
         subject, body, html = self.notifier.renderer.digest(context)
-        message = store.Message(
-            key=key,
+        message = store.email_to_head(
+            key,
             dossier_code="",
             trigger=domain.DIGEST_TRIGGER,
-            channel="email",
             recipient=head.email,
             subject=subject,
             body=body,
-            status=store.QUEUED,
-            created_at=now,
-            next_attempt_at=now,
+            now=now,
         )
         return message, store.MessageHtml(key=key, html=html)
 
