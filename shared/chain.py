@@ -17,6 +17,11 @@ from shared.calendar import WorkCalendar
 _US = timedelta(microseconds=1)
 
 
+def working_hours(hours: Decimal) -> timedelta:
+    """Working hours as a duration, to the microsecond."""
+    return timedelta(microseconds=int(hours * 3_600_000_000))
+
+
 @dataclass(frozen=True, slots=True)
 class StepTime:
     """A step's working time and due time; ``scaled_from`` holds its own hours when they
@@ -38,12 +43,12 @@ def fit_step(
     ``hours``: this step's working hours, then those of every later step. Without a
     dossier due time, the step gets its own hours.
     """
-    own = timedelta(microseconds=int(hours[0] * 3_600_000_000))
+    own = working_hours(hours[0])
     if dossier_due is None:
         return StepTime(own, calendar.add_working_time(start, own))
     left = max(timedelta(0), calendar.working_time_between(start, dossier_due))
     to_come = sum(hours, Decimal(0))
-    if timedelta(microseconds=int(to_come * 3_600_000_000)) <= left:
+    if working_hours(to_come) <= left:
         return StepTime(own, min(calendar.add_working_time(start, own), dossier_due))
     given = timedelta(microseconds=int(left // _US * hours[0] / to_come))
     due = min(calendar.add_working_time(start, given), dossier_due)

@@ -18,7 +18,7 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -33,6 +33,7 @@ from shared.catalogue import (
     Step,
     level_at,
 )
+from shared.chain import working_hours
 
 Level = Literal["tinh", "xa", "huyen"]
 ChannelName = Literal["counter", "online", "post"]
@@ -277,11 +278,6 @@ def decide(catalogue: Catalogue, rule_set: RuleSet, facts: Facts) -> Routed | Un
         rule_version=version,
         steps=steps,
     )
-
-
-def working_hours(hours: Decimal) -> timedelta:
-    """Working hours as a duration, to the microsecond."""
-    return timedelta(microseconds=int(hours * 3_600_000_000))
 
 
 def step_due(calendar: WorkCalendar, start: datetime, hours: Decimal) -> datetime:
