@@ -10,7 +10,16 @@ from typing import Annotated
 import typer
 import uvicorn
 
-from motcua import calendar_cli, catalogue_cli, keys_cli, notify_cli, routing_cli, sla_cli
+from motcua import (
+    calendar_cli,
+    catalogue_cli,
+    db_cli,
+    dlq_cli,
+    keys_cli,
+    notify_cli,
+    routing_cli,
+    sla_cli,
+)
 from shared.clock import ClockStartError, parse_clock_start, process_offset, set_offset
 from shared.localbroker import LocalBroker, free_port
 from shared.settings import SERVICES, ServiceName, get_settings
@@ -26,6 +35,8 @@ catalogue_cli.register(app)
 keys_cli.register(app)
 sla_cli.register(app)
 notify_cli.register(app)
+dlq_cli.register(app)
+db_cli.register(app)
 
 GATEWAY_PORT = 8000
 SERVICE_PORTS: dict[ServiceName, int] = {

@@ -19,6 +19,7 @@ from services.notify.app import Notifier, build
 from services.notify.digest import Digests
 from services.notify.digest.domain import head_problem, parse_period
 from services.notify.domain import ANY, Trigger
+from shared.migrations import ensure_at_head
 from shared.settings import get_settings
 
 T = TypeVar("T")
@@ -32,8 +33,11 @@ notify_app.add_typer(heads_app, name="heads")
 
 def _with_notifier(work: Callable[[Notifier], Awaitable[T]]) -> T:
     async def run() -> T:
-        notifier = build(get_settings())
-        await notifier.runtime.db.create_tables(notifier.runtime.tables)
+        settings = get_settings()
+        notifier = build(settings)
+        await ensure_at_head(
+            notifier.runtime.db, "notify", may_upgrade=settings.db_upgrade_at_start
+        )
         try:
             return await work(notifier)
         finally:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from services.routing import domain
-from services.routing.app import AssignError, Routing, create_tables, standalone
+from services.routing.app import AssignError, Routing, prepare, standalone
 from shared.settings import get_settings
 
 T = TypeVar("T")
@@ -49,9 +49,10 @@ def with_routing(work: Callable[[Routing], Awaitable[T]]) -> T:
     """Run ``work`` on routing's own database (its events wait in routing's outbox)."""
 
     async def main() -> T:
-        routing = standalone(get_settings())
+        settings = get_settings()
+        routing = standalone(settings)
         try:
-            await create_tables(routing)
+            await prepare(routing, settings)
             return await work(routing)
         finally:
             await routing.db.dispose()

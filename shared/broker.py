@@ -1,7 +1,9 @@
 """Broker plumbing: the FastStream Kafka broker every service builds the same way.
 
-- offsets are committed after the handler returned (``AckPolicy.ACK``), so after
-  its database commit; a failing handler goes through ``RetryThenDeadLetter``;
+- offsets are committed after the handler returned, so after its database commit;
+  a failing handler goes through ``shared.retry.RetryTransient`` (an operational
+  failure reads the batch again, for as long as it takes); an exception that still
+  escapes is not committed (``AckPolicy.NACK_ON_ERROR``: the batch comes again);
 - each service consumes in its own group (``motcua-<service>``), from the earliest
   offset when the group is new, in batches;
 - producer idempotence is a setting (the local broker rejects it);
@@ -12,9 +14,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -22,7 +25,8 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.middlewares import AckPolicy
 from prometheus_client import REGISTRY
 
-from shared.deadletter import DeadLetters, RetryThenDeadLetter
+from shared.deadletter import DeadLetters
+from shared.retry import RetryTransient, Stalls
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DEAD_LETTER_PARTITIONS, TopicSpec
 
@@ -34,8 +38,10 @@ def group_id(service: str) -> str:
     return f"motcua-{service}"
 
 
-def make_broker(settings: Settings, service: str, dead_letters: DeadLetters) -> KafkaBroker:
-    """The broker of one service, with metrics and retry/dead-letter middlewares."""
+def make_broker(
+    settings: Settings, service: str, dead_letters: DeadLetters, stalls: Stalls
+) -> KafkaBroker:
+    """The broker of one service, with the metrics and retry middlewares."""
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"motcua-{service}",
@@ -46,10 +52,12 @@ def make_broker(settings: Settings, service: str, dead_letters: DeadLetters) -> 
         graceful_timeout=15.0,
         middlewares=[
             KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
-            RetryThenDeadLetter(
+            RetryTransient(
                 dead_letters,
+                stalls,
                 attempts=settings.retry_attempts,
                 backoff_seconds=settings.retry_backoff_seconds,
+                max_backoff_seconds=settings.retry_max_backoff_seconds,
             ),
         ],
         logger=logging.getLogger(f"motcua.{service}.broker"),
@@ -75,7 +83,7 @@ def batch_subscriber(
         max_records=settings.consumer_batch_max,
         batch_timeout_ms=settings.consumer_batch_timeout_ms,
         auto_offset_reset="earliest",
-        ack_policy=AckPolicy.ACK,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{'+'.join(t.name for t in topics)}:{service}:{'follow' if group else 'subscribe'}",
         description=f"{service} consumes " + ", ".join(t.name for t in topics),
     )
@@ -99,3 +107,43 @@ async def ensure_topics(bootstrap_servers: str) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+class EndOffsetReader:
+    """Asks the broker where each partition ends (a client of its own, in no group)."""
+
+    def __init__(self, bootstrap_servers: str, service: str) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._client_id = f"motcua-{service}-offsets"
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        """Connect (raises while the broker is away)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
+            enable_auto_commit=False,
+            request_timeout_ms=15_000,
+        )
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def end_offsets(
+        self, partitions: Collection[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """The offset the next record of each partition will get."""
+        if self._consumer is None:
+            msg = "end offsets asked before the broker was connected"
+            raise ConnectionError(msg)
+        ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}

@@ -9,19 +9,15 @@ Two ways to read a topic:
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from faststream.kafka.annotations import KafkaMessage
 
 from shared.broker import batch_subscriber, group_id
 from shared.deadletter import records_of
-from shared.events import Envelope, UndecodableEvent, decode
 from shared.inbox import Apply
 from shared.service import ServiceRuntime
 from shared.topics import TopicSpec
-
-log = logging.getLogger(__name__)
 
 INSTANCE = uuid.uuid4().hex[:12]
 """This process's identity among the instances of its service (new at every start)."""
@@ -46,9 +42,11 @@ def follow(runtime: ServiceRuntime, apply: Apply, *topics: TopicSpec) -> None:
     Invariants: each process reads in a group of its own (so no instance misses an event
     that a sibling took) from the earliest offset (so a restarted process catches up); no
     inbox (siblings share the database, and each must apply every event to its own
-    memory), so ``apply`` must be idempotent: the latest state wins. A batch is applied in
-    one transaction; an undecodable record is dead-lettered and skipped.
+    memory), so ``apply`` must be idempotent: the latest state wins. Failures are handled
+    as ``subscribe``'s are: an operational one makes the batch come again (a key
+    revocation is never skipped), a record bad on its own is dead-lettered.
     """
+    consumer = runtime.consumer(apply, inbox=False)
 
     @batch_subscriber(
         runtime.broker,
@@ -58,12 +56,4 @@ def follow(runtime: ServiceRuntime, apply: Apply, *topics: TopicSpec) -> None:
         group=f"{group_id(runtime.name)}-{INSTANCE}",
     )
     async def handle(message: KafkaMessage) -> None:
-        envelopes: list[Envelope] = []
-        for record in records_of(message):
-            try:
-                envelopes.append(decode(record.value or b""))
-            except UndecodableEvent as bad:
-                await runtime.dead_letters.send(record, f"UndecodableEvent: {bad}", attempts=1)
-        if envelopes:
-            async with runtime.db.transaction() as session:
-                await apply(session, envelopes)
+        await consumer.consume(records_of(message))

@@ -1,26 +1,19 @@
-"""Retry with backoff, then the dead-letter topic: one broker middleware.
+"""The dead-letter topics: where a record that fails on its own is kept, and why.
 
-A batch whose handler raises is retried ``attempts`` times with exponential
-backoff. If it still fails, every record of it is published to ``<topic>.dlq``
-with its original key and value and headers saying why; then the offset is
-committed, so a poison message never blocks its partition and is never lost.
-If even the dead-letter topic cannot be written, the middleware raises
-``NackMessage``: the consumer seeks back and the batch comes again later (the
-backoff already spent bounds the loop).
-
-The handlers themselves dead-letter single records they can tell are bad (an
-undecodable message, a record that fails alone); this middleware is the last line.
+A record goes to ``<topic>.dlq`` only when it is bad by itself, repeatably: it cannot
+be decoded, or applying it alone failed with an error that is not operational
+(``shared.faults.is_transient``) on every attempt. It keeps its original key and value;
+headers say which service gave up, why, after how many attempts, and where it came
+from, so ``motcua dlq replay`` can put it back on its topic once the cause is fixed.
+An operational failure never dead-letters (``shared.retry``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from faststream import BaseMiddleware
-from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
 
@@ -106,47 +99,3 @@ def describe(exc: BaseException) -> str:
     """A short reason for a header: the exception's type and first line."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class RetryThenDeadLetter:
-    """Factory of the middleware, configured once and given to the broker."""
-
-    def __init__(self, dead_letters: DeadLetters, *, attempts: int, backoff_seconds: float) -> None:
-        self.dead_letters = dead_letters
-        self.attempts = attempts
-        self.backoff_seconds = backoff_seconds
-
-    def __call__(self, msg: Any, /, *, context: Any) -> _RetryThenDeadLetterMiddleware:
-        return _RetryThenDeadLetterMiddleware(msg, context=context, policy=self)
-
-
-class _RetryThenDeadLetterMiddleware(BaseMiddleware):
-    def __init__(self, msg: Any, /, *, context: Any, policy: RetryThenDeadLetter) -> None:
-        super().__init__(msg, context=context)
-        self._policy = policy
-
-    async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
-        policy = self._policy
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                return await call_next(msg)
-            except NackMessage:
-                raise
-            except Exception as exc:
-                if attempt == policy.attempts:
-                    await self._dead_letter(msg, exc, attempt)
-                    return None
-                log.warning("handler failed (attempt %d): %s", attempt, describe(exc))
-                await asyncio.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
-        return None
-
-    async def _dead_letter(self, msg: StreamMessage[Any], exc: Exception, attempts: int) -> None:
-        reason = describe(exc)
-        try:
-            for record in records_of(msg):
-                await self._policy.dead_letters.send(record, reason, attempts=attempts)
-        except Exception as dlq_exc:
-            log.error(
-                "dead-letter topic unreachable (%s); the batch will come again", describe(dlq_exc)
-            )
-            raise NackMessage from dlq_exc

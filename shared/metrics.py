@@ -24,6 +24,27 @@ OUTBOX_PUBLISHED = Counter(
 DEAD_LETTERS = Counter(
     "motcua_dead_letters_total", "Messages sent to a dead-letter topic.", ["topic"]
 )
+TRANSIENT_FAILURES = Counter(
+    "motcua_consumer_transient_failures_total",
+    "Batches a consumer could not apply for an operational reason (database, disk or broker "
+    "away) and will read again from the same record.",
+    ["service", "topic"],
+)
+CONSUMER_STALLED = Gauge(
+    "motcua_consumer_stalled",
+    "Subscriptions of the service retrying an operational failure right now.",
+    ["service"],
+)
+OUTBOX_REPUBLISHED = Counter(
+    "motcua_outbox_republished_total",
+    "Published outbox rows queued again because the broker no longer had them.",
+    ["service", "topic"],
+)
+RETENTION_PURGED = Counter(
+    "motcua_retention_purged_total",
+    "Rows deleted after their retention period.",
+    ["service", "table"],
+)
 DUPLICATES_SKIPPED = Counter(
     "motcua_duplicate_events_total",
     "Redelivered events a consumer had already applied and skipped.",

@@ -5,14 +5,30 @@ in the same transaction as its own state change (``enqueue``), and the relay
 publishes committed rows. So an event exists if and only if its state change was
 committed, and the counter keeps working while Kafka is down.
 
-Ordering: rows are published in ``id`` order by one relay at a time per database
-(SQLite: one relay per file; PostgreSQL: the relay holds a transaction-scoped
-advisory lock while it publishes), and the producer keeps per-partition order, so
-a dossier's events reach Kafka in the order they were committed.
+Ordering: rows are published in ``id`` order by one relay at a time per service
+database (SQLite: one relay per file; PostgreSQL: the relay holds a transaction-scoped
+advisory lock of its service while it publishes), and the producer keeps per-partition
+order, so a dossier's events reach Kafka in the order they were committed.
 
 A row is marked sent only after the broker confirmed every record of its round;
 a crash in between republishes the round (at least once; consumers dedupe on
 ``event_id``).
+
+The broker is not the only copy. A sent row keeps where the broker put it
+(``kafka_partition``, ``kafka_offset``) for ``outbox_retention_days``. Before each round
+the relay asks the broker for the end offset of every partition it has published to;
+an end offset below the next offset the relay expects there means the broker lost
+records (the memory-only local broker restarted, a topic was recreated, a log was
+truncated): every retained row the broker provably lacks (placed at or past that end)
+is marked unsent again and goes out first, in ``id`` order, before newer rows. A broker
+that loses records between that check and the round's own publishing shows it in the
+round's confirmations (an offset below the expected one): then every other retained row
+of that partition is published again. Consumers skip what their inbox already holds,
+which is why inbox retention is at least outbox retention. Each topic has one
+publishing service, so the relay's expectations are its own to keep.
+
+Rows are deleted after retention, except that on a compacted topic (the keys) the
+newest row of each key stays, so the broker's state can always be rebuilt.
 """
 
 from __future__ import annotations
@@ -20,29 +36,60 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from sqlalchemy import Column, Index, Integer, LargeBinary, String, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    bindparam,
+    delete,
+    exists,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.clock import utc_now
 from shared.db import AwareDateTime, Database, table
 from shared.events import Envelope, Payload
-from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+from shared.metrics import (
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PUBLISHED,
+    OUTBOX_REPUBLISHED,
+    RETENTION_PURGED,
+)
 from shared.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
-_RELAY_LOCK_KEY = 0x6D6F7463  # "motc": the advisory lock of the outbox relay
+
+def relay_lock_key(service: str) -> int:
+    """The PostgreSQL advisory lock of one service's relay: services sharing a server
+    publish side by side; two instances of one service take turns."""
+    return zlib.crc32(f"motcua-outbox-relay:{service}".encode())
 
 
 class OutboxRow(SQLModel, table=True):
     """An event waiting to be published, or already published (``sent_at`` set)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unsent", "sent_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_unsent", "sent_at", "id"),
+        Index("ix_outbox_placed", "topic", "kafka_partition", "kafka_offset"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True))
     topic: str = Field(sa_column=Column(String(200), nullable=False))
@@ -50,6 +97,9 @@ class OutboxRow(SQLModel, table=True):
     value: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime, nullable=True))
+    kafka_partition: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    """Where the broker put it (with ``kafka_offset``), once sent."""
+    kafka_offset: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 def enqueue(
@@ -85,8 +135,34 @@ def enqueue(
 
 _OUTBOX = table(OutboxRow)
 
-Send = Callable[[str, bytes, bytes | None], Awaitable[Awaitable[object]]]
-"""Start sending one record (topic, value, key); the awaitable it returns confirms it."""
+Partition = tuple[str, int]
+"""A topic and one of its partitions."""
+
+
+class Placed(Protocol):
+    """What the broker answers for a published record (aiokafka's ``RecordMetadata``)."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+Send = Callable[[str, bytes, bytes | None], Awaitable[Awaitable[Placed]]]
+"""Start sending one record (topic, value, key); the awaitable it returns confirms it
+with where the broker put it."""
+
+EndOffsets = Callable[[Collection[Partition]], Awaitable[dict[Partition, int]]]
+"""The broker's end offset (the offset its next record will get) of each partition."""
+
+
+@dataclass(frozen=True)
+class Lost:
+    """Records the broker no longer has: from ``end`` on, in one partition."""
+
+    partition: Partition
+    end: int
+    expected: int
 
 
 class OutboxRelay:
@@ -100,6 +176,7 @@ class OutboxRelay:
         service: str,
         batch_max: int,
         poll_seconds: float,
+        end_offsets: EndOffsets | None = None,
         max_backoff_seconds: float = 5.0,
     ) -> None:
         self._db = db
@@ -108,6 +185,10 @@ class OutboxRelay:
         self._batch_max = batch_max
         self._poll = poll_seconds
         self._max_backoff = max_backoff_seconds
+        self._end_offsets = end_offsets
+        self._expected: dict[Partition, int] | None = None
+        """The offset the next record of each partition we published to should get; read
+        from the table at the first round, then kept from the broker's confirmations."""
         self._wake = Wakeup()
         self._task: asyncio.Task[None] | None = None
 
@@ -143,15 +224,22 @@ class OutboxRelay:
                 await self._wake.sleep(self._poll)
 
     async def publish_round(self) -> int:
-        """Publish up to ``batch_max`` unsent rows in order; return how many were sent."""
+        """Queue again what the broker lost, then publish up to ``batch_max`` unsent rows in
+        order and record where each went; return how many were sent."""
         async with self._db.transaction() as session:
             if not self._db.is_sqlite:
                 locked = await session.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(k=_RELAY_LOCK_KEY)
+                    text("SELECT pg_try_advisory_xact_lock(:k)").bindparams(
+                        k=relay_lock_key(self._service)
+                    )
                 )
                 if not locked:
                     return 0
             conn = await session.connection()
+            expected = await self._expectations(conn)
+            if self._end_offsets is not None and expected:
+                for lost in await self._lost(expected):
+                    await self._queue_again(conn, lost, expected)
             rows = (
                 await conn.execute(
                     select(_OUTBOX.c.id, _OUTBOX.c.topic, _OUTBOX.c.key, _OUTBOX.c.value)
@@ -166,14 +254,106 @@ class OutboxRelay:
                 await self._send(topic, value, key.encode() if key else None)
                 for _id, topic, key, value in rows
             ]
-            await asyncio.gather(*confirmations)
+            placed = await asyncio.gather(*confirmations)
             await conn.execute(
                 update(_OUTBOX)
-                .where(_OUTBOX.c.id.in_([r[0] for r in rows]))
-                .values(sent_at=utc_now())
+                .where(_OUTBOX.c.id == bindparam("row_id"))
+                .values(
+                    sent_at=utc_now(),
+                    kafka_partition=bindparam("placed_partition"),
+                    kafka_offset=bindparam("placed_offset"),
+                ),
+                [
+                    {"row_id": r[0], "placed_partition": p.partition, "placed_offset": p.offset}
+                    for r, p in zip(rows, placed, strict=True)
+                ],
             )
+            await self._check_confirmations(conn, rows, placed, expected)
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
+
+    async def _expectations(self, conn: AsyncConnection) -> dict[Partition, int]:
+        if self._expected is None:
+            placed = (
+                await conn.execute(
+                    select(
+                        _OUTBOX.c.topic,
+                        _OUTBOX.c.kafka_partition,
+                        func.max(_OUTBOX.c.kafka_offset),
+                    )
+                    .where(_OUTBOX.c.kafka_offset.is_not(None))
+                    .group_by(_OUTBOX.c.topic, _OUTBOX.c.kafka_partition)
+                )
+            ).all()
+            self._expected = {(t, int(p)): int(o) + 1 for t, p, o in placed}
+        return self._expected
+
+    async def _lost(self, expected: dict[Partition, int]) -> list[Lost]:
+        assert self._end_offsets is not None
+        ends = await self._end_offsets(list(expected))
+        return [
+            Lost(partition, ends[partition], want)
+            for partition, want in expected.items()
+            if partition in ends and ends[partition] < want
+        ]
+
+    async def _queue_again(
+        self,
+        conn: AsyncConnection,
+        lost: Lost,
+        expected: dict[Partition, int],
+        *,
+        keep: Sequence[int] = (),
+    ) -> None:
+        """Mark unsent the retained rows of ``lost.partition`` placed at ``lost.end`` or
+        later (except the ids in ``keep``), and expect the partition to go on from its end."""
+        topic, partition = lost.partition
+        result = await conn.execute(
+            update(_OUTBOX)
+            .where(
+                _OUTBOX.c.topic == topic,
+                _OUTBOX.c.kafka_partition == partition,
+                _OUTBOX.c.kafka_offset >= lost.end,
+                _OUTBOX.c.id.not_in(keep),
+            )
+            .values(sent_at=None, kafka_partition=None, kafka_offset=None)
+        )
+        again = int(getattr(result, "rowcount", 0) or 0)
+        expected[lost.partition] = lost.end
+        OUTBOX_REPUBLISHED.labels(self._service, topic).inc(again)
+        log.warning(
+            "%s: the broker has %s[%d] only up to offset %d, %d were published there: "
+            "publishing %d retained events again",
+            self._service,
+            topic,
+            partition,
+            lost.end,
+            lost.expected,
+            again,
+        )
+
+    async def _check_confirmations(
+        self,
+        conn: AsyncConnection,
+        rows: Sequence[tuple[int, str, str | None, bytes]],
+        placed: Sequence[Placed],
+        expected: dict[Partition, int],
+    ) -> None:
+        """Advance the expected offsets; a confirmation below one means the broker lost
+        records since the check that opened the round: publish the partition's other
+        retained rows again."""
+        lowest: dict[Partition, int] = {}
+        highest: dict[Partition, int] = {}
+        for (_id, topic, _key, _value), where in zip(rows, placed, strict=True):
+            partition = (topic, where.partition)
+            lowest[partition] = min(lowest.get(partition, where.offset), where.offset)
+            highest[partition] = max(highest.get(partition, where.offset), where.offset)
+        ids = [r[0] for r in rows]
+        for partition, low in lowest.items():
+            want = expected.get(partition, 0)
+            if low < want:
+                await self._queue_again(conn, Lost(partition, 0, want), expected, keep=ids)
+            expected[partition] = highest[partition] + 1
 
     async def refresh_gauges(self) -> None:
         """Set the backlog gauges from the table (called periodically)."""
@@ -200,3 +380,29 @@ class OutboxRelay:
                 select(func.count()).select_from(_OUTBOX).where(_OUTBOX.c.sent_at.is_(None))
             )
         return int(count or 0)
+
+
+async def purge_outbox(
+    db: Database, *, older_than: datetime, service: str, compacted: Collection[str] = ()
+) -> int:
+    """Delete rows sent before ``older_than``; on ``compacted`` topics only rows a newer
+    row of the same key supersedes. Return how many."""
+    newer = _OUTBOX.alias("newer")
+    superseded = exists().where(
+        newer.c.topic == _OUTBOX.c.topic,
+        newer.c.key == _OUTBOX.c.key,
+        newer.c.id > _OUTBOX.c.id,
+    )
+    async with db.transaction() as session:
+        conn = await session.connection()
+        result = await conn.execute(
+            delete(_OUTBOX).where(
+                _OUTBOX.c.sent_at.is_not(None),
+                _OUTBOX.c.sent_at < older_than,
+                _OUTBOX.c.topic.not_in(list(compacted)) | superseded,
+            )
+        )
+    purged = int(getattr(result, "rowcount", 0) or 0)
+    if purged:
+        RETENTION_PURGED.labels(service, "outbox").inc(purged)
+    return purged

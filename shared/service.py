@@ -3,6 +3,9 @@
 Start-up never waits for Kafka: the database and the HTTP API come up at once, and
 the broker connects in the background, retrying with backoff. Until it does, the
 outbox keeps every event and ``/health/ready`` says the broker is not connected.
+``/health/ready`` also answers 503 while a consumer is blocked by an operational
+failure (``shared.retry``), naming the topic and the failure. Every
+``retention_sweep_seconds`` the outbox and inbox rows past their retention are deleted.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -21,15 +25,18 @@ from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy import Table
 
 from shared.apidocs import serve_api_docs
-from shared.broker import ensure_topics, make_broker
+from shared.broker import EndOffsetReader, ensure_topics, make_broker
+from shared.clock import utc_now
 from shared.db import Database, table
 from shared.deadletter import DeadLetters
 from shared.events import Envelope
-from shared.inbox import Apply, BatchConsumer, InboxRow
+from shared.inbox import Apply, BatchConsumer, InboxRow, purge_inbox
 from shared.metrics import metrics_endpoint
-from shared.outbox import OutboxRelay, OutboxRow
+from shared.migrations import ensure_at_head
+from shared.outbox import OutboxRelay, OutboxRow, Placed, purge_outbox
+from shared.retry import Stalls
 from shared.settings import ServiceName, Settings
-from shared.topics import TopicSpec
+from shared.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +90,9 @@ class ServiceRuntime:
         self.db = Database(settings.database_url_for(name), schema=settings.schema_for(name))
         self.tables = [table(InboxRow), table(OutboxRow), *tables]
         self.dead_letters = DeadLetters(name)
-        self.broker: KafkaBroker = make_broker(settings, name, self.dead_letters)
+        self.stalls = Stalls(name)
+        self.broker: KafkaBroker = make_broker(settings, name, self.dead_letters, self.stalls)
+        self.offsets = EndOffsetReader(settings.kafka_bootstrap_servers, name)
         self.publishers: dict[str, DefaultPublisher] = {
             spec.name: self.broker.publisher(
                 spec.name,
@@ -99,18 +108,42 @@ class ServiceRuntime:
             service=name,
             batch_max=settings.relay_batch_max,
             poll_seconds=settings.relay_poll_seconds,
+            end_offsets=self.offsets.end_offsets,
         )
         self.broker_connected = False
         self._tasks: list[asyncio.Task[None]] = []
 
-    def consumer(self, apply: Apply) -> BatchConsumer:
-        """An idempotent batch consumer whose commits wake the relay."""
+    def consumer(self, apply: Apply, *, inbox: bool = True) -> BatchConsumer:
+        """A batch consumer (idempotent through the inbox unless ``inbox`` is off) whose
+        commits wake the relay."""
         return BatchConsumer(
-            self.db, apply, self.dead_letters, service=self.name, after_commit=self.relay.wake
+            self.db,
+            apply,
+            self.dead_letters,
+            service=self.name,
+            attempts=self.settings.retry_attempts,
+            backoff_seconds=self.settings.retry_backoff_seconds,
+            inbox=inbox,
+            after_commit=self.relay.wake,
         )
 
-    async def _send(self, topic: str, value: bytes, key: bytes | None) -> Awaitable[object]:
-        future: Awaitable[object] = await self.publishers[topic].publish(
+    async def purge(self) -> None:
+        """Delete outbox and inbox rows past their retention."""
+        now = utc_now()
+        await purge_outbox(
+            self.db,
+            older_than=now - timedelta(days=self.settings.outbox_retention_days),
+            service=self.name,
+            compacted={t.name for t in ALL_TOPICS if t.compacted},
+        )
+        await purge_inbox(
+            self.db,
+            older_than=now - timedelta(days=self.settings.inbox_retention_days),
+            service=self.name,
+        )
+
+    async def _send(self, topic: str, value: bytes, key: bytes | None) -> Awaitable[Placed]:
+        future: Awaitable[Placed] = await self.publishers[topic].publish(
             value, key=key, no_confirm=True, headers={"content-type": "application/json"}
         )
         return future
@@ -118,14 +151,19 @@ class ServiceRuntime:
     async def start(
         self, *, background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     ) -> None:
-        """Create tables, start relay and jobs; connect the broker in the background."""
-        await self.db.create_tables(self.tables)
+        """Bring the database to the newest migration (or refuse it, per the settings), start
+        the relay and jobs; connect the broker in the background."""
+        await ensure_at_head(self.db, self.name, may_upgrade=self.settings.db_upgrade_at_start)
         self.relay.start()
         self._tasks = [
             asyncio.create_task(self._connect_broker(), name=f"{self.name}-connect"),
             asyncio.create_task(
                 every(_GAUGE_SECONDS, self.relay.refresh_gauges, f"{self.name} outbox gauges"),
                 name=f"{self.name}-gauges",
+            ),
+            asyncio.create_task(
+                every(self.settings.retention_sweep_seconds, self.purge, f"{self.name} retention"),
+                name=f"{self.name}-retention",
             ),
             *(asyncio.create_task(job(), name=f"{self.name}-job") for job in background),
         ]
@@ -138,6 +176,8 @@ class ServiceRuntime:
         await self.relay.stop()
         with contextlib.suppress(Exception):
             await self.broker.stop()
+        with contextlib.suppress(Exception):
+            await self.offsets.stop()
         await self.db.dispose()
 
     async def _connect_broker(self) -> None:
@@ -147,6 +187,7 @@ class ServiceRuntime:
                 if self.settings.kafka_create_topics:
                     await ensure_topics(self.settings.kafka_bootstrap_servers)
                 await self.broker.start()
+                await self.offsets.start()
             except Exception as exc:
                 log.warning(
                     "%s: broker not reachable (%s); retrying in %.1f s",
@@ -156,6 +197,8 @@ class ServiceRuntime:
                 )
                 with contextlib.suppress(Exception):
                     await self.broker.stop()
+                with contextlib.suppress(Exception):
+                    await self.offsets.stop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
@@ -165,7 +208,8 @@ class ServiceRuntime:
             return
 
     async def readiness(self) -> dict[str, Any]:
-        """What ``/health/ready`` reports: database and broker reachability, outbox backlog."""
+        """What ``/health/ready`` reports: database and broker reachability, consumers
+        blocked by an operational failure, outbox backlog."""
         try:
             await self.db.ping()
             database = "ok"
@@ -176,6 +220,7 @@ class ServiceRuntime:
             "service": self.name,
             "database": database,
             "broker": "connected" if self.broker_connected else "connecting",
+            "consumers": self.stalls.report() or "ok",
             "outbox_backlog": backlog,
         }
 
@@ -222,7 +267,11 @@ def create_http_app(
     @app.get("/health/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
         report = await runtime.readiness()
-        ok = report["database"] == "ok" and report["broker"] == "connected"
+        ok = (
+            report["database"] == "ok"
+            and report["broker"] == "connected"
+            and report["consumers"] == "ok"
+        )
         return JSONResponse(report, status_code=200 if ok else 503)
 
     for router in routers:

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["intake", "routing", "sla", "notify"]
@@ -51,10 +51,34 @@ class Settings(BaseSettings):
         0.5, gt=0, description="Outbox poll interval when no local commit wakes the relay."
     )
     retry_attempts: int = Field(
-        3, ge=1, description="Attempts before a message goes to its dead-letter topic."
+        3,
+        ge=1,
+        description="Attempts at applying a record alone before it goes to its dead-letter "
+        "topic (an operational failure never counts: it is retried for as long as it lasts).",
     )
     retry_backoff_seconds: float = Field(
         0.2, ge=0, description="First retry delay; doubles with each attempt."
+    )
+    retry_max_backoff_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest wait between two attempts of a consumer blocked by an "
+        "operational failure (database, disk or broker away).",
+    )
+    outbox_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="How long a published event stays in its outbox, to be published again "
+        "if the broker loses it; then it is deleted.",
+    )
+    inbox_retention_days: float = Field(
+        7.0,
+        gt=0,
+        description="How long a consumer remembers an applied event's id (to skip it if it "
+        "comes again); at least outbox_retention_days.",
+    )
+    retention_sweep_seconds: float = Field(
+        3600.0, gt=0, description="How often outbox and inbox rows past retention are deleted."
     )
     province: str = Field("default", description="Working-day calendar to use.")
     clock_start: str | None = Field(
@@ -68,6 +92,28 @@ class Settings(BaseSettings):
         "it starts applies to the real clock, so all agree.",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    sqlite_busy_timeout_ms: int = Field(
+        30_000,
+        gt=0,
+        description="SQLite only: how long a write waits for another connection's lock "
+        "before failing with 'database is locked'.",
+    )
+    db_upgrade_at_start: bool = Field(
+        True,
+        description="Upgrade the service's database to the newest migration when it starts "
+        "(off: refuse to start unless it is there, after `motcua db upgrade`).",
+    )
+
+    @model_validator(mode="after")
+    def _inbox_outlives_outbox(self) -> Settings:
+        if self.inbox_retention_days < self.outbox_retention_days:
+            msg = (
+                f"inbox_retention_days ({self.inbox_retention_days:g}) must be at least "
+                f"outbox_retention_days ({self.outbox_retention_days:g}): an event published "
+                "again must still be known to the consumers that applied it"
+            )
+            raise ValueError(msg)
+        return self
 
     def database_url_for(self, service: ServiceName) -> str:
         """The database of one service: its own SQLite file, or the shared server URL."""

@@ -23,7 +23,8 @@ from shared.catalogue import AGENCY_CODE_PATTERN
 from shared.clock import Clock, utc_now
 from shared.db import Database, table, upsert_insert
 from shared.events import ApiKeyChanged
-from shared.outbox import OutboxRow, enqueue
+from shared.migrations import ensure_at_head
+from shared.outbox import enqueue
 from shared.settings import Settings
 
 _AGENCY_RE = re.compile(AGENCY_CODE_PATTERN)
@@ -45,11 +46,17 @@ class KeyInfo:
     revoked_at: datetime | None
 
 
-def _database(settings: Settings) -> Database:
-    return Database(settings.database_url_for("intake"), schema=settings.schema_for("intake"))
+async def _database(settings: Settings) -> Database:
+    """Intake's database, at the newest migration (or refused, per the settings)."""
+    db = Database(settings.database_url_for("intake"), schema=settings.schema_for("intake"))
+    try:
+        await ensure_at_head(db, "intake", may_upgrade=settings.db_upgrade_at_start)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
 
 
-_TABLES = [table(store.ApiKey), table(store.ApiKeyPublication), table(OutboxRow)]
 """What the key commands touch, created if missing (intake may never have run)."""
 
 
@@ -106,9 +113,8 @@ async def create_key(
     """Store a new key and return it (the only time it is shown)."""
     check_unit(role, unit)
     issued = issue_key()
-    db = _database(settings)
+    db = await _database(settings)
     try:
-        await db.create_tables(_TABLES)
         async with db.transaction() as session:
             key = store.ApiKey(
                 key_id=issued.key_id,
@@ -127,9 +133,8 @@ async def create_key(
 
 async def list_keys(settings: Settings) -> list[KeyInfo]:
     """Every key, oldest first."""
-    db = _database(settings)
+    db = await _database(settings)
     try:
-        await db.create_tables(_TABLES)
         async with db.sessions() as session:
             rows = await store.list_keys(session)
     finally:
@@ -140,9 +145,8 @@ async def list_keys(settings: Settings) -> list[KeyInfo]:
 async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now) -> None:
     """Revoke a key at once; ``KeyCommandError`` if there is no such key. Revoking twice is a
     no-op that keeps the first revocation time."""
-    db = _database(settings)
+    db = await _database(settings)
     try:
-        await db.create_tables(_TABLES)
         async with db.transaction() as session:
             row = await store.get_key(session, key_id)
             if row is None:
@@ -160,9 +164,8 @@ async def is_live(settings: Settings, token: str) -> bool:
     parsed = parse_key(token)
     if parsed is None:
         return False
-    db = _database(settings)
+    db = await _database(settings)
     try:
-        await db.create_tables(_TABLES)
         async with db.sessions() as session:
             row = await store.get_key(session, parsed[0])
     finally:

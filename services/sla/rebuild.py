@@ -25,6 +25,7 @@ from services.sla.domain import DOSSIER_STEP
 from shared.db import table
 from shared.events import ClockStarted, Envelope, SlaFinished, SlaWarning, decode
 from shared.inbox import InboxRow
+from shared.migrations import upgrade
 from shared.outbox import OutboxRow
 
 _DELETE_CHUNK = 10_000
@@ -67,6 +68,7 @@ async def rebuild(
 ) -> RebuildReport:
     """Replace the tracker's tables with the fold of ``facts`` (topic order per partition)."""
     db = tracker.runtime.db
+    await upgrade(db, "sla")  # the tables made again below are the newest revision's
     async with db.engine.begin() as conn:
         await conn.run_sync(
             lambda sync: SQLModel.metadata.drop_all(sync, tables=tracker.runtime.tables)

@@ -16,11 +16,10 @@ from shared.calendar import default_calendar
 from shared.calendar_sync import following_calendar
 from shared.catalogue import seed_catalogue
 from shared.consume import follow, subscribe
-from shared.db import Database, table
-from shared.inbox import InboxRow
+from shared.db import Database
 from shared.keys_sync import TABLES as KEY_TABLES
 from shared.keys_sync import following_keys
-from shared.outbox import OutboxRow
+from shared.migrations import ensure_at_head
 from shared.service import ServiceRuntime
 from shared.settings import Settings
 from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
@@ -34,7 +33,7 @@ __all__ = [
     "Routing",
     "RoutingProcess",
     "build",
-    "create_tables",
+    "prepare",
     "standalone",
 ]
 
@@ -51,15 +50,16 @@ def standalone(settings: Settings) -> Routing:
     """Routing's use cases over its database, without a broker (the command line).
 
     Events they write wait in the outbox; the routing process's relay publishes them.
-    Call ``create_tables`` before use.
+    Call ``prepare`` before use.
     """
     db = Database(settings.database_url_for(SERVICE), schema=settings.schema_for(SERVICE))
     return Routing(db, seed_catalogue(), default_calendar(settings.province))
 
 
-async def create_tables(routing: Routing) -> None:
-    """Create routing's tables (and its inbox and outbox) if missing; load the catalogue."""
-    await routing.db.create_tables([table(InboxRow), table(OutboxRow), *store.TABLES])
+async def prepare(routing: Routing, settings: Settings) -> None:
+    """Bring routing's database to the newest migration (or refuse one that is not, per
+    the settings); load the catalogue."""
+    await ensure_at_head(routing.db, SERVICE, may_upgrade=settings.db_upgrade_at_start)
     await routing.catalogues.load()
 
 

@@ -1,0 +1,1 @@
+"""Alembic revisions of intake's own tables; see ``shared.migrations``."""

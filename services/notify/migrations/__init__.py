@@ -1,0 +1,1 @@
+"""Alembic revisions of notify's own tables; see ``shared.migrations``."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of routing's own tables; see ``shared.migrations``."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of sla's own tables; see ``shared.migrations``."""

@@ -1,0 +1,1 @@
+"""Alembic revisions of a shared branch; see ``shared.migrations``."""
