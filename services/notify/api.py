@@ -144,7 +144,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         status_code=204,
         responses={
             401: {"description": "The token is missing or wrong."},
-            404: {"description": "No sent message has this reference."},
+            404: {"description": "No message sent, or being sent, has this reference."},
             503: {"description": "Delivery reports are not configured (no token set)."},
         },
     )
@@ -158,7 +158,8 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
 
         The gateway carries none of our keys; it is given this URL with ``?token=`` set
         to the shared secret instead (compared in constant time). The reference is the
-        message key notify sent as the gateway's reference id.
+        message key notify sent as the gateway's reference id. A report may come before
+        notify has recorded the send itself; it is taken, and kept.
         """
         expected = notifier.settings.sms_report_token.get_secret_value()
         if not expected:
@@ -168,7 +169,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         if not await notifier.delivery_report(
             report.reference, report.status == "delivered", report.reason
         ):
-            raise HTTPException(404, "no sent message with this reference")
+            raise HTTPException(404, "no message sent or being sent with this reference")
 
     @api.post("/opt-outs", dependencies=[Depends(clerk)], responses=_NEEDS_ROLE)
     async def opt_out(body: OptOutIn) -> dict[str, int]:

@@ -1,20 +1,53 @@
 """Notify's wiring: store each message under its key, then a dispatcher sends it.
 
-Exactly once per key, and how a crash is handled:
+Exactly once per key, with any number of dispatchers (in one process or many, on one
+database), and how a crash is handled:
 
 - The message row is inserted (``queued``) in the inbox transaction of the event that
   asked for it; a repeated event finds the key taken and adds nothing.
-- A dispatcher round claims due rows (``queued`` → ``sending`` with a claim id, one
-  committed ``UPDATE ... WHERE status = 'queued'``, so two dispatchers never both take
-  a row), sends them, and records every outcome in one transaction.
-- A crash after the claim leaves rows ``sending``. Once their lease
-  (``sending_lease_seconds``) has passed, reconciliation decides: on a channel whose
-  sinks are ``resend_safe`` (the SMS gateway de-duplicates on the key we send as its
-  reference id; the file sink rewrites one file) the row is queued again and resent under
-  the same key; on SMTP, which cannot de-duplicate, it becomes ``unknown`` and is not
-  resent: at most one e-mail, never two.
+- A dispatcher round claims due rows (``queued`` → ``sending`` with a claim id of the
+  round's own and ``claimed_at``, one committed ``UPDATE ... WHERE status = 'queued'``),
+  so two dispatchers never both take a row.
+- The claim is a lease of ``sending_lease_seconds``, renewed while the round runs: every
+  third of the lease the round sets ``claimed_at`` of its rows still ``sending`` to now,
+  and it renews a row once more right before handing it to a sink. However slow the sinks
+  and however long the round, only a dispatcher that stopped (crashed, killed, cut off
+  from the database for a whole lease) lets its lease lapse.
+- Every statement a dispatcher runs on the rows it claimed is guarded by
+  ``WHERE claim = <mine>``: the renewal, the check right before a send (the row must
+  still be ``sending`` under my claim, or it is not sent), the record of the outcome and
+  the release of unsent rows. A dispatcher whose lease lapsed and whose rows another one
+  has reconciled (and perhaps claimed again) therefore neither sends them nor overwrites
+  what the other decided; it counts the lost claim
+  (``motcua_notifications_claim_lost_total``) and logs the message key (never a
+  recipient or a text).
+- Each outcome is recorded right after its send, in a small transaction of its own, so a
+  crash later in the round loses no outcome already known.
+- A round's sends go out in parallel, at most ``send_concurrency`` at once per channel,
+  so per sink (the SMTP server, the SMS gateway; only the development file sink may serve
+  both channels). Messages to one recipient on one channel go one after another in the
+  order they fell due (``next_attempt_at``, then ``created_at``); no order holds between
+  recipients (a round used to go out whole in due order), nor across rounds (a retried
+  message goes after later ones).
+- Any exception from a sink is a failure of that message only: a ``DeliveryError`` says
+  whether it is temporary; anything else (an ``OSError``, a bug in a sink) is temporary.
+  A failed message is queued for a retry or failed by the rules below, never left
+  ``sending``. A database error on one message (the check or the record) does not stop
+  the others; the round raises it once they are done, and that row is released (not
+  sent yet) or settled by its lease (sent, outcome not recorded).
+- A round that ends early (cancelled at shutdown, a database error) puts the rows it
+  never handed to a sink back to ``queued`` (best effort: if even that fails, the lease
+  settles them).
+- A crash after the claim leaves rows ``sending``. Once their lease has lapsed,
+  reconciliation decides: on a channel whose sinks are ``resend_safe`` (the SMS gateway
+  de-duplicates on the key we send as its reference id; the file sink rewrites one file)
+  the row is queued again and resent under the same key; on SMTP, which cannot
+  de-duplicate, it becomes ``unknown`` and is not resent: at most one e-mail, never two.
 - Temporary failures are retried with exponential backoff up to ``max_attempts``,
   then ``failed`` with the reason; permanent ones fail at once.
+- The gateway's delivery report is taken while the message is ``sending`` or ``sent``
+  (it may overtake the record of the send) and wins over the send's own outcome,
+  whichever is recorded first (see ``Notifier._record``).
 - SMS is held during quiet hours (default 21:00–07:00 Vietnam time) and sent after,
   unless the SMS channel is only the development file sink, which rings no phone.
 - A lateness message (the citizen's overdue notice, the office head's warning) still
@@ -31,6 +64,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from prometheus_client import Counter
+from sqlalchemy import case, null
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -70,6 +104,12 @@ NOTICES_UNADDRESSED = Counter(
     "Notices dropped because no contact was known for the dossier.",
     ["trigger"],
 )
+CLAIMS_LOST = Counter(
+    "motcua_notifications_claim_lost_total",
+    "Messages a dispatcher no longer held when it came to send them or to record their "
+    "outcome (its lease had lapsed and another dispatcher had settled them).",
+    ["channel"],
+)
 
 _DISPATCH_IDLE_SECONDS = 0.2
 
@@ -91,6 +131,7 @@ class Notifier:
         self.clock = clock
         self.renderer = Renderer(sms_max_segments=settings.sms_max_segments)
         self._wake = Wakeup()
+        self._slots = {name: asyncio.Semaphore(settings.send_concurrency) for name in channels}
         self.office = OfficeWarnings(self.renderer, self.wake, clock=clock)
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
@@ -240,22 +281,43 @@ class Notifier:
                 await self._wake.sleep(_DISPATCH_IDLE_SECONDS)
 
     async def dispatch_round(self) -> int:
-        """Reconcile interrupted sends, then claim, send and record one round; return
-        how many messages were attempted."""
+        """Reconcile interrupted sends, then claim one round of due messages, send them and
+        record each outcome; return how many messages were claimed.
+
+        Sends run in parallel, ``send_concurrency`` at once per channel, one recipient's
+        messages on a channel in due order. The round's lease is renewed until its last
+        outcome is recorded. A database error on one message does not stop the others;
+        once they are done the round raises the first such error.
+        """
         now = self.clock()
         await self.reconcile(now)
-        claimed = await self._claim(now)
+        claim = str(uuid.uuid4())
+        claimed = await self._claim(now, claim)
         if not claimed:
             return 0
         html = await self._html_of(claimed)
-        outcomes = [
-            (message, await self._send(message, html.get(message.key))) for message in claimed
-        ]
-        await self._record(outcomes, self.clock())
-        return len(outcomes)
+        unsent = {m.key for m in claimed}  # not handed to a sink yet
+        errors: list[Exception] = []
+        lease = asyncio.create_task(self._hold_lease(claim))
+        try:
+            await asyncio.gather(
+                *(
+                    self._send_queue(queue, claim, html, unsent, errors)
+                    for queue in _queues(claimed)
+                )
+            )
+        finally:
+            lease.cancel()
+            await asyncio.wait([lease])
+            if unsent:
+                await self._release(unsent, claim)
+        if errors:
+            raise errors[0]
+        return len(claimed)
 
     async def reconcile(self, now: datetime) -> None:
-        """Settle messages left ``sending`` past their lease (the dispatcher crashed).
+        """Settle messages left ``sending`` whose lease lapsed (``claimed_at`` not renewed
+        for ``sending_lease_seconds``: their dispatcher stopped).
 
         Resend-safe channels: queued again (same key). Others: ``unknown``, not resent.
         """
@@ -277,7 +339,9 @@ class Notifier:
                     )
                 )
 
-    async def _claim(self, now: datetime) -> list[store.Message]:
+    async def _claim(self, now: datetime, claim: str) -> list[store.Message]:
+        """Claim up to ``dispatch_batch`` due messages under ``claim``; return them, in due
+        order."""
         channels = list(self.channels)
         if domain.in_quiet_hours(now, self.settings.quiet_start, self.settings.quiet_end):
             channels = [
@@ -287,7 +351,6 @@ class Notifier:
             ]
         if not channels:
             return []
-        claim = str(uuid.uuid4())
         async with self.runtime.db.transaction() as session:
             due = (
                 await session.exec(
@@ -315,9 +378,32 @@ class Notifier:
             rows = await session.exec(
                 select(store.Message)
                 .where(store.Message.claim == claim)
-                .order_by(col(store.Message.next_attempt_at))
+                .order_by(col(store.Message.next_attempt_at), col(store.Message.created_at))
             )
             return list(rows.all())
+
+    async def _hold_lease(self, claim: str) -> None:
+        """Renew the lease of ``claim``'s rows still ``sending`` every third of
+        ``sending_lease_seconds`` until cancelled.
+
+        A failed renewal (the database) is logged and tried again at the next tick: two in
+        a row may fail before another dispatcher may take the rows over.
+        """
+        every = self.settings.sending_lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with self.runtime.db.transaction() as session:
+                    await session.exec(
+                        update(store.Message)
+                        .where(
+                            col(store.Message.claim) == claim,
+                            col(store.Message.status) == store.SENDING,
+                        )
+                        .values(claimed_at=self.clock())
+                    )
+            except Exception as exc:
+                log.warning("sending lease not renewed: %s", type(exc).__name__)
 
     async def _html_of(self, messages: Sequence[store.Message]) -> dict[str, str]:
         """The HTML alternatives of the claimed e-mails that have one (one query)."""
@@ -330,9 +416,70 @@ class Notifier:
             )
             return {row.key: row.html for row in rows.all()}
 
+    async def _send_queue(
+        self,
+        queue: Sequence[store.Message],
+        claim: str,
+        html: Mapping[str, str],
+        unsent: set[str],
+        errors: list[Exception],
+    ) -> None:
+        """Send one recipient's messages on one channel, one after another, in order; a
+        database error on one is kept in ``errors`` and the next is tried."""
+        for message in queue:
+            try:
+                await self._dispatch(message, claim, html.get(message.key), unsent)
+            except Exception as exc:
+                log.warning(
+                    "message %s: %s while checking or recording it; released at the end "
+                    "of the round if unsent, else settled by its lease",
+                    message.key,
+                    type(exc).__name__,
+                )
+                errors.append(exc)
+
+    async def _dispatch(
+        self, message: store.Message, claim: str, html: str | None, unsent: set[str]
+    ) -> None:
+        """Wait for a slot of the channel, check the claim, send, then record the outcome."""
+        async with self._slots[message.channel]:
+            mine = await self._still_claimed(message, claim)
+            unsent.discard(message.key)
+            if not mine:
+                return
+            outcome = await self._send(message, html)
+        await self._record(message, outcome, claim, self.clock())
+
+    async def _still_claimed(self, message: store.Message, claim: str) -> bool:
+        """Renew one row's lease right before its send: true if it is still ``sending``
+        under ``claim``.
+
+        False when the lease had lapsed and another dispatcher reconciled the row (counted
+        as a lost claim), or when a delivery report settled it first (the gateway has it
+        from an earlier, interrupted send): either way it is not sent again.
+        """
+        async with self.runtime.db.transaction() as session:
+            found = (
+                await session.exec(
+                    update(store.Message)
+                    .where(
+                        col(store.Message.key) == message.key,
+                        col(store.Message.claim) == claim,
+                    )
+                    .values(claimed_at=self.clock())
+                    .returning(col(store.Message.status))
+                )
+            ).first()
+        if found is None:
+            self._claim_lost(message, "before its send, which was skipped")
+            return False
+        return bool(found[0] == store.SENDING)
+
     async def _send(
         self, message: store.Message, html: str | None
     ) -> tuple[str, str | None] | DeliveryError:
+        """Hand the message to its channel; any exception is this message's failure (one
+        that is not a ``DeliveryError`` is temporary)."""
         outgoing = Outgoing(
             key=message.key,
             channel=message.channel,
@@ -345,46 +492,99 @@ class Notifier:
             return await self.channels[message.channel].send_via(outgoing)
         except DeliveryError as exc:
             return exc
+        except Exception as exc:
+            return DeliveryError(f"{message.channel}: {type(exc).__name__}", temporary=True)
 
     async def _record(
         self,
-        outcomes: Sequence[tuple[store.Message, tuple[str, str | None] | DeliveryError]],
+        message: store.Message,
+        outcome: tuple[str, str | None] | DeliveryError,
+        claim: str,
         now: datetime,
     ) -> None:
+        """Record one send's outcome in a transaction of its own, only while the row is
+        still under ``claim`` (else: a lost claim, counted and logged; the outcome is
+        dropped, the other dispatcher's decision stands).
+
+        Precedence: a delivery report that came while the message was ``sending`` wins over
+        the send's outcome. The gateway reports only on a message it accepted, and reports
+        after accepting it, so its word is the later truth: recording the send then adds
+        the attempt (and, on success, ``sent_at``, the sink and the provider id) but keeps
+        the report's status, ``delivered_at`` and reason. A ``delivered`` message is not
+        queued again because our side of the request timed out; a ``failed`` report is not
+        turned back into ``sent``.
+        """
+        attempts = message.attempts + 1
+        reported = col(store.Message.status) != store.SENDING
+        values: dict[str, object]
+        if isinstance(outcome, DeliveryError):
+            gave_up = not outcome.temporary or attempts >= self.settings.max_attempts
+            delay = domain.retry_delay(
+                attempts, self.settings.backoff_seconds, self.settings.backoff_max_seconds
+            )
+            status = store.FAILED if gave_up else store.QUEUED
+            values = {
+                "status": case((reported, col(store.Message.status)), else_=status),
+                "last_error": case(
+                    (reported, col(store.Message.last_error)), else_=str(outcome)[:300]
+                ),
+                "next_attempt_at": now + delay,
+            }
+            counted = status if gave_up else "retry"
+        else:
+            sink, provider_id = outcome
+            values = {
+                "status": case((reported, col(store.Message.status)), else_=store.SENT),
+                "last_error": case((reported, col(store.Message.last_error)), else_=null()),
+                "sent_at": now,
+                "sink": sink,
+                "provider_id": provider_id,
+            }
+            counted = store.SENT
         async with self.runtime.db.transaction() as session:
-            for message, outcome in outcomes:
-                attempts = message.attempts + 1
-                values: dict[str, object]
-                if isinstance(outcome, DeliveryError):
-                    gave_up = not outcome.temporary or attempts >= self.settings.max_attempts
-                    delay = domain.retry_delay(
-                        attempts, self.settings.backoff_seconds, self.settings.backoff_max_seconds
-                    )
-                    values = {
-                        "status": store.FAILED if gave_up else store.QUEUED,
-                        "last_error": str(outcome)[:300],
-                        "next_attempt_at": now + delay,
-                    }
-                    status = values["status"] if gave_up else "retry"
-                else:
-                    sink, provider_id = outcome
-                    values = {
-                        "status": store.SENT,
-                        "sent_at": now,
-                        "sink": sink,
-                        "provider_id": provider_id,
-                        "last_error": None,
-                    }
-                    status = store.SENT
+            result = await session.exec(
+                update(store.Message)
+                .where(col(store.Message.key) == message.key, col(store.Message.claim) == claim)
+                .values(attempts=attempts, claim=None, **values)
+            )
+        if not result.rowcount:
+            self._claim_lost(message, f"before its outcome ({counted}) was recorded")
+            return
+        NOTIFICATIONS.labels(message.channel, counted).inc()
+
+    async def _release(self, keys: Iterable[str], claim: str) -> None:
+        """Put rows of ``claim`` never handed to a sink back to ``queued`` (best effort:
+        if the database fails here, their lease settles them)."""
+        try:
+            async with self.runtime.db.transaction() as session:
                 await session.exec(
                     update(store.Message)
-                    .where(col(store.Message.key) == message.key)
-                    .values(attempts=attempts, claim=None, **values)
+                    .where(
+                        col(store.Message.key).in_(list(keys)),
+                        col(store.Message.claim) == claim,
+                        col(store.Message.status) == store.SENDING,
+                    )
+                    .values(status=store.QUEUED, claim=None)
                 )
-                NOTIFICATIONS.labels(message.channel, str(status)).inc()
+        except Exception as exc:
+            log.warning("unsent messages not released: %s", type(exc).__name__)
+
+    def _claim_lost(self, message: store.Message, when: str) -> None:
+        CLAIMS_LOST.labels(message.channel).inc()
+        log.warning(
+            "message %s: claim lost %s (its lease had lapsed; another dispatcher settled it)",
+            message.key,
+            when,
+        )
 
     async def delivery_report(self, key: str, delivered: bool, reason: str | None) -> bool:
-        """Apply a gateway's delivery report; ``False`` if no sent message has that key."""
+        """Apply a gateway's delivery report; ``False`` if no message with that key is
+        being sent or was sent.
+
+        A report may overtake the record of its send (the gateway answers the callback
+        before our request returns): it is applied to a ``sending`` message at once, and
+        the later record of the send keeps it (precedence: ``_record``).
+        """
         now = self.clock()
         async with self.runtime.db.transaction() as session:
             values: dict[str, object] = (
@@ -396,7 +596,7 @@ class Notifier:
                 update(store.Message)
                 .where(
                     col(store.Message.key) == key,
-                    col(store.Message.status).in_([store.SENT, store.DELIVERED]),
+                    col(store.Message.status).in_([store.SENDING, store.SENT, store.DELIVERED]),
                 )
                 .values(**values)
             )
@@ -476,6 +676,14 @@ async def load_toggles(session: AsyncSession) -> domain.Toggles:
     """The trigger toggles table as a mapping (small: procedures × units × triggers set)."""
     rows = (await session.exec(select(store.TriggerToggle))).all()
     return {(r.procedure_code, r.receiving_unit, r.trigger): r.enabled for r in rows}
+
+
+def _queues(messages: Sequence[store.Message]) -> list[list[store.Message]]:
+    """Claimed messages as one queue per channel and recipient, each in the given order."""
+    queues: dict[tuple[str, str], list[store.Message]] = {}
+    for message in messages:
+        queues.setdefault((message.channel, message.recipient), []).append(message)
+    return list(queues.values())
 
 
 def _addressee(row: store.AddresseeRow) -> domain.Addressee:

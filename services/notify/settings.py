@@ -83,10 +83,18 @@ class NotifySettings(BaseSettings):
     sending_lease_seconds: float = Field(
         300.0,
         gt=0,
-        description="A message still 'sending' after this long was interrupted by a crash "
-        "and is reconciled.",
+        description="Lease of a dispatcher on the messages it is sending, renewed every third "
+        "of it while its round runs; a message 'sending' whose lease was not renewed for this "
+        "long was interrupted (crash) and is reconciled.",
     )
-    dispatch_batch: int = Field(200, gt=0, description="Most messages sent per round.")
+    dispatch_batch: int = Field(200, gt=0, description="Most messages claimed per round.")
+    send_concurrency: int = Field(
+        4,
+        gt=0,
+        description="Most messages of one channel (SMS, e-mail) handed to its sinks at once, "
+        "so the SMTP server and the SMS gateway each see at most this many sends in flight; "
+        "one recipient's messages go one after another.",
+    )
 
     digest_period: Literal["month", "week"] = Field(
         "month", description="Period of the office heads' digest: month or (ISO) week."

@@ -2,7 +2,8 @@
 
 Error tree: ``DeliveryError`` with ``temporary`` True (retry later: timeouts, 4xx SMTP
 replies, gateway 5xx/429 or a temporary result code) or False (give up: a refused
-address, a rejected request).
+address, a rejected request). Any other exception a sink raises (an ``OSError`` from a
+full disk, a bug) is taken as a temporary failure of that message (``failover``).
 """
 
 from __future__ import annotations
@@ -49,5 +50,5 @@ class Sink(Protocol):
 
     async def send(self, message: Outgoing) -> str | None:
         """Deliver, returning the provider's message id if it gives one; or raise
-        ``DeliveryError``."""
+        ``DeliveryError`` (anything else raised counts as a temporary one)."""
         ...

@@ -10,9 +10,11 @@ from services.notify.channels.base import DeliveryError, Outgoing, Sink
 class FailoverSink:
     """Tries each sink in order until one accepts.
 
-    The error raised when all fail is temporary if any sink's was (a later round may
-    succeed). ``resend_safe`` only if every sink is; ``reaches_citizen`` if any does.
-    ``send_via`` also names the sink that accepted, for the status record.
+    Any exception from a sink fails over to the next: a ``DeliveryError`` as it says, any
+    other (an ``OSError``, a bug) as a temporary error named by its type only (its text may
+    carry a recipient). The error raised when all fail is temporary if any sink's was (a
+    later round may succeed). ``resend_safe`` only if every sink is; ``reaches_citizen`` if
+    any does. ``send_via`` also names the sink that accepted, for the status record.
     """
 
     def __init__(self, sinks: Sequence[Sink]) -> None:
@@ -32,6 +34,8 @@ class FailoverSink:
                 return sink.name, await sink.send(message)
             except DeliveryError as exc:
                 errors.append(exc)
+            except Exception as exc:
+                errors.append(DeliveryError(type(exc).__name__, temporary=True))
         reason = "; ".join(f"{s.name}: {e}" for s, e in zip(self.sinks, errors, strict=True))
         raise DeliveryError(reason, temporary=any(e.temporary for e in errors))
 
