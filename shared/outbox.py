@@ -17,15 +17,17 @@ a crash in between republishes the round (at least once; consumers dedupe on
 The broker is not the only copy. A sent row keeps where the broker put it
 (``kafka_partition``, ``kafka_offset``) for ``outbox_retention_days``. Before each round
 the relay asks the broker for the end offset of every partition it has published to;
-an end offset below the next offset the relay expects there means the broker lost
-records (the memory-only local broker restarted, a topic was recreated, a log was
-truncated): every retained row the broker provably lacks (placed at or past that end)
-is marked unsent again and goes out first, in ``id`` order, before newer rows. A broker
-that loses records between that check and the round's own publishing shows it in the
-round's confirmations (an offset below the expected one): then every other retained row
-of that partition is published again. Consumers skip what their inbox already holds,
-which is why inbox retention is at least outbox retention. Each topic has one
-publishing service, so the relay's expectations are its own to keep.
+an end at or before the first record of the relay's latest round there means the broker
+lost records (the memory-only local broker restarted, a topic was recreated, a log was
+truncated by a round or more): every retained row the broker lacks (placed at or past
+that end) is marked unsent again and goes out first, in ``id`` order, before newer rows.
+A broker that loses records between that check and the round's own publishing shows it
+in the round's confirmations (an offset below the partition's next one): then every
+other retained row of that partition is published again. A loss of only part of the
+latest round is not seen (the local broker under-reports ends, see ``_lost``).
+Consumers skip what their inbox already holds, which is why inbox retention is at least
+outbox retention. Each topic has one publishing service, so the relay's marks are its
+own to keep.
 
 Rows are deleted after retention, except that on a compacted topic (the keys) the
 newest row of each key stays, so the broker's state can always be rebuilt.
@@ -156,13 +158,22 @@ EndOffsets = Callable[[Collection[Partition]], Awaitable[dict[Partition, int]]]
 """The broker's end offset (the offset its next record will get) of each partition."""
 
 
+@dataclass
+class Mark:
+    """What the relay last placed in one partition: the first offset of its latest round
+    there (``floor``) and the offset the next record should get (``next``)."""
+
+    floor: int
+    next: int
+
+
 @dataclass(frozen=True)
 class Lost:
     """Records the broker no longer has: from ``end`` on, in one partition."""
 
     partition: Partition
     end: int
-    expected: int
+    published: int
 
 
 class OutboxRelay:
@@ -186,9 +197,9 @@ class OutboxRelay:
         self._poll = poll_seconds
         self._max_backoff = max_backoff_seconds
         self._end_offsets = end_offsets
-        self._expected: dict[Partition, int] | None = None
-        """The offset the next record of each partition we published to should get; read
-        from the table at the first round, then kept from the broker's confirmations."""
+        self._marks: dict[Partition, Mark] | None = None
+        """Per partition published to: read from the table at the first round, then kept
+        from the broker's confirmations."""
         self._wake = Wakeup()
         self._task: asyncio.Task[None] | None = None
 
@@ -236,10 +247,10 @@ class OutboxRelay:
                 if not locked:
                     return 0
             conn = await session.connection()
-            expected = await self._expectations(conn)
-            if self._end_offsets is not None and expected:
-                for lost in await self._lost(expected):
-                    await self._queue_again(conn, lost, expected)
+            marks = await self._load_marks(conn)
+            if self._end_offsets is not None and marks:
+                for lost in await self._lost(conn, marks):
+                    await self._queue_again(conn, lost, marks)
             rows = (
                 await conn.execute(
                     select(_OUTBOX.c.id, _OUTBOX.c.topic, _OUTBOX.c.key, _OUTBOX.c.value)
@@ -268,45 +279,87 @@ class OutboxRelay:
                     for r, p in zip(rows, placed, strict=True)
                 ],
             )
-            await self._check_confirmations(conn, rows, placed, expected)
+            await self._check_confirmations(conn, rows, placed, marks)
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
 
-    async def _expectations(self, conn: AsyncConnection) -> dict[Partition, int]:
-        if self._expected is None:
+    async def _load_marks(self, conn: AsyncConnection) -> dict[Partition, Mark]:
+        """The marks, read once from the retained rows (see ``_read_mark``)."""
+        if self._marks is None:
             placed = (
                 await conn.execute(
-                    select(
-                        _OUTBOX.c.topic,
-                        _OUTBOX.c.kafka_partition,
-                        func.max(_OUTBOX.c.kafka_offset),
-                    )
+                    select(_OUTBOX.c.topic, _OUTBOX.c.kafka_partition)
                     .where(_OUTBOX.c.kafka_offset.is_not(None))
                     .group_by(_OUTBOX.c.topic, _OUTBOX.c.kafka_partition)
                 )
             ).all()
-            self._expected = {(t, int(p)): int(o) + 1 for t, p, o in placed}
-        return self._expected
+            marks: dict[Partition, Mark] = {}
+            for topic, partition in placed:
+                mark = await self._read_mark(conn, (topic, int(partition)))
+                if mark is not None:
+                    marks[(topic, int(partition))] = mark
+            self._marks = marks
+        return self._marks
 
-    async def _lost(self, expected: dict[Partition, int]) -> list[Lost]:
+    async def _read_mark(self, conn: AsyncConnection, partition: Partition) -> Mark | None:
+        """A partition's mark from the retained rows: the highest offset, and the lowest
+        offset of the round that placed it (its rows share one ``sent_at``)."""
+        topic, number = partition
+        here = (_OUTBOX.c.topic == topic, _OUTBOX.c.kafka_partition == number)
+        highest = await conn.scalar(select(func.max(_OUTBOX.c.kafka_offset)).where(*here))
+        if highest is None:
+            return None
+        last_round = (
+            select(_OUTBOX.c.sent_at)
+            .where(*here, _OUTBOX.c.kafka_offset == highest)
+            .limit(1)
+            .scalar_subquery()
+        )
+        floor = await conn.scalar(
+            select(func.min(_OUTBOX.c.kafka_offset)).where(
+                *here,
+                _OUTBOX.c.kafka_offset > highest - self._batch_max,
+                _OUTBOX.c.sent_at == last_round,
+            )
+        )
+        return Mark(int(floor if floor is not None else highest), int(highest) + 1)
+
+    async def _lost(self, conn: AsyncConnection, marks: dict[Partition, Mark]) -> list[Lost]:
+        """Partitions whose end lies at or before the first record of the latest round
+        there: the broker lost that round at least.
+
+        Not ``end < next``: the local broker reports the end of a partition as the first
+        offset of its last record batch plus one, short of the real end whenever a batch
+        held several records; the first record of the round is always covered. A mark
+        that says "lost" is read again from the table first: another instance of the
+        service may have published (or published again) there since this one did.
+        """
         assert self._end_offsets is not None
-        ends = await self._end_offsets(list(expected))
-        return [
-            Lost(partition, ends[partition], want)
-            for partition, want in expected.items()
-            if partition in ends and ends[partition] < want
-        ]
+        watched = [p for p, m in marks.items() if m.floor >= 0]
+        ends = await self._end_offsets(watched) if watched else {}
+        lost: list[Lost] = []
+        for partition, end in ends.items():
+            if end > marks[partition].floor:
+                continue
+            fresh = await self._read_mark(conn, partition)
+            if fresh is None:
+                del marks[partition]
+                continue
+            marks[partition] = fresh
+            if end <= fresh.floor:
+                lost.append(Lost(partition, end, fresh.next))
+        return lost
 
     async def _queue_again(
         self,
         conn: AsyncConnection,
         lost: Lost,
-        expected: dict[Partition, int],
+        marks: dict[Partition, Mark],
         *,
         keep: Sequence[int] = (),
     ) -> None:
         """Mark unsent the retained rows of ``lost.partition`` placed at ``lost.end`` or
-        later (except the ids in ``keep``), and expect the partition to go on from its end."""
+        later (except the ids in ``keep``); the partition goes on from its end."""
         topic, partition = lost.partition
         result = await conn.execute(
             update(_OUTBOX)
@@ -319,16 +372,16 @@ class OutboxRelay:
             .values(sent_at=None, kafka_partition=None, kafka_offset=None)
         )
         again = int(getattr(result, "rowcount", 0) or 0)
-        expected[lost.partition] = lost.end
+        marks[lost.partition] = Mark(floor=-1, next=lost.end)
         OUTBOX_REPUBLISHED.labels(self._service, topic).inc(again)
         log.warning(
-            "%s: the broker has %s[%d] only up to offset %d, %d were published there: "
+            "%s: the broker has lost %s[%d] from offset %d (%d had been published there): "
             "publishing %d retained events again",
             self._service,
             topic,
             partition,
             lost.end,
-            lost.expected,
+            lost.published,
             again,
         )
 
@@ -337,11 +390,11 @@ class OutboxRelay:
         conn: AsyncConnection,
         rows: Sequence[tuple[int, str, str | None, bytes]],
         placed: Sequence[Placed],
-        expected: dict[Partition, int],
+        marks: dict[Partition, Mark],
     ) -> None:
-        """Advance the expected offsets; a confirmation below one means the broker lost
-        records since the check that opened the round: publish the partition's other
-        retained rows again."""
+        """Move the marks on; a confirmation below a partition's next offset means the
+        broker lost records since the check that opened the round: publish the
+        partition's other retained rows again."""
         lowest: dict[Partition, int] = {}
         highest: dict[Partition, int] = {}
         for (_id, topic, _key, _value), where in zip(rows, placed, strict=True):
@@ -350,10 +403,20 @@ class OutboxRelay:
             highest[partition] = max(highest.get(partition, where.offset), where.offset)
         ids = [r[0] for r in rows]
         for partition, low in lowest.items():
-            want = expected.get(partition, 0)
-            if low < want:
-                await self._queue_again(conn, Lost(partition, 0, want), expected, keep=ids)
-            expected[partition] = highest[partition] + 1
+            mark = marks.get(partition)
+            if mark is not None and low < mark.next:
+                # the table's word: another instance may have published here since
+                topic, number = partition
+                before = await conn.scalar(
+                    select(func.max(_OUTBOX.c.kafka_offset)).where(
+                        _OUTBOX.c.topic == topic,
+                        _OUTBOX.c.kafka_partition == number,
+                        _OUTBOX.c.id.not_in(ids),
+                    )
+                )
+                if before is not None and low <= before:
+                    await self._queue_again(conn, Lost(partition, 0, before + 1), marks, keep=ids)
+            marks[partition] = Mark(floor=low, next=highest[partition] + 1)
 
     async def refresh_gauges(self) -> None:
         """Set the backlog gauges from the table (called periodically)."""
