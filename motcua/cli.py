@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from motcua import (
     calendar_cli,
@@ -22,7 +24,7 @@ from motcua import (
 )
 from shared.clock import ClockStartError, parse_clock_start, process_offset, set_offset
 from shared.localbroker import LocalBroker, free_port
-from shared.settings import SERVICES, ServiceName, get_settings
+from shared.settings import SERVICES, ServiceName, Settings, get_settings
 
 app = typer.Typer(
     help="motcua: one-stop counter dossiers, routed, timed and notified.",
@@ -67,7 +69,7 @@ def run(
     if service not in SERVICES:
         typer.echo(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}", err=True)
         raise typer.Exit(2)
-    settings = get_settings()
+    settings = _settings()
     _logging(settings.log_level)
     try:
         set_offset(process_offset(settings.clock_start, settings.clock_offset_seconds))
@@ -81,6 +83,10 @@ def run(
         port=port or SERVICE_PORTS[service],
         log_level=settings.log_level.lower(),
         access_log=False,
+        # X-Forwarded-For is believed from the proxy in front only (the local gateway, on
+        # loopback, by default); from any other peer the peer is the client
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
     )
 
 
@@ -99,10 +105,10 @@ def up(
     port: Annotated[int, typer.Option(help="Port of the single HTTP entry point.")] = GATEWAY_PORT,
 ) -> None:
     """Run the whole system locally: broker, four services, one entry point."""
-    from motcua.gateway import create_gateway  # noqa: PLC0415
+    from motcua.gateway import create_gateway, server_config  # noqa: PLC0415
     from motcua.stack import Stack  # noqa: PLC0415
 
-    settings = get_settings()
+    settings = _settings()
     _logging(settings.log_level)
     try:
         clock_start = parse_clock_start(settings.clock_start) if settings.clock_start else None
@@ -138,8 +144,13 @@ def up(
         for role, key in desk.items():
             typer.echo(f"  {role.value:<8} {key}  (unit {keys_cli.DEV_UNIT})")
         typer.echo("Ctrl-C stops everything.\n")
-        gateway = create_gateway({n: s.url for n, s in stack.services.items()})
-        uvicorn.run(gateway, host="127.0.0.1", port=port, log_level="warning")
+        gateway = create_gateway({n: s.url for n, s in stack.services.items()}, settings)
+        server = uvicorn.Server(server_config(gateway, host="127.0.0.1", port=port))
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again, once stopped
+            server.run()
+        if not server.started:
+            typer.echo(f"the entry point could not listen on port {port}", err=True)
+            raise typer.Exit(1)
     finally:
         typer.echo("stopping ...")
         stack.stop()
@@ -165,6 +176,17 @@ def asyncapi(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, "utf-8")
     typer.echo(f"wrote {output}")
+
+
+def _settings() -> Settings:
+    """The settings, or a clean exit naming each wrong or missing one (values unshown)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(p) for p in error["loc"])
+            typer.echo(f"{where}: {error['msg']}" if where else error["msg"], err=True)
+        raise typer.Exit(2) from None
 
 
 def _is_free(port: int) -> bool:

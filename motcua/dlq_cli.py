@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -29,6 +29,7 @@ from shared.deadletter import (
     HEADER_SOURCE_TOPIC,
 )
 from shared.events import UndecodableEvent, decode
+from shared.kafka_security import client_security
 from shared.settings import get_settings
 from shared.topics import BY_NAME, TopicSpec
 
@@ -81,12 +82,13 @@ def _topic(name: str) -> TopicSpec:
     return spec
 
 
-async def read_dead_letters(bootstrap: str, spec: TopicSpec) -> list[DeadLetter]:
+async def read_dead_letters(bootstrap: str, spec: TopicSpec, **client: Any) -> list[DeadLetter]:
     """Every record of ``spec``'s dead-letter topic up to its end now, each marked
-    replayed when it lies below the replay group's committed offset."""
+    replayed when it lies below the replay group's committed offset (``client``: connection
+    options, ``shared.kafka_security.client_security``)."""
     partition = TopicPartition(spec.dead_letter, 0)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False, **client
     )
     await consumer.start()
     try:
@@ -113,18 +115,18 @@ async def read_dead_letters(bootstrap: str, spec: TopicSpec) -> list[DeadLetter]
 
 
 async def replay_dead_letters(
-    bootstrap: str, spec: TopicSpec, *, from_offset: int | None, idempotence: bool
+    bootstrap: str, spec: TopicSpec, *, from_offset: int | None, idempotence: bool, **client: Any
 ) -> list[DeadLetter]:
     """Publish again, on their source topic and in order, the dead letters from
     ``from_offset`` (default: the first one not replayed yet) to the end; then commit the
     replay group past them. Returns those sent."""
-    letters = await read_dead_letters(bootstrap, spec)
+    letters = await read_dead_letters(bootstrap, spec, **client)
     start = from_offset if from_offset is not None else _first_waiting(letters)
     chosen = [letter for letter in letters if letter.offset >= start]
     if not chosen:
         return []
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotence
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotence, **client
     )
     await producer.start()
     try:
@@ -137,7 +139,7 @@ async def replay_dead_letters(
             )
     finally:
         await producer.stop()
-    await _commit(bootstrap, TopicPartition(spec.dead_letter, 0), chosen[-1].offset + 1)
+    await _commit(bootstrap, TopicPartition(spec.dead_letter, 0), chosen[-1].offset + 1, client)
     return chosen
 
 
@@ -146,9 +148,11 @@ def _first_waiting(letters: list[DeadLetter]) -> int:
     return waiting[0] if waiting else (letters[-1].offset + 1 if letters else 0)
 
 
-async def _commit(bootstrap: str, partition: TopicPartition, offset: int) -> None:
+async def _commit(
+    bootstrap: str, partition: TopicPartition, offset: int, client: dict[str, Any]
+) -> None:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False
+        bootstrap_servers=bootstrap, group_id=REPLAY_GROUP, enable_auto_commit=False, **client
     )
     await consumer.start()
     try:
@@ -165,7 +169,10 @@ def list_(
     """Show a topic's dead letters: offset, replayed or waiting, source partition@offset,
     service, attempts, event, reason."""
     spec = _topic(topic)
-    letters = asyncio.run(read_dead_letters(get_settings().kafka_bootstrap_servers, spec))
+    settings = get_settings()
+    letters = asyncio.run(
+        read_dead_letters(settings.kafka_bootstrap_servers, spec, **client_security(settings))
+    )
     if not letters:
         typer.echo(f"{spec.dead_letter}: empty")
         return
@@ -195,6 +202,7 @@ def replay(
             spec,
             from_offset=from_offset,
             idempotence=settings.kafka_idempotence,
+            **client_security(settings),
         )
     )
     typer.echo(f"{spec.dead_letter}: {len(sent)} dead letters published again on {spec.name}")

@@ -2,6 +2,18 @@
 
 It also serves one merged OpenAPI document of all four services at ``/openapi.json``
 and the API docs at ``/docs``.
+
+It is the edge, and guards it (``deploy/proxy/nginx.conf`` does the same in compose):
+
+- a path that holds a dot segment (``.``, ``..``), a backslash, an encoded slash or a
+  control character, at any depth of percent-encoding, is refused with 400 before any
+  route is matched; a clean path is forwarded exactly as it came (no client normalises
+  it on the way, so the service sees what was checked);
+- a request body over ``MOTCUA_MAX_BODY_BYTES`` is refused with 413 before it is forwarded;
+- the client's ``X-Forwarded-*``, ``Forwarded`` and ``X-Real-IP`` are dropped: the
+  services get the gateway's own ``X-Forwarded-For``, the address of the peer that
+  connected to it. Serve it with :func:`server_config`, which keeps uvicorn from
+  believing a client's ``X-Forwarded-For`` in the first place.
 """
 
 from __future__ import annotations
@@ -9,13 +21,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote, unquote_to_bytes
 
 import httpx
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.apidocs import serve_api_docs
+from shared.service import BodySizeLimit
+from shared.settings import Settings, get_settings
 
 ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/dossiers", "intake"),
@@ -42,6 +59,115 @@ _HOP_BY_HOP = {
     "host",
     "content-length",
 }
+
+_FORWARDING = {"forwarded", "x-real-ip"}
+"""Besides every ``X-Forwarded-*``: what only the gateway may tell a service."""
+
+_MAX_DECODINGS = 4
+"""Percent-decodings of a path looked through: three levels of encoding are checked to
+the bottom; a path still changing after that is refused."""
+
+
+def path_refusal(raw_path: bytes) -> str | None:
+    """Why ``raw_path`` (the path as it came, before any decoding) is refused, or ``None``
+    when it is clean.
+
+    Clean: it starts with ``/``; at every depth of percent-decoding (``%2e``,
+    ``%252e``, ``%25252e`` alike, any case) no segment is ``.`` or ``..`` (nor those
+    followed by ``;``), no segment but the last is empty, there is no backslash and no
+    control character, no decoding turns an escape into a ``/``, and the bottom decodes
+    as UTF-8. Any server behind that decodes the path once, or several times, then sees
+    a path without a way up.
+    """
+    if not raw_path.startswith(b"/"):
+        return "not an absolute path"
+    level = raw_path
+    for _ in range(_MAX_DECODINGS):
+        if reason := _level_refusal(level):
+            return reason
+        decoded = unquote_to_bytes(level)
+        if decoded == level:
+            return None if _is_utf8(level) else "not UTF-8"
+        if decoded.count(b"/") != level.count(b"/"):
+            return "encoded slash"
+        level = decoded
+    return "percent-encoded too many times"
+
+
+def _level_refusal(path: bytes) -> str | None:
+    """What is wrong with one depth of decoding of a path, if anything."""
+    if b"\\" in path:
+        return "backslash"
+    if any(byte < 0x20 or byte == 0x7F for byte in path):
+        return "control character"
+    segments = path.split(b"/")
+    if any(segment.split(b";", 1)[0] in (b".", b"..") for segment in segments):
+        return "dot segment"
+    if b"" in segments[1:-1]:
+        return "empty segment"
+    return None
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class PathGuard:
+    """ASGI middleware: a request whose path :func:`path_refusal` refuses is answered 400
+    before any route sees it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            reason = path_refusal(_raw_path(scope))
+            if reason is not None:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                refusal = JSONResponse({"detail": f"path refused: {reason}"}, status_code=400)
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _raw_path(scope: Scope) -> bytes:
+    """The path as the client sent it (servers that give none: the decoded one, quoted)."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw:
+        return raw
+    return quote(str(scope["path"]), safe="/;%").encode("ascii")
+
+
+def forwarded_headers(request: Request) -> dict[str, str]:
+    """The request's headers for the service: hop-by-hop ones and every forwarding header
+    the client sent dropped, the gateway's own ``X-Forwarded-For`` (the peer's address)
+    and ``X-Forwarded-Proto`` set."""
+    headers = {
+        k: v
+        for k, v in request.headers.items()
+        if k.lower() not in _HOP_BY_HOP
+        and k.lower() not in _FORWARDING
+        and not k.lower().startswith("x-forwarded-")
+    }
+    if request.client is not None:
+        headers["X-Forwarded-For"] = request.client.host
+    headers["X-Forwarded-Proto"] = request.url.scheme
+    return headers
+
+
+def server_config(app: ASGIApp, *, host: str, port: int) -> uvicorn.Config:
+    """How the gateway is served. It is the edge, so uvicorn's proxy headers are off: on
+    (uvicorn's default, trusting loopback) any local client could name its own address
+    with ``X-Forwarded-For``. No access log: URLs may hold personal data."""
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", proxy_headers=False, access_log=False
+    )
 
 
 def upstream_for(path: str) -> str | None:
@@ -70,8 +196,9 @@ def merge_openapi(documents: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def create_gateway(upstreams: Mapping[str, str]) -> FastAPI:
+def create_gateway(upstreams: Mapping[str, str], settings: Settings | None = None) -> FastAPI:
     """The gateway app; ``upstreams`` maps a service name to its base URL."""
+    settings = settings or get_settings()
     client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
 
     @asynccontextmanager
@@ -112,12 +239,16 @@ def create_gateway(upstreams: Mapping[str, str]) -> FastAPI:
         service = upstream_for("/" + path)
         if service is None:
             return JSONResponse({"detail": f"no service serves /{path}"}, status_code=404)
-        url = httpx.URL(f"{upstreams[service]}/{path}", query=request.url.query.encode())
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        # the path as it came, checked by PathGuard: httpx would resolve "..", not forward it
+        target = _raw_path(request.scope)
+        if query := request.scope.get("query_string", b""):
+            target += b"?" + query
+        url = httpx.URL(upstreams[service]).copy_with(raw_path=target)
+        body = await request.body()  # BodySizeLimit stops it past max_body_bytes
         try:
             upstream = await client.send(
                 client.build_request(
-                    request.method, url, headers=headers, content=await request.body()
+                    request.method, url, headers=forwarded_headers(request), content=body
                 ),
                 stream=True,
             )
@@ -132,4 +263,7 @@ def create_gateway(upstreams: Mapping[str, str]) -> FastAPI:
             background=BackgroundTask(upstream.aclose),
         )
 
+    # the last added runs first: the path is checked before the body is counted
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PathGuard)
     return app

@@ -1,5 +1,5 @@
 """``motcua keys create|list|revoke``: API keys in intake's database, and the development
-admin key that ``motcua up`` prints.
+admin key that ``motcua up`` prints, and the secret that signs the key events locally.
 
 A key is printed once, when it is created; only its hash is stored. Every bad argument
 prints one line on stderr and exits with code 2.
@@ -22,8 +22,23 @@ from services.intake.keys import (
 )
 from shared.auth import Role
 from shared.settings import Settings, get_settings
+from shared.signing import signing_secrets
 
-__all__ = ["DEV_UNIT", "ensure_dev_admin_key", "ensure_dev_desk_keys", "register"]
+__all__ = [
+    "DEV_UNIT",
+    "ensure_dev_admin_key",
+    "ensure_dev_desk_keys",
+    "ensure_dev_signing_secret",
+    "register",
+]
+
+
+def ensure_dev_signing_secret(settings: Settings) -> str:
+    """The secret(s) that sign the key events, as ``MOTCUA_KEYS_SIGNING_SECRET`` holds them:
+    the configured one, else the development secret generated once in
+    ``<var_dir>/keys-signing.secret`` (mode 600), which ``motcua keys`` run before the
+    stack uses too. Give it to every process of the stack; never print it."""
+    return signing_secrets(settings)
 
 
 def ensure_dev_admin_key(settings: Settings) -> str:

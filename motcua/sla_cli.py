@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -17,17 +17,19 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.sla.app import build
 from services.sla.rebuild import rebuild
 from shared.events import Envelope, UndecodableEvent, decode
+from shared.kafka_security import client_security
 from shared.settings import get_settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
 
 
-async def read_topics(bootstrap: str, *topics: TopicSpec) -> list[Envelope]:
-    """Every decodable event of ``topics`` up to their end now, in order per partition.
+async def read_topics(bootstrap: str, *topics: TopicSpec, **client: Any) -> list[Envelope]:
+    """Every decodable event of ``topics`` up to their end now, in order per partition
+    (``client``: connection options, ``shared.kafka_security.client_security``).
 
     Undecodable records are skipped: the consumers dead-lettered them already.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client
     )
     await consumer.start()
     events: list[Envelope] = []
@@ -64,10 +66,11 @@ async def _rebuild(batch: int) -> None:
     tracker = build(settings)
     try:
         began = time.perf_counter()
+        client = client_security(settings)
         facts = await read_topics(
-            settings.kafka_bootstrap_servers, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+            settings.kafka_bootstrap_servers, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, **client
         )
-        published = await read_topics(settings.kafka_bootstrap_servers, DOSSIER_SLA)
+        published = await read_topics(settings.kafka_bootstrap_servers, DOSSIER_SLA, **client)
         report = await rebuild(tracker, facts, published, batch=batch)
         seconds = time.perf_counter() - began
     finally:

@@ -22,7 +22,7 @@ from types import TracebackType
 
 import httpx
 
-from motcua.keys_cli import ensure_dev_admin_key
+from motcua.keys_cli import ensure_dev_admin_key, ensure_dev_signing_secret
 from shared.auth import API_KEY_HEADER
 from shared.broker import ensure_topics
 from shared.clock import CLOCK_OFFSET_VARIABLE, offset_to
@@ -70,6 +70,9 @@ class Stack:
     broker: LocalBroker | None = None
     services: dict[ServiceName, ServiceProcess] = field(default_factory=dict)
     admin_key: str | None = None
+    signing_secret: str | None = field(default=None, repr=False)
+    """What signs the key events (``MOTCUA_KEYS_SIGNING_SECRET``): set by :meth:`start`,
+    the configured one or the one generated under ``var_dir``, given to every process."""
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
@@ -90,7 +93,10 @@ class Stack:
             **os.environ,
             "MOTCUA_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "MOTCUA_KAFKA_IDEMPOTENCE": "false",
+            # the local broker holds a joining consumer for half the session timeout
+            "MOTCUA_KAFKA_SESSION_TIMEOUT_MS": "4000",
             "MOTCUA_VAR_DIR": str(self.var_dir),
+            **({"MOTCUA_KEYS_SIGNING_SECRET": self.signing_secret} if self.signing_secret else {}),
             **self.env,
         }
 
@@ -108,19 +114,36 @@ class Stack:
     def settings(self) -> Settings:
         """The settings the services run with (their database, their state directory)."""
         env = {**os.environ, **self.env}
+        secret = self.signing_secret or env.get("MOTCUA_KEYS_SIGNING_SECRET")
         return Settings(
             var_dir=self.var_dir,
             database_url=env.get("MOTCUA_DATABASE_URL") or None,
             db_schema_prefix=env.get("MOTCUA_DB_SCHEMA_PREFIX", ""),
+            keys_signing_secret=secret or None,
         )
 
     def start(self, timeout: float = 60.0) -> Stack:
         """Start the broker, create the topics, create the development admin key
-        (``admin_key``, also in ``var_dir/dev-admin.key``), start the services, wait
-        until all are ready."""
+        (``admin_key``, also in ``var_dir/dev-admin.key``), start the services with the
+        key signing secret (generated in ``var_dir`` unless configured), wait until all
+        are ready."""
         self.set_clock()
+        self.signing_secret = ensure_dev_signing_secret(self.settings())
         self.admin_key = ensure_dev_admin_key(self.settings())
-        self.broker = LocalBroker(self.broker_port, log_file=self.var_dir / "logs" / "broker.log")
+        return self._launch(self.broker_port, timeout)
+
+    def restart(self, timeout: float = 60.0) -> Stack:
+        """Start everything again after :meth:`kill_all`, as ``motcua up`` run again in
+        the same directory: a new broker on the same port (empty: the local broker keeps
+        its topics and offsets in memory only), the topics created again, and the
+        services on their ports with their databases as the crash left them. The clock
+        offset is kept, so the services' "now" goes on from where it was."""
+        assert self.admin_key is not None, "stack never started"
+        return self._launch(self.broker.port if self.broker else self.broker_port, timeout)
+
+    def _launch(self, broker_port: int | None, timeout: float) -> Stack:
+        assert self.admin_key is not None
+        self.broker = LocalBroker(broker_port, log_file=self.var_dir / "logs" / "broker.log")
         self.broker.start()
         asyncio.run(ensure_topics(self.broker.bootstrap_servers))
         for name in SERVICES:
@@ -147,6 +170,32 @@ class Stack:
         proc = self.services[name].process
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def freeze_service(self, name: ServiceName) -> None:
+        """Suspend one service (SIGSTOP): it keeps its connections and does nothing, as a
+        process starved of CPU would; :meth:`thaw_service` resumes it."""
+        proc = self.services[name].process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGSTOP)
+
+    def thaw_service(self, name: ServiceName) -> None:
+        """Resume a service suspended by :meth:`freeze_service` (SIGCONT)."""
+        proc = self.services[name].process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGCONT)
+
+    def kill_all(self) -> None:
+        """SIGKILL the broker and every service at the same instant (a power cut): no
+        shutdown hook runs anywhere, and whatever the broker held in memory is gone."""
+        processes = [s.process for s in self.services.values() if s.process is not None]
+        if self.broker is not None and self.broker.process is not None:
+            processes.append(self.broker.process)
+        alive = [p for p in processes if p.poll() is None]
+        for proc in alive:  # signals first, reaping after: no process outlives another
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for proc in alive:
             proc.wait()
 
     def wait_ready(self, timeout: float, names: tuple[ServiceName, ...] = SERVICES) -> None:

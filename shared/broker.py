@@ -26,6 +26,7 @@ from faststream.middlewares import AckPolicy
 from prometheus_client import REGISTRY
 
 from shared.deadletter import DeadLetters
+from shared.kafka_security import broker_security
 from shared.retry import RetryTransient, Stalls
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, DEAD_LETTER_PARTITIONS, TopicSpec
@@ -45,6 +46,7 @@ def make_broker(
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=f"motcua-{service}",
+        security=broker_security(settings),
         enable_idempotence=settings.kafka_idempotence,
         acks="all",
         request_timeout_ms=15_000,
@@ -83,18 +85,23 @@ def batch_subscriber(
         max_records=settings.consumer_batch_max,
         batch_timeout_ms=settings.consumer_batch_timeout_ms,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{'+'.join(t.name for t in topics)}:{service}:{'follow' if group else 'subscribe'}",
         description=f"{service} consumes " + ", ".join(t.name for t in topics),
     )
 
 
-async def ensure_topics(bootstrap_servers: str) -> list[str]:
-    """Create every topic of the contract and its dead-letter twin; return those created."""
+async def ensure_topics(bootstrap_servers: str, **client: Any) -> list[str]:
+    """Create every topic of the contract and its dead-letter twin; return those created.
+    ``client``: connection options (``shared.kafka_security.client_security``)."""
     wanted = [NewTopic(t.name, t.partitions, 1) for t in ALL_TOPICS] + [
         NewTopic(t.dead_letter, DEAD_LETTER_PARTITIONS, 1) for t in ALL_TOPICS
     ]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **client
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -110,10 +117,12 @@ async def ensure_topics(bootstrap_servers: str) -> list[str]:
 
 
 class EndOffsetReader:
-    """Asks the broker where each partition ends (a client of its own, in no group)."""
+    """Asks the broker where each partition ends (a client of its own, in no group);
+    ``client``: connection options (``shared.kafka_security.client_security``)."""
 
-    def __init__(self, bootstrap_servers: str, service: str) -> None:
+    def __init__(self, bootstrap_servers: str, service: str, **client: Any) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._client = client
         self._client_id = f"motcua-{service}-offsets"
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -124,6 +133,7 @@ class EndOffsetReader:
             client_id=self._client_id,
             enable_auto_commit=False,
             request_timeout_ms=15_000,
+            **self._client,
         )
         try:
             await consumer.start()

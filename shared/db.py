@@ -7,7 +7,7 @@ datetime ever leaves the store.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.settings import get_settings
 
 
 class AwareDateTime(TypeDecorator[datetime]):
@@ -43,25 +45,31 @@ class AwareDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the single writer; busy_timeout queues writers
-    # instead of failing with "database is locked".
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers run beside the single writer; busy_timeout queues writers
+        # instead of failing with "database is locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 class Database:
     """The database one service owns: an engine, sessions, and its tables.
 
     On PostgreSQL the service lives in its own schema (created if missing, and put
-    first on the search path); on SQLite it has a file of its own.
+    first on the search path); on SQLite it has a file of its own, and a write waits
+    up to ``sqlite_busy_timeout_ms`` (default: the setting) for another's lock.
     """
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, schema: str | None = None, sqlite_busy_timeout_ms: int | None = None
+    ) -> None:
         self.url = url
         self.schema = schema
         self.is_sqlite = url.startswith("sqlite")
@@ -72,14 +80,15 @@ class Database:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            connect_args["timeout"] = 30
+            busy_ms = sqlite_busy_timeout_ms or get_settings().sqlite_busy_timeout_ms
+            connect_args["timeout"] = busy_ms / 1000
         self.engine: AsyncEngine = create_async_engine(
             url,
             connect_args=connect_args,
             pool_pre_ping=not self.is_sqlite,
         )
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     async def create_tables(self, tables: Sequence[Table]) -> None:

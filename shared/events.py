@@ -267,6 +267,10 @@ class ApiKeyChanged(Payload):
     key, not make one. Keyed by ``key_id`` on a compacted topic, so the newest state of
     every key stays readable. A revocation is final: a receiver keeps a key revoked
     even if an older "issued" state of it arrives later.
+
+    Intake signs it (``shared.signing``); a receiver ignores an unsigned or badly signed
+    one. ``signature`` is optional in the schema so that such an event is read and
+    counted, not dead-lettered: whoever can write the topic cannot fill the dead letters.
     """
 
     event_type: ClassVar[str] = "api_key.changed"
@@ -277,6 +281,12 @@ class ApiKeyChanged(Payload):
     role: Literal["counter", "kiosk", "office", "importer", "viewer", "admin"]
     unit: str = Field(min_length=1, max_length=20)
     revoked_at: AwareDatetime | None = None
+    signature: str | None = Field(
+        None,
+        description="HMAC-SHA256 (64 lowercase hex digits) with the keys signing secret over "
+        "the envelope's occurred_at and source and this payload's other fields "
+        "(shared/signing.py); receivers ignore the event without a valid one.",
+    )
 
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {

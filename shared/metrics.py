@@ -50,6 +50,13 @@ DUPLICATES_SKIPPED = Counter(
     "Redelivered events a consumer had already applied and skipped.",
     ["service"],
 )
+KEY_EVENTS_REJECTED = Counter(
+    "motcua_key_events_rejected_total",
+    "api_key.changed events a service ignored: unsigned, or signed with no secret it "
+    "accepts (forged, or intake runs with another secret). Counted at each reading: the "
+    "keys topic is read whole again at every start.",
+    ["service", "reason"],
+)
 
 
 async def metrics_endpoint(_request: Request) -> Response:

@@ -18,11 +18,12 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher import DefaultPublisher
 from sqlalchemy import Table
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.apidocs import serve_api_docs
 from shared.broker import EndOffsetReader, ensure_topics, make_broker
@@ -31,6 +32,7 @@ from shared.db import Database, table
 from shared.deadletter import DeadLetters
 from shared.events import Envelope
 from shared.inbox import Apply, BatchConsumer, InboxRow, purge_inbox
+from shared.kafka_security import client_security
 from shared.metrics import metrics_endpoint
 from shared.migrations import ensure_at_head
 from shared.outbox import OutboxRelay, OutboxRow, Placed, purge_outbox
@@ -92,7 +94,9 @@ class ServiceRuntime:
         self.dead_letters = DeadLetters(name)
         self.stalls = Stalls(name)
         self.broker: KafkaBroker = make_broker(settings, name, self.dead_letters, self.stalls)
-        self.offsets = EndOffsetReader(settings.kafka_bootstrap_servers, name)
+        self.offsets = EndOffsetReader(
+            settings.kafka_bootstrap_servers, name, **client_security(settings)
+        )
         self.publishers: dict[str, DefaultPublisher] = {
             spec.name: self.broker.publisher(
                 spec.name,
@@ -185,7 +189,9 @@ class ServiceRuntime:
         while True:
             try:
                 if self.settings.kafka_create_topics:
-                    await ensure_topics(self.settings.kafka_bootstrap_servers)
+                    await ensure_topics(
+                        self.settings.kafka_bootstrap_servers, **client_security(self.settings)
+                    )
                 await self.broker.start()
                 await self.offsets.start()
             except Exception as exc:
@@ -225,6 +231,45 @@ class ServiceRuntime:
         }
 
 
+class BodySizeLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is answered 413, unread.
+
+    A declared ``Content-Length`` over the limit is refused before the app runs; a body
+    without one (chunked) is counted as the app reads it, and the read that passes the
+    limit raises ``HTTPException(413)`` in the app. Either way no more than ``max_bytes``
+    (and one chunk) of a body is ever held, and nothing past the limit reaches a handler.
+    The connection stays open: uvicorn reads the rest of the body and drops it, so that a
+    client still sending gets the 413 instead of a reset connection.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"request body over {self.max_bytes} bytes"
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            refusal = JSONResponse({"detail": detail}, 413)
+            await refusal(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def create_http_app(
     runtime: ServiceRuntime,
     *,
@@ -233,7 +278,8 @@ def create_http_app(
     routers: Sequence[APIRouter] = (),
     background: Sequence[Job] = (),
 ) -> FastAPI:
-    """The service's HTTP app: its routers plus ``/metrics`` and ``/health/*``.
+    """The service's HTTP app: its routers plus ``/metrics`` and ``/health/*``; request
+    bodies over ``settings.max_body_bytes`` are refused (413).
 
     The app's lifespan starts and stops the runtime (FastStream's FastAPI plugin is
     deprecated; this is the supported way to run both in one process).
@@ -276,4 +322,5 @@ def create_http_app(
 
     for router in routers:
         app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     return app

@@ -5,11 +5,12 @@ This is the one documented place for configuration; the README lists the variabl
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["intake", "routing", "sla", "notify"]
@@ -19,7 +20,10 @@ SERVICES: tuple[ServiceName, ...] = ("intake", "routing", "sla", "notify")
 class Settings(BaseSettings):
     """All knobs, with the embedded defaults that ``motcua up`` uses."""
 
-    model_config = SettingsConfigDict(env_prefix="MOTCUA_", extra="ignore")
+    # a refused value is never echoed: it may be a password or a signing secret
+    model_config = SettingsConfigDict(
+        env_prefix="MOTCUA_", extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
@@ -27,6 +31,13 @@ class Settings(BaseSettings):
     kafka_idempotence: bool = Field(
         False,
         description="Producer idempotence: on for Apache Kafka; the local broker rejects it.",
+    )
+    kafka_session_timeout_ms: int = Field(
+        10_000,
+        ge=1_000,
+        description="Consumer group session timeout: a member silent this long is dropped. "
+        "The local broker also makes a joining member wait half of it, so the local stack "
+        "runs with a shorter one.",
     )
     kafka_create_topics: bool = Field(
         True,
@@ -103,6 +114,56 @@ class Settings(BaseSettings):
         description="Upgrade the service's database to the newest migration when it starts "
         "(off: refuse to start unless it is there, after `motcua db upgrade`).",
     )
+    trusted_proxies: str = Field(
+        "127.0.0.1",
+        description="Addresses and networks (comma-separated, e.g. 10.0.0.5,172.16.0.0/12) "
+        "whose X-Forwarded-For a service believes: the proxy in front of it (the local "
+        "gateway runs on loopback). A request from any other peer is that peer's own.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576,
+        gt=0,
+        description="Largest request body the gateway and every service accept (413 beyond). "
+        "The largest legitimate one, a dossier with 100 documents named in full, is "
+        "under 200 KiB.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client of the process connects: PLAINTEXT to the local "
+        "broker; SASL_SSL (a user per service over TLS) in production (docker-compose.yml).",
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_SSL, SASL_PLAINTEXT)."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="The service's Kafka user (SASL_*): its ACLs say what it may do."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="That user's password (SASL_*); never logged."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed the broker's certificate (SSL, SASL_SSL); "
+        "unset: the system's CAs. The broker's name is always checked against it.",
+    )
+    keys_signing_secret: SecretStr | None = Field(
+        None,
+        description="Secret of the HMAC on every api_key.changed event (at least 32 "
+        "characters); comma-separated to accept several while rotating, current first: "
+        "intake signs with the first, the others accept any. Unset on a PLAINTEXT broker "
+        "(development): generated once in var_dir/keys-signing.secret. Required otherwise.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                msg = f"trusted_proxies: {item!r} is not an IP address or network"
+                raise ValueError(msg) from None
+        return value
 
     @model_validator(mode="after")
     def _inbox_outlives_outbox(self) -> Settings:
@@ -111,6 +172,40 @@ class Settings(BaseSettings):
                 f"inbox_retention_days ({self.inbox_retention_days:g}) must be at least "
                 f"outbox_retention_days ({self.outbox_retention_days:g}): an event published "
                 "again must still be known to the consumers that applied it"
+            )
+            raise ValueError(msg)
+        return self
+
+    @field_validator("keys_signing_secret")
+    @classmethod
+    def _long_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parts = [part.strip() for part in value.get_secret_value().split(",")]
+        if not all(len(part) >= 32 for part in parts):  # the message never holds a secret
+            msg = (
+                "keys_signing_secret: every comma-separated secret needs at least 32 "
+                "characters (make one: python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+            raise ValueError(msg)
+        return SecretStr(",".join(parts))
+
+    @model_validator(mode="after")
+    def _secured_broker_has_its_secrets(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            msg = (
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "MOTCUA_KAFKA_SASL_USERNAME and MOTCUA_KAFKA_SASL_PASSWORD"
+            )
+            raise ValueError(msg)
+        if self.kafka_security_protocol != "PLAINTEXT" and self.keys_signing_secret is None:
+            msg = (
+                "MOTCUA_KEYS_SIGNING_SECRET is not set: with a secured broker "
+                f"({self.kafka_security_protocol}) the services refuse to start without the "
+                "secret that signs the api_key.changed events (the same on every service; "
+                "deploy/README.md says how to make one)"
             )
             raise ValueError(msg)
         return self

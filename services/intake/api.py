@@ -3,9 +3,9 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.intake import calendar_api, domain, slip, views
 from services.intake.app import (
@@ -247,28 +247,75 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
     return api
 
 
-def public_router(intake: Intake, limiter: TokenBuckets) -> APIRouter:
-    """The citizen's look-up: no key, rate-limited per client, status and due time only."""
-    api = APIRouter(prefix=PUBLIC_LOOKUP_PATH, tags=["public"])
+PUBLIC_LOOKUP = "/api/v1/public/lookup"
+"""The citizen's look-up: a POST, so that the phone never travels in a URL (URLs are logged)."""
 
-    @api.get("/{code}", response_model=views.PublicDossierOut, responses={404: {}, 429: {}})
-    async def look_up(
-        code: str,
-        request: Request,
-        phone: Annotated[str, Query(min_length=9, max_length=20, description="Applicant's")],
-    ) -> views.PublicDossierOut:
-        """Status and due time of a dossier, when ``phone`` is the applicant's."""
+
+class LookupIn(BaseModel):
+    """A citizen's look-up: the dossier code from the slip and the applicant's phone."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(
+        min_length=1, max_length=40, examples=["000.00.00.H56-261124-0001"], description="Mã hồ sơ."
+    )
+    phone: str = Field(
+        min_length=9,
+        max_length=20,
+        pattern=r"^[0-9+ .\-]+$",
+        examples=["0912345678"],
+        description="The applicant's phone, 0xxxxxxxxx or +84xxxxxxxxx.",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _a_dossier_code(cls, code: str) -> str:
+        if domain.parse_dossier_code(code) is None:
+            msg = "not a dossier code (<unit>-YYMMDD-NNNN)"
+            raise ValueError(msg)
+        return code
+
+
+def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBuckets) -> APIRouter:
+    """The citizen's look-up: no key, status and due time only. Limited per client
+    address (the one the trusted proxy names) and, for wrong guesses, per dossier code
+    whoever guesses: a code that had too many wrong phones answers 429 for a while."""
+    api = APIRouter(tags=["public"])
+
+    def too_many(buckets: TokenBuckets, key: str, what: str) -> HTTPException:
+        return HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many look-ups {what}; try again later",
+            headers={"Retry-After": str(max(1, round(buckets.retry_after(key))))},
+        )
+
+    @api.post(PUBLIC_LOOKUP, response_model=views.PublicDossierOut, responses={404: {}, 429: {}})
+    async def look_up(body: LookupIn, request: Request) -> views.PublicDossierOut:
+        """Status and due time of a dossier, when ``phone`` is the applicant's. A wrong
+        phone and an unknown code get the same 404, and count alike against the code."""
         client = request.client.host if request.client else "unknown"
-        if not limiter.take(client):
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                "too many look-ups; try again later",
-                headers={"Retry-After": str(max(1, round(limiter.retry_after(client))))},
-            )
-        dossier = await intake.public_lookup(code, phone)
+        if not per_client.take(client):
+            raise too_many(per_client, client, "from this address")
+        if not per_code.take(body.code):
+            raise too_many(per_code, body.code, "of this dossier")
+        dossier = await intake.public_lookup(body.code, body.phone)
         if dossier is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no dossier with this code and phone")
+        per_code.give_back(body.code)  # the right phone is no guess
         return views.PublicDossierOut.of(dossier)
+
+    @api.get(
+        PUBLIC_LOOKUP_PATH + "/{code}",  # where slips' QR codes point
+        status_code=status.HTTP_410_GONE,
+        responses={410: {"description": "Moved to POST /api/v1/public/lookup."}},
+        deprecated=True,
+    )
+    async def look_up_by_url(code: str) -> JSONResponse:
+        """Gone: the phone no longer travels in the URL. ``POST /api/v1/public/lookup``
+        with ``{"code", "phone"}`` instead."""
+        return JSONResponse(
+            {"detail": f"the look-up moved: POST {PUBLIC_LOOKUP} with a JSON code and phone"},
+            status_code=status.HTTP_410_GONE,
+        )
 
     return api
 
@@ -282,7 +329,15 @@ def create_app(
     """Intake's process: HTTP API, metrics, health, outbox relay."""
     options = options or IntakeSettings()
     intake = build(settings or get_settings(), clock=clock, options=options)
-    limiter = TokenBuckets(burst=options.lookup_burst, per_second=options.lookup_per_minute / 60.0)
+    per_client = TokenBuckets(
+        burst=options.lookup_burst, per_second=options.lookup_per_minute / 60.0
+    )
+    per_code = TokenBuckets(
+        burst=options.lookup_failures_per_code,
+        per_second=options.lookup_failures_per_code / (options.lookup_failure_window_minutes * 60),
+        # ~27 MB when full; forgetting a code needs 100,000 other codes guessed after it
+        max_clients=100_000,
+    )
     auth = Authenticator(intake.find_key)
     queue = Queue(intake.runtime, catalogue=intake.catalogue, clock=clock)
     intake.catalogue_users.append(lambda catalogue: setattr(queue, "catalogue", catalogue))
@@ -292,7 +347,7 @@ def create_app(
         description="Receiving dossiers (tiếp nhận hồ sơ), queue tickets and the public look-up.",
         routers=[
             router(intake, auth),
-            public_router(intake, limiter),
+            public_router(intake, per_client, per_code),
             calendar_api.router(intake.runtime, auth),
             queue_api.router(queue, auth),
         ],

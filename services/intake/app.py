@@ -48,6 +48,7 @@ from shared.events import (
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime, every, until_done
 from shared.settings import ServiceName, Settings
+from shared.signing import key_signing
 from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE
 
 SERVICE: ServiceName = "intake"
@@ -436,7 +437,8 @@ class Intake:
         """
 
         async def catch_up() -> None:
-            if await keys.announce_keys(self.runtime.db, clock=self.clock):
+            signing = key_signing(self.runtime.settings)
+            if await keys.announce_keys(self.runtime.db, signing, clock=self.clock):
                 self.runtime.relay.wake()
 
         await until_done(catch_up, "intake key announcement", _KEYS_RETRY_SECONDS)

@@ -1,10 +1,14 @@
 """Managing API keys in intake's database (used by ``motcua keys`` and ``motcua up``).
 
 Only the hash of a key's secret is written; the key itself is shown once, to whoever
-created it. Each issue and revocation puts ``api_key.changed`` in intake's outbox in the
-same transaction (``shared.keys_sync``), so the other services check the same keys; the
-relay of the running intake publishes it (a key made while intake is down is published
-when it starts). ``announce_keys`` also catches up keys made before keys were events.
+created it. Each issue and revocation puts ``api_key.changed``, signed with the keys
+signing secret (``shared.signing``), in intake's outbox in the same transaction
+(``shared.keys_sync``), so the other services check the same keys and nobody else can
+announce one; the relay of the running intake publishes it (a key made while intake is
+down is published when it starts). ``announce_keys``, run at every start of intake, also
+catches up keys made before keys were events, and announces again, signed under the
+current secret, every key whose newest announcement is not (made before key events were
+signed, or before the secret was rotated), so that an old secret can be retired.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import store
@@ -22,12 +27,16 @@ from shared.auth import ALL_UNITS, Role, hash_secret, issue_key, parse_key
 from shared.catalogue import AGENCY_CODE_PATTERN
 from shared.clock import Clock, utc_now
 from shared.db import Database, table, upsert_insert
-from shared.events import ApiKeyChanged
+from shared.events import ApiKeyChanged, UndecodableEvent, decode
 from shared.migrations import ensure_at_head
-from shared.outbox import enqueue
+from shared.outbox import OutboxRow, enqueue
 from shared.settings import Settings
+from shared.signing import KeySigning, key_signing
+from shared.topics import API_KEYS
 
 _AGENCY_RE = re.compile(AGENCY_CODE_PATTERN)
+SOURCE = "intake"
+"""The ``source`` of every key event (signed with it)."""
 
 
 class KeyCommandError(ValueError):
@@ -60,20 +69,26 @@ async def _database(settings: Settings) -> Database:
 """What the key commands touch, created if missing (intake may never have run)."""
 
 
-async def announce(session: AsyncSession, key: store.ApiKey, *, at: datetime) -> None:
-    """Put ``key``'s current state in the outbox and record it as announced, in the
-    caller's transaction. Announcing a state twice is harmless (receivers upsert)."""
+async def announce(
+    session: AsyncSession, key: store.ApiKey, *, at: datetime, signing: KeySigning
+) -> None:
+    """Put ``key``'s current state in the outbox, signed, and record it as announced, in
+    the caller's transaction. Announcing a state twice is harmless (receivers upsert)."""
     enqueue(
         session,
-        ApiKeyChanged(
-            key_id=key.key_id,
-            secret_hash=key.secret_hash,
-            role=key.role,
-            unit=key.unit,
-            revoked_at=key.revoked_at,
+        signing.sign(
+            ApiKeyChanged(
+                key_id=key.key_id,
+                secret_hash=key.secret_hash,
+                role=key.role,
+                unit=key.unit,
+                revoked_at=key.revoked_at,
+            ),
+            occurred_at=at,
+            source=SOURCE,
         ),
         occurred_at=at,
-        source="intake",
+        source=SOURCE,
         dossier_code=None,
         key=key.key_id,
     )
@@ -87,13 +102,40 @@ async def announce(session: AsyncSession, key: store.ApiKey, *, at: datetime) ->
     )
 
 
-async def announce_keys(db: Database, *, clock: Clock = utc_now) -> int:
-    """Announce every key whose current state was never announced; how many were."""
+async def announce_keys(db: Database, signing: KeySigning, *, clock: Clock = utc_now) -> int:
+    """Announce every key whose current state was never announced, or whose newest
+    announcement is not signed under the current secret; how many were."""
     async with db.transaction() as session:
         keys = await store.unannounced_keys(session)
+        chosen = {key.key_id for key in keys}
+        for key_id in await _signed_otherwise(session, signing):
+            key = await store.get_key(session, key_id)
+            if key is not None and key_id not in chosen:
+                keys.append(key)
         for key in keys:
-            await announce(session, key, at=clock())
+            await announce(session, key, at=clock(), signing=signing)
     return len(keys)
+
+
+async def _signed_otherwise(session: AsyncSession, signing: KeySigning) -> list[str]:
+    """The keys whose newest announcement in the outbox is not signed under the current
+    secret. The outbox keeps the newest row of every key on the keys topic for ever
+    (``shared.outbox.purge_outbox``, compacted topics), so this sees every key announced."""
+    rows = await session.exec(
+        select(OutboxRow.key, OutboxRow.value)
+        .where(col(OutboxRow.topic) == API_KEYS.name)
+        .order_by(col(OutboxRow.id))
+    )
+    newest = {key_id: value for key_id, value in rows.all() if key_id is not None}
+    stale: list[str] = []
+    for key_id, value in newest.items():
+        try:
+            current = signing.signs_now(decode(value))
+        except (UndecodableEvent, TypeError):  # not a key event: announce the key again
+            current = False
+        if not current:
+            stale.append(key_id)
+    return stale
 
 
 def check_unit(role: Role, unit: str) -> None:
@@ -112,6 +154,7 @@ async def create_key(
 ) -> str:
     """Store a new key and return it (the only time it is shown)."""
     check_unit(role, unit)
+    signing = key_signing(settings)
     issued = issue_key()
     db = await _database(settings)
     try:
@@ -125,7 +168,7 @@ async def create_key(
                 created_at=clock(),
             )
             session.add(key)
-            await announce(session, key, at=key.created_at)
+            await announce(session, key, at=key.created_at, signing=signing)
     finally:
         await db.dispose()
     return issued.token
@@ -145,6 +188,7 @@ async def list_keys(settings: Settings) -> list[KeyInfo]:
 async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now) -> None:
     """Revoke a key at once; ``KeyCommandError`` if there is no such key. Revoking twice is a
     no-op that keeps the first revocation time."""
+    signing = key_signing(settings)
     db = await _database(settings)
     try:
         async with db.transaction() as session:
@@ -154,7 +198,7 @@ async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now)
             if row.revoked_at is None:
                 row.revoked_at = clock()
                 session.add(row)
-                await announce(session, row, at=row.revoked_at)
+                await announce(session, row, at=row.revoked_at, signing=signing)
     finally:
         await db.dispose()
 

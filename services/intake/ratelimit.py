@@ -1,8 +1,10 @@
-"""A small in-process token bucket per client, for the public look-up.
+"""Small in-process token buckets, for the public look-up: one per client address, and
+one per dossier code for wrong guesses.
 
 In-process on purpose: each intake instance limits what it serves, so N instances
 allow N times the rate. That bounds guessing well enough for a phone-gated look-up;
-a shared limit would belong in the reverse proxy.
+a shared limit per client belongs in the reverse proxy (nginx's ``limit_req`` in
+compose), and one per code would need a shared store.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class TokenBuckets:
         if len(self._buckets) > self._max:
             self._buckets.popitem(last=False)
         return allowed
+
+    def give_back(self, client: str) -> None:
+        """Return the token ``client`` spent last (never beyond a full bucket): for a
+        look-up that turned out not to be a guess."""
+        if client in self._buckets:  # a forgotten bucket is full already
+            tokens, seen = self._buckets[client]
+            self._buckets[client] = (min(self._burst, tokens + 1.0), seen)
 
     def retry_after(self, client: str) -> float:
         """Seconds until ``client`` has a token again (0 when it has one)."""

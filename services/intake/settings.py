@@ -24,6 +24,18 @@ class IntakeSettings(BaseSettings):
     lookup_per_minute: float = Field(
         30, gt=0, description="Public look-ups a client regains per minute (bucket refill)."
     )
+    lookup_failures_per_code: int = Field(
+        5,
+        ge=1,
+        description="Wrong phones tried on one dossier code, from any client, before that "
+        "code's look-up answers 429 (to everybody, the right phone too) for a while.",
+    )
+    lookup_failure_window_minutes: float = Field(
+        60,
+        gt=0,
+        description="Time in which a code regains all its lookup_failures_per_code (one "
+        "every window / failures).",
+    )
     idempotency_keep_hours: float = Field(
         168,
         gt=0,

@@ -8,7 +8,8 @@ a live key, 403 for a role not allowed, admin passes every role):
   head): viewer or counter;
 - ``POST /api/v1/notifications/delivery-reports``: the SMS gateway's callback; gateways
   carry none of our keys, so it takes the shared secret ``MOTCUA_NOTIFY_SMS_REPORT_TOKEN``
-  in its URL instead (the references it names are our message keys, which can be guessed);
+  in the ``X-Report-Token`` header instead (the references it names are our message keys,
+  which can be guessed); a token in the URL is refused, since URLs are logged;
 - ``POST /api/v1/notifications/opt-outs``: counter (a clerk records the citizen's request);
 - ``GET /api/v1/notifications/toggles``: any live key; ``PUT``: admin;
 - office heads and digests: admin (``digest.api``);
@@ -21,7 +22,7 @@ import hmac
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
 from pydantic import BaseModel, Field, model_validator
 
 from services.notify.app import Notifier, build
@@ -36,6 +37,9 @@ from shared.clock import Clock, in_vietnam, utc_now
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
+
+REPORT_TOKEN_HEADER = "X-Report-Token"
+"""Where the SMS gateway puts the delivery-report secret."""
 
 
 def _vn(value: datetime | None) -> datetime | None:
@@ -143,6 +147,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         "/delivery-reports",
         status_code=204,
         responses={
+            400: {"description": "A token in the URL: it goes in the X-Report-Token header."},
             401: {"description": "The token is missing or wrong."},
             404: {"description": "No message sent, or being sent, has this reference."},
             503: {"description": "Delivery reports are not configured (no token set)."},
@@ -151,19 +156,32 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
     async def delivery_report(
         report: DeliveryReport,
         token: Annotated[
-            str, Query(description="The shared secret MOTCUA_NOTIFY_SMS_REPORT_TOKEN.")
+            str,
+            Header(
+                alias=REPORT_TOKEN_HEADER,
+                description="The shared secret MOTCUA_NOTIFY_SMS_REPORT_TOKEN.",
+            ),
         ] = "",
+        token_in_url: Annotated[str | None, Query(alias="token", include_in_schema=False)] = None,
     ) -> None:
         """The SMS gateway's callback: delivered to the handset, or not.
 
-        The gateway carries none of our keys; it is given this URL with ``?token=`` set
-        to the shared secret instead (compared in constant time). The reference is the
-        message key notify sent as the gateway's reference id. A report may come before
-        notify has recorded the send itself; it is taken, and kept.
+        The gateway carries none of our keys; it sends the shared secret in the
+        ``X-Report-Token`` header instead (compared in constant time). The old form, the
+        secret as ``?token=`` in the URL, is refused (400) without looking at it: URLs end
+        up in access logs, so a secret that travelled there must be changed. The reference
+        is the message key notify sent as the gateway's reference id. A report may come
+        before notify has recorded the send itself; it is taken, and kept.
         """
         expected = notifier.settings.sms_report_token.get_secret_value()
         if not expected:
             raise HTTPException(503, "delivery reports are off: set MOTCUA_NOTIFY_SMS_REPORT_TOKEN")
+        if token_in_url is not None:
+            raise HTTPException(
+                400,
+                f"token: send it in the {REPORT_TOKEN_HEADER} header, never in the URL "
+                "(URLs are logged: change a secret that was sent there)",
+            )
         if not hmac.compare_digest(token.encode(), expected.encode()):
             raise HTTPException(401, "token: not the delivery-report secret")
         if not await notifier.delivery_report(

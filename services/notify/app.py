@@ -87,7 +87,7 @@ from shared.clock import Clock, utc_now
 from shared.consume import follow, subscribe
 from shared.events import DossierReceived, DossierSubmitted, Envelope
 from shared.keys_sync import TABLES as KEY_TABLES
-from shared.keys_sync import keep_keys
+from shared.keys_sync import following_keys
 from shared.service import ServiceRuntime
 from shared.settings import ServiceName, Settings
 from shared.topics import API_KEYS, DOSSIER_LIFECYCLE, DOSSIER_SLA
@@ -780,5 +780,5 @@ def build(
         await projection.apply(session, events)
 
     subscribe(runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_SLA)
-    follow(runtime, keep_keys, API_KEYS)
+    follow(runtime, following_keys(settings, SERVICE), API_KEYS)
     return notifier

@@ -488,7 +488,9 @@ def build(
     follow(
         runtime,
         following_keys(
-            following_calendar(settings.var_dir, settings.province, tracker.use_calendar)
+            settings,
+            SERVICE,
+            following_calendar(settings.var_dir, settings.province, tracker.use_calendar),
         ),
         CALENDAR,
         API_KEYS,

@@ -6,6 +6,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
@@ -81,11 +82,18 @@ def test_no_slip_before_reception(env: tuple[TestClient, Keys]) -> None:
     assert client.get(f"/api/v1/dossiers/{code}/slip").status_code == 401
 
 
+LOOKUP = "/api/v1/public/lookup"
+
+
+def look_up(client: TestClient, code: str, phone: str) -> httpx.Response:
+    answer: httpx.Response = client.post(LOOKUP, json={"code": code, "phone": phone})
+    return answer
+
+
 def test_public_look_up_needs_the_applicants_phone(env: tuple[TestClient, Keys]) -> None:
     client, keys = env
     code = receive(client, keys)
-    url = f"/api/v1/public/dossiers/{code}"
-    local = client.get(url, params={"phone": "0912345678"})
+    local = look_up(client, code, "0912345678")
     assert local.status_code == 200
     assert local.json() == {
         "code": code,
@@ -93,21 +101,59 @@ def test_public_look_up_needs_the_applicants_phone(env: tuple[TestClient, Keys])
         "national_status": 2,
         "due_at": "2026-06-02T17:00:00+07:00",
     }
-    assert client.get(url, params={"phone": "+84912345678"}).status_code == 200
-    wrong = client.get(url, params={"phone": "0987654321"})
-    unknown = client.get(
-        "/api/v1/public/dossiers/000.00.00.H56-260101-9999", params={"phone": "0912345678"}
-    )
+    assert look_up(client, code, "+84912345678").status_code == 200
+    wrong = look_up(client, code, "0987654321")
+    unknown = look_up(client, "000.00.00.H56-260101-9999", "0912345678")
     assert wrong.status_code == unknown.status_code == 404
     assert wrong.json() == unknown.json()  # tells nobody whether the code exists
 
 
-def test_public_look_up_is_rate_limited_per_client(env: tuple[TestClient, Keys]) -> None:
+def test_public_look_up_takes_only_a_code_and_a_phone(env: tuple[TestClient, Keys]) -> None:
     client, keys = env
     code = receive(client, keys)
-    url = f"/api/v1/public/dossiers/{code}"
-    answers = [client.get(url, params={"phone": "0900000000"}).status_code for _ in range(5)]
+    for body in (
+        {"code": code},
+        {"code": code, "phone": "0912345678", "name": "x"},
+        {"code": "not a code", "phone": "0912345678"},
+        {"code": code, "phone": "0912345678' OR 1=1"},
+        {"code": code, "phone": "0" * 21},
+    ):
+        assert client.post(LOOKUP, json=body).status_code == 422, body
+    # the old form put the phone in the URL (and so in access logs): gone, with a pointer
+    gone = client.get(f"/api/v1/public/dossiers/{code}", params={"phone": "0912345678"})
+    assert gone.status_code == 410
+    assert LOOKUP in gone.json()["detail"]
+
+
+def test_public_look_up_is_rate_limited_per_client(env: tuple[TestClient, Keys]) -> None:
+    client, keys = env
+    codes = [receive(client, keys) for _ in range(5)]
+    # wrong phones on different codes: only the client's bucket (4) runs out
+    answers = [look_up(client, code, "0900000000").status_code for code in codes]
     assert answers == [404, 404, 404, 404, 429]
-    limited = client.get(url, params={"phone": "0912345678"})
+    limited = look_up(client, codes[0], "0912345678")
     assert limited.status_code == 429
     assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_wrong_phones_lock_the_code_for_every_client(tmp_path: Path) -> None:
+    options = IntakeSettings(lookup_burst=100, lookup_failures_per_code=3)
+    with intake_client(tmp_path, FakeClock(), options) as (client, keys):
+        code = receive(client, keys)
+        other = receive(client, keys)
+        # the right phone is no guess: it never counts against the code
+        assert [look_up(client, code, "0912345678").status_code for _ in range(5)] == [200] * 5
+        guesses = [look_up(client, code, f"090000000{i}").status_code for i in range(4)]
+        assert guesses == [404, 404, 404, 429]
+        locked = look_up(client, code, "0912345678")  # the right phone too, while locked
+        assert locked.status_code == 429
+        assert int(locked.headers["Retry-After"]) > 60 * 60 / 3 - 5
+        assert look_up(client, other, "0912345678").status_code == 200
+        # an unknown code locks alike: a 429 tells nobody whether the code exists
+        unknown = "000.00.00.H56-260101-9999"
+        assert [look_up(client, unknown, "0912345678").status_code for _ in range(4)] == [
+            404,
+            404,
+            404,
+            429,
+        ]

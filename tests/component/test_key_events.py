@@ -20,6 +20,7 @@ from shared.events import ApiKeyChanged, Envelope, decode
 from shared.keys_sync import TABLES, ApiKeyCopy, keep_keys, key_lookup
 from shared.outbox import OutboxRow
 from shared.settings import Settings
+from shared.signing import key_signing
 from shared.topics import API_KEYS
 
 UNIT = "000.00.00.H56"
@@ -60,7 +61,8 @@ async def test_issuing_and_revoking_a_key_each_put_its_state_in_the_outbox(
     assert revoked.revoked_at == T0 + timedelta(hours=1)
     assert issued.secret_hash == revoked.secret_hash
     assert secret not in str([issued, revoked])  # the hash travels, never the secret
-    assert await keys.announce_keys(intake_db(settings)) == 0  # nothing left to announce
+    signing = key_signing(settings)
+    assert await keys.announce_keys(intake_db(settings), signing) == 0  # nothing left
 
 
 async def test_keys_made_before_keys_were_events_are_announced_once_at_start(
@@ -77,8 +79,9 @@ async def test_keys_made_before_keys_were_events_are_announced_once_at_start(
         async with db.transaction() as session:  # as an older intake left its database
             await session.exec(delete(table(store.ApiKeyPublication)))  # type: ignore[call-overload]
             await session.exec(delete(table(OutboxRow)))  # type: ignore[call-overload]
-        assert await keys.announce_keys(db, clock=lambda: T0) == 2
-        assert await keys.announce_keys(db) == 0
+        signing = key_signing(settings)
+        assert await keys.announce_keys(db, signing, clock=lambda: T0) == 2
+        assert await keys.announce_keys(db, signing) == 0
     finally:
         await db.dispose()
     announced = {payload.key_id: payload for _, payload in await key_events(settings)}

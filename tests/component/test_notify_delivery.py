@@ -606,13 +606,13 @@ async def test_api_shows_statuses_and_takes_delivery_reports(
         forged = await client.post(  # the gateway's callback carries its token, no key
             "/api/v1/notifications/delivery-reports",
             json={"reference": key, "status": "failed"},
-            params={"token": "guessed"},
+            headers={"X-Report-Token": "guessed"},
         )
         assert forged.status_code == 401
         answer = await client.post(
             "/api/v1/notifications/delivery-reports",
             json={"reference": key, "status": "delivered"},
-            params={"token": REPORT_TOKEN},
+            headers={"X-Report-Token": REPORT_TOKEN},
         )
         assert answer.status_code == 204
         [shown] = (
@@ -623,7 +623,7 @@ async def test_api_shows_statuses_and_takes_delivery_reports(
         unknown = await client.post(
             "/api/v1/notifications/delivery-reports",
             json={"reference": "nope", "status": "delivered"},
-            params={"token": REPORT_TOKEN},
+            headers={"X-Report-Token": REPORT_TOKEN},
         )
         assert unknown.status_code == 404
         toggled = await client.put(

@@ -453,7 +453,7 @@ async def test_a_delivery_report_that_overtakes_the_record_of_its_send_is_kept(
         answer = await client.post(
             "/api/v1/notifications/delivery-reports",
             json={"reference": key, "status": report, "reason": "subscriber unreachable"},
-            params={"token": REPORT_TOKEN},
+            headers={"X-Report-Token": REPORT_TOKEN},
         )
     assert answer.status_code == 204
     clock.now += timedelta(seconds=5)

@@ -82,7 +82,9 @@ def build(settings: Settings) -> RoutingProcess:
     follow(
         runtime,
         following_keys(
-            following_calendar(settings.var_dir, settings.province, routing.use_calendar)
+            settings,
+            SERVICE,
+            following_calendar(settings.var_dir, settings.province, routing.use_calendar),
         ),
         CALENDAR,
         API_KEYS,
