@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Iterator
 
 from aiokafka import errors as kafka_errors
+from asyncpg.exceptions import InternalClientError  # type: ignore[import-untyped]
 from sqlalchemy import exc as sa_exc
 
 _TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
@@ -26,7 +27,14 @@ rollback (serialization failure, deadlock), insufficient resources (disk full, t
 connections), object not in prerequisite state (lock not available), operator
 intervention (shutdown, terminated backend), system error (I/O)."""
 
-_TRANSIENT_KAFKA = (
+_TRANSIENT_TYPES = (
+    OSError,  # refused connections, timeouts, a full disk
+    sqlite3.OperationalError,
+    InternalClientError,  # asyncpg's state after its connection was cut mid-operation
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,  # no pooled connection free in time
     kafka_errors.KafkaConnectionError,
     kafka_errors.KafkaTimeoutError,
     kafka_errors.NodeNotReadyError,
@@ -51,14 +59,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _transient_one(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, sqlite3.OperationalError, *_TRANSIENT_KAFKA)):
-        return True  # OSError covers refused connections, timeouts and a full disk
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
     if isinstance(exc, kafka_errors.KafkaError):
         return bool(getattr(exc, "retriable", False))
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError):
-        return True
-    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection free in time
-        return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     sqlstate = getattr(exc, "sqlstate", None)

@@ -245,13 +245,15 @@ async def open_by_state(session: AsyncSession, now: datetime) -> list[tuple[str,
         (CLOCKS.c.due_soon_at <= now, "due_soon"),
         else_="in_time",
     )
+    # one object, so one bound parameter: PostgreSQL sees the SELECT's in the GROUP BY
+    office = func.coalesce(CLOCKS.c.office, "")
     conn = await session.connection()
     rows = await conn.execute(
-        select(state, func.coalesce(CLOCKS.c.office, ""), func.count())
+        select(state, office, func.count())
         .where(CLOCKS.c.phase.in_(["running", "paused"]))
-        .group_by(state, func.coalesce(CLOCKS.c.office, ""))
+        .group_by(state, office)
     )
-    return [(s, office, int(n)) for s, office, n in rows]
+    return [(s, o, int(n)) for s, o, n in rows]
 
 
 async def count_clocks(session: AsyncSession) -> int:
