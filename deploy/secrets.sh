@@ -2,6 +2,7 @@
 # The secrets docker-compose.yml needs, made once into .env next to it (mode 600):
 #   MOTCUA_DEPLOY_KEYS_SIGNING_SECRET      signs the api_key.changed events (every service)
 #   MOTCUA_DEPLOY_KAFKA_PASSWORD_<SERVICE> the Kafka (SCRAM) password of each service
+#   MOTCUA_DEPLOY_NOTIFY_OPT_OUT_SECRET    keys notify's opt-out fingerprints (HMAC)
 # A value already in the file is kept, so running it again changes nothing. Usage:
 #   sh deploy/secrets.sh [env-file]          (default: .env at the repository root)
 # Keep the file out of version control and out of backups anyone can read.
@@ -27,6 +28,7 @@ add() {
 }
 
 add MOTCUA_DEPLOY_KEYS_SIGNING_SECRET
+add MOTCUA_DEPLOY_NOTIFY_OPT_OUT_SECRET
 for service in INTAKE ROUTING SLA NOTIFY; do
   add "MOTCUA_DEPLOY_KAFKA_PASSWORD_$service"
 done

@@ -24,7 +24,7 @@ from motcua import (
 )
 from shared.clock import ClockStartError, parse_clock_start, process_offset, set_offset
 from shared.localbroker import LocalBroker, free_port
-from shared.settings import SERVICES, ServiceName, Settings, get_settings
+from shared.settings import SERVICES, ServiceName, Settings, get_settings, keep_private
 
 app = typer.Typer(
     help="motcua: one-stop counter dossiers, routed, timed and notified.",
@@ -39,6 +39,17 @@ sla_cli.register(app)
 notify_cli.register(app)
 dlq_cli.register(app)
 db_cli.register(app)
+
+
+@app.callback()
+def private_state() -> None:
+    """motcua: one-stop counter dossiers, routed, timed and notified."""
+    # Before any command writes under var_dir (databases, keys, secrets, logs, sinks):
+    # files 600, folders 700, in this process and the services it starts. Settings that
+    # do not load are reported by the command itself.
+    with contextlib.suppress(ValidationError):
+        keep_private(get_settings().var_dir)
+
 
 GATEWAY_PORT = 8000
 SERVICE_PORTS: dict[ServiceName, int] = {
@@ -175,6 +186,7 @@ def asyncapi(
         return
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, "utf-8")
+    output.chmod(0o644)  # the published contract, not private state (the umask is 077)
     typer.echo(f"wrote {output}")
 
 

@@ -71,11 +71,19 @@ def opt_out(
     contact: Annotated[
         str | None, typer.Option(help="Stop messages to this phone or e-mail (stored hashed).")
     ] = None,
+    undo: Annotated[
+        bool, typer.Option("--undo", help="Withdraw the opt-out: messages are sent again.")
+    ] = False,
 ) -> None:
-    """Record a citizen's opt-out; queued messages it covers are suppressed."""
+    """Record a citizen's opt-out (queued messages it covers are suppressed), or withdraw
+    it with ``--undo`` (messages already suppressed stay so)."""
     if not (dossier or contact):
         typer.echo("error: give --dossier or --contact", err=True)
         raise typer.Exit(2)
+    if undo:
+        removed = _with_notifier(lambda n: n.undo_opt_out(dossier=dossier, contact=contact))
+        typer.echo(f"opt-out withdrawn ({removed} recorded target(s) removed)")
+        return
     suppressed = _with_notifier(lambda n: n.opt_out(dossier=dossier, contact=contact))
     typer.echo(f"opt-out recorded; {suppressed} queued message(s) suppressed")
 

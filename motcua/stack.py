@@ -27,7 +27,7 @@ from shared.auth import API_KEY_HEADER
 from shared.broker import ensure_topics
 from shared.clock import CLOCK_OFFSET_VARIABLE, offset_to
 from shared.localbroker import LocalBroker, free_port
-from shared.settings import SERVICES, ServiceName, Settings
+from shared.settings import SERVICES, ServiceName, Settings, keep_private
 
 KEY_PROBES: dict[ServiceName, str] = {
     "intake": "/api/v1/calendar",
@@ -76,6 +76,7 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.var_dir = self.var_dir.resolve()
+        keep_private(self.var_dir)  # files 600, folders 700, here and in every child
         (self.var_dir / "logs").mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
             port = self.service_ports.get(name) or free_port()
@@ -212,7 +213,8 @@ class Stack:
     def wait_for_key(self, key: str, timeout: float) -> None:
         """Block until every service accepts ``key``: intake at once, the others once its
         ``api_key.changed`` event has reached them (each answers its probe 200, or 404 for
-        sla's unknown dossier; 401 means not yet)."""
+        sla's unknown dossier, or 403 for a role that may not read it, a kiosk's; 401
+        means not yet)."""
         self._wait_until(
             tuple(KEY_PROBES),
             lambda name: (
@@ -221,7 +223,7 @@ class Stack:
                     headers={API_KEY_HEADER: key},
                     timeout=2,
                 ).status_code
-                in {200, 404}
+                in {200, 403, 404}
             ),
             "key not accepted",
             timeout,

@@ -10,6 +10,16 @@ Where the keys live is the owning service's business: this module takes a ``KeyL
 
 Invariants: a missing, malformed, unknown or revoked key is 401; a valid key whose role
 is not allowed is 403; ``admin`` passes every role check and every unit check.
+
+The access rule (one, for every service and route; README "Who may do what"):
+
+- a role grants kinds of access (``Access``): ``ROLE_ACCESS`` is the table;
+- a key bound to a unit reaches a dossier only where that unit has the part the access
+  needs (``DossierUnits.for_access``): reads, where it received or handles the dossier
+  (the routed office or the office of a chain step); receiving, counter actions and the
+  applicant's personal data, where it received it; office actions, where it handles it;
+- a dossier a key may not reach answers exactly as an unknown one (``dossier_not_found``:
+  404, same body), so that sequential codes tell a foreign key nothing.
 """
 
 from __future__ import annotations
@@ -29,16 +39,23 @@ from fastapi.security import APIKeyHeader
 __all__ = [
     "ALL_UNITS",
     "API_KEY_HEADER",
+    "ROLE_ACCESS",
+    "Access",
     "Authenticator",
+    "DossierUnits",
     "IssuedKey",
     "KeyLookup",
     "Principal",
     "Role",
     "StoredKey",
+    "dossier_not_found",
     "forbid_unless_covers",
     "hash_secret",
     "issue_key",
+    "may",
+    "may_reach",
     "parse_key",
+    "require_access",
 ]
 
 API_KEY_HEADER = "X-API-Key"
@@ -71,6 +88,91 @@ class Principal:
         """Whether this key may act for ``unit``: an admin key (bound to a unit or not), a
         key of every unit, or a key of that unit."""
         return self.role is Role.ADMIN or self.unit in {ALL_UNITS, unit}
+
+
+class Access(StrEnum):
+    """A kind of access to dossiers (and queues) that a role may be granted."""
+
+    READ = "read"  # status, due time, history, clock, control sheet, message statuses
+    READ_PERSONAL = "read_personal"  # the applicant's name and contact (the slip)
+    RECEIVE = "receive"  # hand in a dossier at its receiving unit
+    COUNTER_ACTION = "counter_action"  # the one-stop unit's actions (accept, return, …)
+    OFFICE_ACTION = "office_action"  # the processing office's actions (resolve, extend, …)
+    QUEUE = "queue"  # queue tickets and display boards
+    CONTACT_OPT_OUT = "contact_opt_out"  # silence a phone or e-mail for every dossier
+
+
+ROLE_ACCESS: dict[Role, frozenset[Access]] = {
+    Role.KIOSK: frozenset({Access.QUEUE}),
+    Role.COUNTER: frozenset(
+        {Access.READ, Access.READ_PERSONAL, Access.RECEIVE, Access.COUNTER_ACTION, Access.QUEUE}
+    ),
+    Role.OFFICE: frozenset({Access.READ, Access.OFFICE_ACTION}),
+    Role.IMPORTER: frozenset(
+        {
+            Access.READ,
+            Access.READ_PERSONAL,
+            Access.RECEIVE,
+            Access.COUNTER_ACTION,
+            Access.OFFICE_ACTION,
+        }
+    ),
+    Role.VIEWER: frozenset({Access.READ}),
+    Role.ADMIN: frozenset(Access),
+}
+"""What each role may do, wherever its unit has the part (``DossierUnits.for_access``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DossierUnits:
+    """The units that have a part in a dossier: the one that received it, and the ones
+    that handle it (the routed office, the office of every chain step, a transfer's)."""
+
+    receiving: str | None
+    handling: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, receiving: str | None, *handling: str | None) -> DossierUnits:
+        """The parts of a dossier; empty names are dropped."""
+        return cls(receiving or None, frozenset(unit for unit in handling if unit))
+
+    def for_access(self, access: Access) -> frozenset[str]:
+        """The units whose keys get ``access`` to the dossier."""
+        received = frozenset({self.receiving} if self.receiving else ())
+        if access is Access.OFFICE_ACTION:
+            return self.handling
+        if access is Access.READ:
+            return received | self.handling
+        return received
+
+
+def may(principal: Principal, access: Access) -> bool:
+    """Whether the principal's role grants ``access`` at all."""
+    return access in ROLE_ACCESS[principal.role]
+
+
+def may_reach(principal: Principal, access: Access, units: DossierUnits) -> bool:
+    """Whether the principal has ``access`` to a dossier with these ``units``: its role
+    grants it, and it is an admin or all-unit key, or its unit has the needed part."""
+    if not may(principal, access):
+        return False
+    if principal.covers(ALL_UNITS):
+        return True
+    return principal.unit in units.for_access(access)
+
+
+def dossier_not_found(code: str) -> HTTPException:
+    """The one answer to an unknown dossier and to one the key may not reach."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}")
+
+
+def require_access(
+    auth: Authenticator, access: Access
+) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency: the caller's principal, 401 without a live key, 403 unless its role
+    grants ``access`` (the unit is checked against the dossier afterwards)."""
+    roles = [role for role, granted in ROLE_ACCESS.items() if access in granted]
+    return auth.require(*roles)
 
 
 @dataclass(frozen=True, slots=True)

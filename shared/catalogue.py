@@ -32,6 +32,13 @@ from shared.calendar import VN_TZ, Duration, DurationUnit
 
 PROCEDURE_CODE_PATTERN = r"^\d\.\d{6}(\.[0-9A-Z.]+)?$"
 AGENCY_CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
+FIELD_MAX_LENGTH = 200
+"""The ``field`` columns (routing's decisions, notify's report facts): a longer one would
+fail every dossier of the procedure on PostgreSQL."""
+NAME_MAX_LENGTH = 500
+MAX_STEPS = 20
+"""The longest chain of offices (liên thông) a procedure or a rule may name."""
+SOURCE_MAX_LENGTH = 1000
 
 
 class ProcessingTime(BaseModel):
@@ -63,15 +70,25 @@ class Procedure(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     code: str = Field(pattern=PROCEDURE_CODE_PATTERN)
-    name: str
-    field: str = Field(description="Lĩnh vực.")
+    name: str = Field(
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        description="Shown, never stored in a column (reports look it up by code).",
+    )
+    field: str = Field(
+        min_length=1,
+        max_length=FIELD_MAX_LENGTH,
+        description="Lĩnh vực; stored with every dossier routed (routing, notify's report).",
+    )
     levels: list[Literal["tinh", "xa", "huyen"]]
     duration: ProcessingTime
     online_duration: ProcessingTime | None = None
     supplement_rule: Literal["pause", "restart"] = "pause"
     fee_vnd: int | None = None
-    steps: list[Step] = Field(min_length=1)
-    source: str = Field(description="Where the time limit and fee come from.")
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
+    source: str = Field(
+        max_length=SOURCE_MAX_LENGTH, description="Where the time limit and fee come from."
+    )
 
     def time_limit_for(self, *, online: bool) -> ProcessingTime:
         """The time limit that applies to a dossier of this channel."""

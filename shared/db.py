@@ -79,13 +79,16 @@ class Database:
         if self.is_sqlite:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             busy_ms = sqlite_busy_timeout_ms or get_settings().sqlite_busy_timeout_ms
             connect_args["timeout"] = busy_ms / 1000
         self.engine: AsyncEngine = create_async_engine(
             url,
             connect_args=connect_args,
             pool_pre_ping=not self.is_sqlite,
+            # Statement parameters are citizens' names, phones and id numbers: an error
+            # (logged, or shown in a traceback) names the statement, never its values.
+            hide_parameters=True,
         )
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(busy_ms))

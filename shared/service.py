@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.publisher import DefaultPublisher
@@ -31,6 +31,7 @@ from shared.clock import utc_now
 from shared.db import Database, table
 from shared.deadletter import DeadLetters
 from shared.events import Envelope
+from shared.faults import is_transient
 from shared.inbox import Apply, BatchConsumer, InboxRow, purge_inbox
 from shared.kafka_security import client_security
 from shared.metrics import metrics_endpoint
@@ -156,9 +157,8 @@ class ServiceRuntime:
         self, *, background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = ()
     ) -> None:
         """Bring the database to the newest migration (or refuse it, per the settings), start
-        the relay and jobs; connect the broker in the background."""
+        the jobs; connect the broker in the background, then start the relay."""
         await ensure_at_head(self.db, self.name, may_upgrade=self.settings.db_upgrade_at_start)
-        self.relay.start()
         self._tasks = [
             asyncio.create_task(self._connect_broker(), name=f"{self.name}-connect"),
             asyncio.create_task(
@@ -209,7 +209,7 @@ class ServiceRuntime:
                 delay = min(delay * 2, 10.0)
                 continue
             self.broker_connected = True
-            self.relay.wake()
+            self.relay.start()
             log.info("%s: broker connected", self.name)
             return
 
@@ -304,6 +304,20 @@ def create_http_app(
     )
     serve_api_docs(app, title=f"{title} API")
     app.state.runtime = runtime
+
+    async def unhandled(_request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            return JSONResponse(
+                {
+                    "detail": f"{runtime.name}: its database or broker is unavailable for a "
+                    "moment; try again"
+                },
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
+        return JSONResponse({"detail": f"{runtime.name}: internal error"}, status_code=500)
+
+    app.add_exception_handler(Exception, unhandled)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
 
     @app.get("/health/live", include_in_schema=False)

@@ -6,6 +6,7 @@ This is the one documented place for configuration; the README lists the variabl
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -227,3 +228,24 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def keep_private(var_dir: Path) -> None:
+    """Make ``var_dir`` private to the user running motcua, now and from now on: every
+    file this process (and any child it starts) creates is mode 600, every folder 700
+    (``umask 077``), and what is already under ``var_dir`` is brought to those modes.
+
+    ``var_dir`` holds SQLite files with citizens' data, logs, the message sink's texts,
+    API keys, generated secrets and calendar edits: none is for other local users.
+    Call it first thing in a process entry point (``motcua ...``, the stack).
+    """
+    os.umask(0o077)
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    var_dir.chmod(0o700)
+    for folder, folders, files in os.walk(var_dir):
+        for name in folders:
+            (Path(folder) / name).chmod(0o700)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(0o600)

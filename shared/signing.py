@@ -133,14 +133,15 @@ def _mac(secret: bytes, content: bytes) -> str:
     return hmac.new(secret, content, hashlib.sha256).hexdigest()
 
 
-def dev_secret(var_dir: Path) -> str:
-    """The development secret in ``<var_dir>/keys-signing.secret`` (mode 600), created
-    once with 256 random bits. Processes starting together get the same one: the file
-    appears whole (written aside, then linked into place) or not at all."""
-    path = var_dir / DEV_SECRET_FILE
+def dev_secret(var_dir: Path, name: str = DEV_SECRET_FILE) -> str:
+    """A development secret in ``<var_dir>/<name>`` (default ``keys-signing.secret``; mode
+    600, its folder 700), created once with 256 random bits. Processes starting together
+    get the same one: the file appears whole (written aside, then linked into place) or not
+    at all."""
+    path = var_dir / name
     if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        aside = var_dir / f".{DEV_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        aside = var_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
         descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
@@ -152,7 +153,7 @@ def dev_secret(var_dir: Path) -> str:
     path.chmod(0o600)
     secret = path.read_text("utf-8").strip()
     if len(secret) < 32:
-        msg = f"{path}: not a keys signing secret (delete it to have a new one made)"
+        msg = f"{path}: not a generated secret (delete it to have a new one made)"
         raise ValueError(msg)
     return secret
 

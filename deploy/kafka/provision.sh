@@ -13,7 +13,7 @@
 #
 # Who may do what (every other request is refused: allow.everyone.if.no.acl.found=false):
 #   service  writes                                       reads
-#   intake   lifecycle, calendar, keys                    calendar, catalogue
+#   intake   lifecycle, calendar, keys                    routing, calendar, catalogue
 #   routing  routing, catalogue                           lifecycle, calendar, keys
 #   sla      sla                                          lifecycle, routing, calendar, keys, sla
 #   notify   -                                            lifecycle, sla, keys
@@ -137,8 +137,8 @@ replays() {
 }
 
 allow intake Write "$LIFECYCLE" "$CALENDAR" "$KEYS"
-allow intake Read "$CALENDAR" "$CATALOGUE"
-allow intake Write "$CALENDAR.dlq" "$CATALOGUE.dlq"
+allow intake Read "$ROUTING" "$CALENDAR" "$CATALOGUE"
+allow intake Write "$ROUTING.dlq" "$CALENDAR.dlq" "$CATALOGUE.dlq"
 allow intake Read "$LIFECYCLE.dlq" "$CALENDAR.dlq" "$KEYS.dlq"
 groups intake
 replays intake

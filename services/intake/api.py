@@ -26,7 +26,15 @@ from services.intake.queue import api as queue_api
 from services.intake.queue.app import Queue
 from services.intake.ratelimit import TokenBuckets
 from services.intake.settings import IntakeSettings
-from shared.auth import Authenticator, Principal, Role
+from shared.auth import (
+    ROLE_ACCESS,
+    Access,
+    Authenticator,
+    Principal,
+    Role,
+    dossier_not_found,
+    require_access,
+)
 from shared.calendar import CalendarRangeError
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
 from shared.clock import Clock, utc_now
@@ -124,12 +132,17 @@ async def _answer(run: Callable[[], Awaitable[Answer]]) -> JSONResponse:
     except IdempotencyConflict as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
     except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {exc}") from exc
+        raise dossier_not_found(str(exc)) from exc
     except Forbidden as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     except CalendarRangeError as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return JSONResponse(status_code=answer.status_code, content=answer.body)
+
+
+def _roles_with(*accesses: Access) -> list[Role]:
+    """The roles granted any of ``accesses``."""
+    return [role for role, granted in ROLE_ACCESS.items() if granted & set(accesses)]
 
 
 def _idempotency(
@@ -139,11 +152,13 @@ def _idempotency(
 
 
 def router(intake: Intake, auth: Authenticator) -> APIRouter:
-    """The dossier endpoints (every one needs an API key)."""
+    """The dossier endpoints (every one needs an API key; ``shared.auth``'s access rule:
+    a dossier the key's unit has no part in answers 404, as an unknown one)."""
     api = APIRouter(prefix="/api/v1/dossiers", tags=["dossiers"])
-    receiver = auth.require(Role.COUNTER, Role.KIOSK, Role.IMPORTER)
-    actor = auth.require(Role.COUNTER, Role.OFFICE, Role.IMPORTER)
-    reader = auth.require()
+    receiver = require_access(auth, Access.RECEIVE)
+    actor = auth.require(*_roles_with(Access.COUNTER_ACTION, Access.OFFICE_ACTION))
+    reader = require_access(auth, Access.READ)
+    personal_reader = require_access(auth, Access.READ_PERSONAL)
 
     @api.post(
         "",
@@ -201,12 +216,9 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
     ) -> views.DossierDetailOut:
         """A dossier's status (ours and the national code), due time and history."""
         try:
-            dossier, history = await intake.detail(code)
-            intake.check_reader(principal, dossier)
+            dossier, history = await intake.detail(code, actor=principal)
         except NotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}") from exc
-        except Forbidden as exc:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+            raise dossier_not_found(code) from exc
         return views.DossierDetailOut(
             **views.DossierOut.of(dossier).model_dump(),
             history=[views.HistoryEntryOut.of(row) for row in history],
@@ -224,14 +236,16 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
     )
     async def get_slip(
         code: str,
-        principal: Annotated[Principal, Depends(reader)],
+        principal: Annotated[Principal, Depends(personal_reader)],
         format: Literal["html", "pdf"] = "html",
     ) -> Response:
-        """The receipt and appointment slip (Mẫu 01) as printable HTML or PDF."""
+        """The receipt and appointment slip (Mẫu 01) as printable HTML or PDF: the
+        applicant's name and phone, so counter, importer and admin keys only, and a
+        unit's key only for the dossiers its unit received."""
         try:
             printed = await intake.slip(code, actor=principal)
         except NotFound as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}") from exc
+            raise dossier_not_found(code) from exc
         except Forbidden as exc:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except NoSlip as exc:

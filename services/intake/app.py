@@ -13,7 +13,7 @@ seed. A procedure a later version removed stays known for dossiers already in ha
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,20 +28,22 @@ from services.intake import domain, keys, store, views
 from services.intake.queue import store as queue_store
 from services.intake.settings import IntakeSettings
 from services.intake.slip import Slip, time_limit_text, unit_name
-from shared.auth import Principal, Role, StoredKey
+from shared.auth import Access, DossierUnits, Principal, Role, StoredKey, may, may_reach
 from shared.calendar import CalendarRangeError, WorkCalendar, default_calendar
 from shared.calendar_sync import following_calendar
 from shared.catalogue import Catalogue, Procedure, seed_catalogue
 from shared.catalogue_sync import TABLES as CATALOGUE_TABLES
 from shared.catalogue_sync import following_catalogue, kept_catalogues
 from shared.clock import Clock, utc_now
-from shared.consume import follow
+from shared.consume import follow, subscribe
 from shared.events import (
     Channel,
     Contact,
     DossierActionRecorded,
     DossierReceived,
+    DossierRouted,
     DossierSubmitted,
+    Envelope,
     Payload,
     TimeLimit,
 )
@@ -49,7 +51,7 @@ from shared.outbox import enqueue
 from shared.service import ServiceRuntime, every, until_done
 from shared.settings import ServiceName, Settings
 from shared.signing import key_signing
-from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE
+from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
 
 SERVICE: ServiceName = "intake"
 
@@ -74,7 +76,8 @@ class CatalogueError(ValueError):
 
 
 class NotFound(LookupError):
-    """No dossier with that code (HTTP 404)."""
+    """No dossier with that code, or none the caller's key may reach (HTTP 404: the same
+    answer, so that a foreign key learns nothing of which codes exist)."""
 
 
 class Forbidden(PermissionError):
@@ -135,6 +138,18 @@ class Answer:
 
 
 Work = Callable[[AsyncSession], Awaitable[Answer]]
+
+
+def _accesses(command: domain.Command, role: Role) -> list[Access]:
+    """The kinds of access that give ``command``: a counter action where the one-stop
+    unit gives it, an office action where the office does (some are both). An importer
+    replays whole histories, so it gives any command as either."""
+    roles = {"counter", "office"} if role is Role.IMPORTER else domain.COMMAND_ROLES[command]
+    return [
+        access
+        for role, access in (("counter", Access.COUNTER_ACTION), ("office", Access.OFFICE_ACTION))
+        if role in roles
+    ]
 
 
 class Intake:
@@ -200,7 +215,7 @@ class Intake:
     ) -> Answer:
         """Store a dossier, its first history entry and its event (``dossier.received``, or
         ``dossier.submitted`` for an online dossier awaiting acceptance), atomically."""
-        if not actor.covers(new.receiving_unit):
+        if not may_reach(actor, Access.RECEIVE, DossierUnits.of(new.receiving_unit)):
             raise Forbidden(f"this key cannot receive dossiers for {new.receiving_unit}")
         if new.received_at is not None and actor.role not in _TIME_SETTERS:
             raise Forbidden("received_at may be set by importer or admin keys only")
@@ -299,10 +314,10 @@ class Intake:
             dossier = await store.lock_dossier(session, code)
             if dossier is None:
                 raise NotFound(code)
-            # Offices act on dossiers routed to them from any unit; intake does not hold
-            # the routing, so their unit is recorded, not checked.
-            if actor.role is not Role.OFFICE and not actor.covers(dossier.receiving_unit):
-                raise Forbidden(f"this key cannot act for {dossier.receiving_unit}")
+            units = await self._units(session, dossier)
+            accesses = _accesses(command, actor.role)
+            if not any(may_reach(actor, access, units) for access in accesses):
+                raise NotFound(code)
             state = domain.DossierState(
                 status=domain.DossierStatus(dossier.status),
                 due_at=dossier.due_at,
@@ -317,7 +332,12 @@ class Intake:
                 new_due_at=request.new_due_at,
                 office=request.office,
             )
-            decision = domain.decide(state, cmd, extension_limit=self.options.extension_limit)
+            decision = domain.decide(
+                state,
+                cmd,
+                extension_limit=self.options.extension_limit,
+                extension_max_days=self.options.extension_max_days,
+            )
             dossier.status = decision.status.value
             dossier.extended_due_at = decision.extended_due_at
             dossier.extensions = decision.extensions
@@ -378,21 +398,23 @@ class Intake:
         async with self.runtime.db.sessions() as session:
             return await store.get_dossier(session, code)
 
-    async def detail(self, code: str) -> tuple[store.Dossier, list[store.DossierHistory]]:
-        """The dossier with this code and its history; ``NotFound`` if there is none."""
+    async def detail(
+        self, code: str, *, actor: Principal
+    ) -> tuple[store.Dossier, list[store.DossierHistory]]:
+        """The dossier with this code and its history; ``NotFound`` if there is none or
+        ``actor`` may not read it."""
         async with self.runtime.db.sessions() as session:
-            dossier = await store.get_dossier(session, code)
-            if dossier is None:
-                raise NotFound(code)
+            dossier = await self._reachable(session, code, actor, Access.READ)
             return dossier, await store.history(session, code)
 
     async def slip(self, code: str, *, actor: Principal) -> Slip:
-        """What the slip of a received dossier prints; ``NotFound``, ``Forbidden``, or
-        ``NoSlip`` when the dossier was never received (submitted or refused)."""
-        dossier = await self.get(code)
-        if dossier is None:
-            raise NotFound(code)
-        self.check_reader(actor, dossier)
+        """What the slip of a received dossier prints (the applicant's name and phone:
+        personal data); ``Forbidden`` for a role without it, ``NotFound`` for a dossier
+        not received by the key's unit, ``NoSlip`` when it was never received."""
+        if not may(actor, Access.READ_PERSONAL):
+            raise Forbidden(f"role {actor.role.value} may not read personal data")
+        async with self.runtime.db.sessions() as session:
+            dossier = await self._reachable(session, code, actor, Access.READ_PERSONAL)
         if dossier.received_at is None:
             msg = f"dossier {code} was not received (it is {dossier.status}): no slip"
             raise NoSlip(msg)
@@ -414,10 +436,33 @@ class Intake:
         )
 
     @staticmethod
-    def check_reader(actor: Principal, dossier: store.Dossier) -> None:
-        """``Forbidden`` unless ``actor`` may read ``dossier`` (its unit, or an office)."""
-        if actor.role is not Role.OFFICE and not actor.covers(dossier.receiving_unit):
-            raise Forbidden(f"this key cannot read dossiers of {dossier.receiving_unit}")
+    async def _units(session: AsyncSession, dossier: store.Dossier) -> DossierUnits:
+        """Who has a part in ``dossier``: its receiving unit, the offices routing named
+        (``dossier.routed``) and the office it was last transferred to."""
+        offices = await store.handling_offices(session, dossier.code)
+        return DossierUnits.of(dossier.receiving_unit, dossier.office, *offices)
+
+    async def _reachable(
+        self, session: AsyncSession, code: str, actor: Principal, access: Access
+    ) -> store.Dossier:
+        """The dossier, if ``actor`` has ``access`` to it; else ``NotFound``, as for an
+        unknown code."""
+        dossier = await store.get_dossier(session, code)
+        if dossier is None or not may_reach(actor, access, await self._units(session, dossier)):
+            raise NotFound(code)
+        return dossier
+
+    async def apply_routing(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """Keep who handles each dossier from routing's ``dossier.routed`` (a re-route
+        replaces the offices before it): the offices whose keys act on it."""
+        for envelope in events:
+            if envelope.type != DossierRouted.event_type or envelope.dossier_code is None:
+                continue
+            routed = envelope.body(DossierRouted)
+            offices = [step.office for step in routed.steps] or [routed.office]
+            if offices[0] != routed.office:
+                offices.insert(0, routed.office)
+            await store.replace_handlers(session, envelope.dossier_code, offices)
 
     async def public_lookup(self, code: str, phone: str) -> store.Dossier | None:
         """The dossier, only when ``phone`` is its applicant's (``+84`` and ``0`` alike).
@@ -555,7 +600,8 @@ class Intake:
 def build(
     settings: Settings, *, clock: Clock = utc_now, options: IntakeSettings | None = None
 ) -> Intake:
-    """Intake's runtime and use cases: it publishes the lifecycle, calendar and keys topics and
+    """Intake's runtime and use cases: it publishes the lifecycle, calendar and keys topics,
+    consumes the routing topic (who handles each dossier, for the access rule), and
     follows the calendar topic like every service that computes due times, and the
     catalogue topic for its read copy of the catalogue."""
     runtime = ServiceRuntime(
@@ -565,6 +611,7 @@ def build(
         publishes=[DOSSIER_LIFECYCLE, CALENDAR, API_KEYS],
     )
     intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
+    subscribe(runtime, intake.apply_routing, DOSSIER_ROUTING)
     follow(
         runtime,
         following_catalogue(

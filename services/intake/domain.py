@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from shared.calendar import VN_TZ
@@ -182,17 +182,28 @@ class Decision:
     extensions: int
 
 
-def decide(state: DossierState, cmd: CommandInput, *, extension_limit: int) -> Decision:
+EXTENSION_MAX_DAYS = 90
+"""Default of how far (calendar days) past the due time in force an extension may go."""
+
+
+def decide(
+    state: DossierState,
+    cmd: CommandInput,
+    *,
+    extension_limit: int,
+    extension_max_days: int = EXTENSION_MAX_DAYS,
+) -> Decision:
     """Apply ``cmd`` to ``state``, or raise.
 
     Invariants: a command outside ``TRANSITIONS[cmd]``'s source states raises
     ``IllegalTransition`` naming the current state; a command's own fields are checked
     (``InvalidCommand`` naming the field) before the transition is taken; ``extend`` is
     legal at most ``extension_limit`` times and only to a later time than the one in
-    force, and never changes ``due_at`` (the statistics keep the original).
+    force, at most ``extension_max_days`` after it, and never changes ``due_at`` (the
+    statistics keep the original).
     """
     sources, target = TRANSITIONS[cmd.command]
-    _check_fields(state, cmd)
+    _check_fields(state, cmd, extension_max_days)
     if state.status not in sources:
         raise IllegalTransition(cmd.command, state.status)
     if cmd.command is Command.EXTEND:
@@ -206,7 +217,7 @@ def decide(state: DossierState, cmd: CommandInput, *, extension_limit: int) -> D
     return Decision(target or state.status, state.extended_due_at, state.extensions)
 
 
-def _check_fields(state: DossierState, cmd: CommandInput) -> None:
+def _check_fields(state: DossierState, cmd: CommandInput, extension_max_days: int) -> None:
     if cmd.at.tzinfo is None:
         raise InvalidCommand("at", "must be timezone-aware")
     if cmd.at < state.last_event_at:
@@ -221,6 +232,12 @@ def _check_fields(state: DossierState, cmd: CommandInput) -> None:
             raise InvalidCommand("new_due_at", "must be timezone-aware")
         if current is not None and cmd.new_due_at <= current:
             raise InvalidCommand("new_due_at", "must be later than the due time in force")
+        if cmd.new_due_at > (current or cmd.at) + timedelta(days=extension_max_days):
+            raise InvalidCommand(
+                "new_due_at",
+                f"must be at most {extension_max_days} days after the due time in force "
+                "(MOTCUA_INTAKE_EXTENSION_MAX_DAYS)",
+            )
     elif cmd.new_due_at is not None:
         raise InvalidCommand("new_due_at", "only extend takes a new due time")
     if cmd.command is Command.TRANSFER and not cmd.office:

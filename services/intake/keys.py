@@ -230,7 +230,7 @@ async def ensure_dev_key_async(settings: Settings, role: Role, unit: str) -> str
             path.chmod(0o600)
             return token
     token = await create_key(settings, role, unit, f"development {role.value} (motcua up)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")

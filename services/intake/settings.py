@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.intake.domain import EXTENSION_MAX_DAYS
+
 
 class IntakeSettings(BaseSettings):
     """Settings only intake reads."""
@@ -13,6 +15,13 @@ class IntakeSettings(BaseSettings):
 
     extension_limit: int = Field(
         1, ge=0, description="Extensions (apology with a new date, Mẫu 04) allowed per dossier."
+    )
+    extension_max_days: int = Field(
+        EXTENSION_MAX_DAYS,
+        ge=1,
+        le=366,
+        description="Latest new due time an extension may set: this many calendar days "
+        "after the due time in force (or after the extension, for a procedure with none).",
     )
     public_base_url: str = Field(
         "http://127.0.0.1:8000",

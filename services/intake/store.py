@@ -140,6 +140,18 @@ class IdempotentAnswer(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
+class DossierHandler(SQLModel, table=True):
+    """An office that handles a dossier as routing last decided (``dossier.routed``): the
+    office of each chain step, step 0 being the routed office. Who may act as the office."""
+
+    __tablename__ = "dossier_handler"
+    __table_args__ = (PrimaryKeyConstraint("code", "step"),)
+
+    code: str = Field(sa_column=Column(String(40), nullable=False))
+    step: int = Field(sa_column=Column(Integer, nullable=False))
+    office: str = Field(sa_column=Column(String(20), nullable=False))
+
+
 TABLES: list[Table] = [
     table(Dossier),
     table(DossierHistory),
@@ -147,7 +159,23 @@ TABLES: list[Table] = [
     table(ApiKey),
     table(ApiKeyPublication),
     table(IdempotentAnswer),
+    table(DossierHandler),
 ]
+
+
+async def handling_offices(session: AsyncSession, code: str) -> set[str]:
+    """The offices that handle the dossier as routing last decided (none before then)."""
+    rows = await session.exec(select(DossierHandler.office).where(DossierHandler.code == code))
+    return set(rows.all())
+
+
+async def replace_handlers(session: AsyncSession, code: str, offices: list[str]) -> None:
+    """Record that ``offices`` (in chain order) handle the dossier, instead of any before."""
+    handlers = table(DossierHandler)
+    await (await session.connection()).execute(delete(handlers).where(handlers.c.code == code))
+    session.add_all(
+        DossierHandler(code=code, step=step, office=office) for step, office in enumerate(offices)
+    )
 
 
 async def next_sequence(session: AsyncSession, unit: str, day: date) -> int:

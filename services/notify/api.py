@@ -5,25 +5,30 @@ Access, by the keys intake issues (notify checks them against its own copy; 401 
 a live key, 403 for a role not allowed, admin passes every role):
 
 - ``GET /api/v1/notifications`` (a dossier's messages, to its citizen and its office
-  head): viewer or counter;
+  head): viewer or counter of the unit that received it (``shared.auth``'s rule: another
+  unit's dossier answers 404, as an unknown one);
 - ``POST /api/v1/notifications/delivery-reports``: the SMS gateway's callback; gateways
   carry none of our keys, so it takes the shared secret ``MOTCUA_NOTIFY_SMS_REPORT_TOKEN``
   in the ``X-Report-Token`` header instead (the references it names are our message keys,
   which can be guessed); a token in the URL is refused, since URLs are logged;
-- ``POST /api/v1/notifications/opt-outs``: counter (a clerk records the citizen's request);
+- ``POST /api/v1/notifications/opt-outs`` and ``.../opt-outs/undo``: counter of the unit
+  that received the dossier (a clerk records the citizen's request, or its withdrawal),
+  with the applicant's own contact if any; a bare contact (every dossier of a phone or
+  e-mail, nationwide): admin;
 - ``GET /api/v1/notifications/toggles``: any live key; ``PUT``: admin;
 - office heads and digests: admin (``digest.api``);
 - reports and ``/dashboard``: public, except recomputing them: admin (``reports.api``).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI evaluates the endpoints'
+# annotations, and ``Depends(clerk)`` names a variable local to ``router``.
 
 import hmac
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.notify.app import Notifier, build
 from services.notify.digest import Digests
@@ -32,7 +37,16 @@ from services.notify.domain import ANY, Trigger
 from services.notify.reports.api import Reports
 from services.notify.reports.api import router as reports_router
 from services.notify.settings import NotifySettings
-from shared.auth import Authenticator, Role
+from shared.auth import (
+    Access,
+    Authenticator,
+    DossierUnits,
+    Principal,
+    Role,
+    dossier_not_found,
+    may,
+    may_reach,
+)
 from shared.clock import Clock, in_vietnam, utc_now
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
@@ -72,19 +86,28 @@ class MessageOut(BaseModel):
 class DeliveryReport(BaseModel):
     """A gateway's report on one SMS, keyed by the reference id we sent (the message key)."""
 
-    reference: str
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(min_length=1, max_length=160)
     status: Literal["delivered", "failed"]
-    reason: str | None = None
+    reason: str | None = Field(None, max_length=300)
 
 
 class OptOutIn(BaseModel):
     """Stop messages for one dossier, or for every dossier of one phone or e-mail."""
 
-    dossier: str | None = None
-    contact: str | None = Field(None, description="Phone or e-mail; stored only as a hash.")
+    model_config = ConfigDict(extra="forbid")
+
+    dossier: str | None = Field(None, min_length=1, max_length=60)
+    contact: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Phone or e-mail; stored only as a keyed fingerprint (HMAC-SHA256).",
+    )
 
     @model_validator(mode="after")
-    def _one_target(self) -> OptOutIn:
+    def _one_target(self) -> "OptOutIn":
         if not (self.dossier or self.contact):
             msg = "give a dossier or a contact"
             raise ValueError(msg)
@@ -94,10 +117,12 @@ class OptOutIn(BaseModel):
 class ToggleIn(BaseModel):
     """Switch a trigger on or off for a procedure and a receiving unit (``*``: any)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     trigger: Trigger
     enabled: bool
-    procedure_code: str = ANY
-    receiving_unit: str = ANY
+    procedure_code: str = Field(ANY, min_length=1, max_length=40)
+    receiving_unit: str = Field(ANY, min_length=1, max_length=60)
 
 
 _NEEDS_KEY: dict[int | str, dict[str, Any]] = {401: {"description": "No live API key."}}
@@ -115,16 +140,33 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
     any_key = auth.require()
     admin = auth.require(Role.ADMIN)
 
-    @api.get(
-        "",
-        response_model=list[MessageOut],
-        dependencies=[Depends(message_reader)],
-        responses=_NEEDS_ROLE,
-    )
+    async def reach(principal: Principal, code: str, access: Access) -> None:
+        """``shared.auth``'s rule on the dossier's receiving unit (notify knows no other
+        part): 404, as for a dossier notify never heard of, unless the key reaches it. An
+        admin or all-unit key reaches even a dossier notify has no addressee for."""
+        unit = await notifier.receiving_unit(code)
+        if not may_reach(principal, access, DossierUnits.of(unit)):
+            raise dossier_not_found(code)
+
+    async def check_opt_out(principal: Principal, body: OptOutIn) -> None:
+        """A unit's clerk opts out (or back in) the dossiers its unit received, and the
+        applicant's own phone or e-mail named with such a dossier; a bare contact, every
+        dossier of it nationwide, needs an admin key (403)."""
+        if body.dossier:
+            await reach(principal, body.dossier, Access.COUNTER_ACTION)
+        if not body.contact or may(principal, Access.CONTACT_OPT_OUT):
+            return
+        if not body.dossier or not await notifier.is_applicant_contact(body.dossier, body.contact):
+            raise HTTPException(403, "contact: only the applicant's own, named with their dossier")
+
+    @api.get("", response_model=list[MessageOut], responses={**_NEEDS_ROLE, 404: {}})
     async def list_notifications(
         dossier: Annotated[str, Query(description="Dossier code.")],
+        principal: Annotated[Principal, Depends(message_reader)],
     ) -> list[MessageOut]:
-        """The messages of one dossier and their delivery status (viewer or counter key)."""
+        """The messages of one dossier and their delivery status (viewer or counter key
+        of the unit that received it)."""
+        await reach(principal, dossier, Access.READ)
         rows = await notifier.for_dossier(dossier)
         return [
             MessageOut(
@@ -189,11 +231,25 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         ):
             raise HTTPException(404, "no message sent or being sent with this reference")
 
-    @api.post("/opt-outs", dependencies=[Depends(clerk)], responses=_NEEDS_ROLE)
-    async def opt_out(body: OptOutIn) -> dict[str, int]:
-        """A citizen's opt-out, recorded by a clerk (counter key); queued messages it
-        covers are suppressed."""
+    @api.post("/opt-outs", responses={**_NEEDS_ROLE, 404: {}})
+    async def opt_out(
+        body: OptOutIn, principal: Annotated[Principal, Depends(clerk)]
+    ) -> dict[str, int]:
+        """A citizen's opt-out, recorded by a clerk (counter key of the dossier's unit; a
+        bare contact: admin); queued messages it covers are suppressed."""
+        await check_opt_out(principal, body)
         return {"suppressed": await notifier.opt_out(dossier=body.dossier, contact=body.contact)}
+
+    @api.post("/opt-outs/undo", responses={**_NEEDS_ROLE, 404: {}})
+    async def undo_opt_out(
+        body: OptOutIn, principal: Annotated[Principal, Depends(clerk)]
+    ) -> dict[str, int]:
+        """Withdraw a citizen's opt-out, recorded by a clerk (counter key): the same body
+        as the opt-out (a POST, so that a phone or e-mail never travels in a URL, which is
+        logged), under the same rule. ``removed`` 0: none was recorded. Messages already
+        suppressed stay so."""
+        await check_opt_out(principal, body)
+        return {"removed": await notifier.undo_opt_out(dossier=body.dossier, contact=body.contact)}
 
     @api.get("/toggles", dependencies=[Depends(any_key)], responses=_NEEDS_KEY)
     async def list_toggles() -> list[ToggleIn]:
@@ -234,5 +290,10 @@ def create_app(
             digest_router(digests, auth),
             reports_router(reports, auth),
         ],
-        background=[notifier.dispatch_forever, reports.gauges_forever, digests.schedule_forever],
+        background=[
+            notifier.dispatch_forever,
+            notifier.purge_forever,
+            reports.gauges_forever,
+            digests.schedule_forever,
+        ],
     )

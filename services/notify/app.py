@@ -65,7 +65,7 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 from sqlalchemy import case, null
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import domain, store
@@ -88,8 +88,9 @@ from shared.consume import follow, subscribe
 from shared.events import DossierReceived, DossierSubmitted, Envelope
 from shared.keys_sync import TABLES as KEY_TABLES
 from shared.keys_sync import following_keys
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, every
 from shared.settings import ServiceName, Settings
+from shared.signing import dev_secret
 from shared.topics import API_KEYS, DOSSIER_LIFECYCLE, DOSSIER_SLA
 from shared.wakeup import Wakeup
 
@@ -133,6 +134,7 @@ class Notifier:
         self._wake = Wakeup()
         self._slots = {name: asyncio.Semaphore(settings.send_concurrency) for name in channels}
         self.office = OfficeWarnings(self.renderer, self.wake, clock=clock)
+        self.opt_out_key = opt_out_key(runtime.settings, settings)
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Store contacts and queue the messages events ask for (inside the inbox transaction).
@@ -189,7 +191,7 @@ class Notifier:
                 drafts.setdefault(draft.key, draft)
         if not drafts:
             return
-        opted_out = await _opted_out(session, drafts.values())
+        opted_out = await _opted_out(session, drafts.values(), self.opt_out_key)
         stored = set(
             (
                 await session.exec(
@@ -611,7 +613,9 @@ class Notifier:
         if dossier:
             targets.append(store.dossier_target(dossier))
         if contact:
-            targets.append(store.contact_target(domain.contact_fingerprint(contact)))
+            targets.append(
+                store.contact_target(domain.contact_fingerprint(contact, self.opt_out_key))
+            )
         async with self.runtime.db.transaction() as session:
             present = set(
                 (
@@ -631,7 +635,7 @@ class Notifier:
                     )
                 )
             ).all()
-            hit = [m.key for m in queued if _opt_out_targets(m) & set(targets)]
+            hit = [m.key for m in queued if _opt_out_targets(m, self.opt_out_key) & set(targets)]
             if hit:
                 await session.exec(
                     update(store.Message)
@@ -639,6 +643,23 @@ class Notifier:
                     .values(status=store.SUPPRESSED)
                 )
             return len(hit)
+
+    async def undo_opt_out(self, *, dossier: str | None, contact: str | None) -> int:
+        """Withdraw an opt-out (the citizen wants messages again); return how many targets
+        were removed (0: none was recorded). Messages already suppressed stay suppressed:
+        they were due then, and may no longer be true; later ones are sent."""
+        targets = []
+        if dossier:
+            targets.append(store.dossier_target(dossier))
+        if contact:
+            targets.append(
+                store.contact_target(domain.contact_fingerprint(contact, self.opt_out_key))
+            )
+        async with self.runtime.db.transaction() as session:
+            result = await session.exec(
+                delete(store.OptOut).where(col(store.OptOut.target).in_(targets))
+            )
+            return int(result.rowcount)
 
     async def set_toggle(
         self, trigger: domain.Trigger, enabled: bool, *, procedure: str, unit: str
@@ -660,6 +681,70 @@ class Notifier:
         """Every toggle set."""
         async with self.runtime.db.sessions() as session:
             return await load_toggles(session)
+
+    async def purge_expired(self) -> int:
+        """Blank the recipient, subject and text (and an e-mail's HTML) of every message
+        that reached its end (``store.FINAL``) more than ``message_retention_days`` after
+        it was created; return how many were purged. The row, its status and its times
+        stay: the delivery history and the reports need no personal data. A message still
+        queued or being sent keeps what it needs to be sent, however old."""
+        cutoff = self.clock() - timedelta(days=self.settings.message_retention_days)
+        expired = (
+            col(store.Message.status).in_(store.FINAL),
+            col(store.Message.created_at) < cutoff,
+        )
+        async with self.runtime.db.transaction() as session:
+            keys = list(
+                (
+                    await session.exec(
+                        select(store.Message.key).where(
+                            *expired,
+                            (col(store.Message.recipient) != store.PURGED)
+                            | (col(store.Message.body) != store.PURGED),
+                        )
+                    )
+                ).all()
+            )
+            if not keys:
+                return 0
+            await session.exec(
+                update(store.Message)
+                .where(col(store.Message.key).in_(keys), *expired)
+                .values(recipient=store.PURGED, subject=None, body=store.PURGED)
+            )
+            await session.exec(
+                delete(store.MessageHtml).where(col(store.MessageHtml.key).in_(keys))
+            )
+        log.info("purged the personal data of %d message(s) past their retention", len(keys))
+        return len(keys)
+
+    async def purge_forever(self) -> None:
+        """Purge messages past their retention every ``retention_check_seconds``."""
+
+        async def purge() -> None:
+            await self.purge_expired()
+
+        await every(self.settings.retention_check_seconds, purge, "message retention")
+
+    async def receiving_unit(self, code: str) -> str | None:
+        """The unit that received the dossier, as its ``dossier.received`` or
+        ``dossier.submitted`` said (``None``: notify has not heard of it)."""
+        async with self.runtime.db.sessions() as session:
+            row = await session.get(store.AddresseeRow, code)
+            return None if row is None else row.receiving_unit
+
+    async def is_applicant_contact(self, code: str, contact: str) -> bool:
+        """Whether ``contact`` is the phone or e-mail of the dossier's applicant."""
+        async with self.runtime.db.sessions() as session:
+            row = await session.get(store.AddresseeRow, code)
+        if row is None:
+            return False
+        wanted = domain.contact_fingerprint(contact, self.opt_out_key)
+        return any(
+            domain.contact_fingerprint(known, self.opt_out_key) == wanted
+            for known in (row.phone, row.email)
+            if known
+        )
 
     async def for_dossier(self, code: str) -> list[store.Message]:
         """Messages of one dossier, oldest first."""
@@ -696,16 +781,37 @@ def _addressee(row: store.AddresseeRow) -> domain.Addressee:
     )
 
 
-def _opt_out_targets(message: store.Message | domain.Draft) -> set[str]:
+def opt_out_key(settings: Settings, notify: NotifySettings) -> bytes:
+    """The key of the contact fingerprints: ``MOTCUA_NOTIFY_OPT_OUT_SECRET``, else (on a
+    PLAINTEXT broker: development) the one generated once in
+    ``<var_dir>/notify-opt-out.secret``, mode 600. A secured deployment must set it, so
+    that every notify process, and the command line, fingerprint alike."""
+    if notify.opt_out_secret is not None:
+        return notify.opt_out_secret.get_secret_value().encode()
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        msg = (
+            "MOTCUA_NOTIFY_OPT_OUT_SECRET is not set: with a secured broker "
+            f"({settings.kafka_security_protocol}) notify refuses to start without the key of "
+            "its opt-out fingerprints"
+        )
+        raise ValueError(msg)
+    return dev_secret(settings.var_dir, OPT_OUT_SECRET_FILE).encode()
+
+
+OPT_OUT_SECRET_FILE = "notify-opt-out.secret"
+"""The generated development key of the opt-out fingerprints, under ``var_dir``."""
+
+
+def _opt_out_targets(message: store.Message | domain.Draft, key: bytes) -> set[str]:
     return {
         store.dossier_target(message.dossier_code),
-        store.contact_target(domain.contact_fingerprint(message.recipient)),
+        store.contact_target(domain.contact_fingerprint(message.recipient, key)),
     }
 
 
-async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft]) -> set[str]:
+async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft], key: bytes) -> set[str]:
     """Keys of drafts whose dossier or contact has opted out (one query)."""
-    wanted = {d.key: _opt_out_targets(d) for d in drafts}
+    wanted = {d.key: _opt_out_targets(d, key) for d in drafts}
     targets: set[str] = set().union(*wanted.values())
     found = set(
         (

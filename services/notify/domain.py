@@ -7,6 +7,7 @@ No I/O here. The texts themselves come from the Jinja2 templates (``render.py``)
 from __future__ import annotations
 
 import hashlib
+import hmac
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -118,10 +119,12 @@ def _action_notice(code: str, action: DossierActionRecorded) -> Notice | None:
     trigger = ACTION_TRIGGERS.get(action.action)
     if trigger is None:
         return None
-    facts = _times(action.new_due_at, "new_due")
-    if action.reason:
-        facts["reason"] = action.reason
-    return Notice(code, trigger, occurrence=str(action.sequence), facts=facts)
+    # The clerk's free-text reason never goes into a message: an SMS or e-mail under the
+    # official sender that carries whatever a request typed (an account number, a link)
+    # is a phishing channel. The citizen reads the reason at the counter or in the look-up.
+    return Notice(
+        code, trigger, occurrence=str(action.sequence), facts=_times(action.new_due_at, "new_due")
+    )
 
 
 OFFICE_WARNING_TRIGGER = "office_warning"
@@ -230,8 +233,10 @@ def is_enabled(toggles: Toggles, procedure_code: str, unit: str, trigger: Trigge
     return True
 
 
-def contact_fingerprint(contact: str) -> str:
-    """A one-way fingerprint of a phone or e-mail, so opt-outs store no personal data.
+def contact_fingerprint(contact: str, secret: bytes) -> str:
+    """A keyed one-way fingerprint (HMAC-SHA256 under ``secret``) of a phone or e-mail, so
+    opt-outs store no personal data. Keyed, because a plain hash of a phone number is
+    reversed in minutes by hashing every number; without the secret it cannot be.
 
     Phones compare by digits with a leading ``84`` read as ``0``; e-mails case-insensitively.
     """
@@ -239,7 +244,7 @@ def contact_fingerprint(contact: str) -> str:
     if "@" not in value:
         digits = "".join(c for c in value if c.isdigit())
         value = "0" + digits[2:] if digits.startswith("84") else digits
-    return hashlib.sha256(value.encode()).hexdigest()
+    return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
 
 
 # GSM 03.38: the basic set costs one septet, the extension set two (escape + char).
@@ -343,5 +348,6 @@ class Draft:
     body: str
 
 
-FACT_NAMES = ("due", "due_short", "new_due", "new_due_short", "reason")
-"""Facts a template may use besides code, name, procedure_code and unit; absent ones are ''."""
+FACT_NAMES = ("due", "due_short", "new_due", "new_due_short")
+"""Facts a template may use besides code, name, procedure_code and unit; absent ones are ''.
+Structured values only: no free text from a request (see ``_action_notice``)."""

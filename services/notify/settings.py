@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import time
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,8 +55,8 @@ class NotifySettings(BaseSettings):
     )
     sms_report_token: SecretStr = Field(
         SecretStr(""),
-        description="Shared secret the gateway puts in its delivery-report callback URL "
-        "(…/api/v1/notifications/delivery-reports?token=…). Empty: reports are refused.",
+        description="Shared secret the gateway sends in the X-Report-Token header of its "
+        "delivery-report callback (never in the URL). Empty: reports are refused.",
     )
     sms_answer_code_field: str = Field("code", description="Answer field with the result code.")
     sms_answer_id_field: str = Field("message_id", description="Answer field with the gateway id.")
@@ -96,6 +96,24 @@ class NotifySettings(BaseSettings):
         "one recipient's messages go one after another.",
     )
 
+    message_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="Days after which a message that reached its end (sent, delivered, "
+        "failed, unknown, superseded, suppressed) loses its recipient and text: the row and "
+        "its status stay for the reports and the delivery history.",
+    )
+    retention_check_seconds: float = Field(
+        3600.0, gt=0, description="How often messages past their retention are purged."
+    )
+    opt_out_secret: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 fingerprint under which an opt-out stores a "
+        "phone or e-mail (at least 32 characters; the same on every notify process). Unset: "
+        "generated once in var_dir/notify-opt-out.secret (development). Changing it makes "
+        "every contact opt-out recorded before inert.",
+    )
+
     digest_period: Literal["month", "week"] = Field(
         "month", description="Period of the office heads' digest: month or (ISO) week."
     )
@@ -110,6 +128,14 @@ class NotifySettings(BaseSettings):
     digest_overdue_limit: int = Field(
         200, gt=0, description="Most overdue dossiers listed in one digest (oldest due first)."
     )
+
+    @field_validator("opt_out_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            msg = "opt_out_secret: at least 32 characters"
+            raise ValueError(msg)
+        return value
 
     @property
     def sms_sink_names(self) -> list[str]:

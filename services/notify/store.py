@@ -2,8 +2,9 @@
 office heads.
 
 Personal data (recipient, body, names, phones, e-mails) lives only in ``message``,
-``message_html``, ``addressee`` and ``office_head``; opt-outs by contact store a one-way
-fingerprint, never the contact.
+``message_html``, ``addressee`` and ``office_head``; a message's is blanked once it is final
+and older than ``message_retention_days`` (``Notifier.purge_expired``). Opt-outs by contact
+store a keyed one-way fingerprint (HMAC-SHA256), never the contact.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ UNKNOWN = "unknown"  # interrupted during send on a channel that cannot be repea
 SUPPRESSED = "suppressed"  # the citizen opted out before it was sent
 SUPERSEDED = "superseded"  # no longer true when its turn came: processing ended first
 STATUSES = (QUEUED, SENDING, SENT, DELIVERED, FAILED, UNKNOWN, SUPPRESSED, SUPERSEDED)
+FINAL = (SENT, DELIVERED, FAILED, UNKNOWN, SUPPRESSED, SUPERSEDED)
+"""Statuses after which a message is never sent (again): its personal data may go. A
+``sent`` SMS may still get its delivery report, which needs only the key."""
+PURGED = ""
+"""The recipient and body of a message past its retention (the columns are NOT NULL)."""
 
 
 class Message(SQLModel, table=True):
@@ -87,7 +93,9 @@ class AddresseeRow(SQLModel, table=True):
 
 
 class OptOut(SQLModel, table=True):
-    """A citizen's opt-out: ``dossier:<code>`` or ``contact:<sha256 fingerprint>``."""
+    """A citizen's opt-out: ``dossier:<code>`` or ``contact:<HMAC-SHA256 fingerprint>``
+    (``domain.contact_fingerprint``; rows made before the key, plain SHA-256, match no
+    contact any more)."""
 
     __tablename__ = "opt_out"
 

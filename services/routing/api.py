@@ -9,8 +9,12 @@ manual assignment, and a dossier's processing-control sheet (Mẫu 06).
 Access (API keys issued by intake, checked against routing's copy, ``shared.keys_sync``):
 the catalogue and one procedure of it are public (published information); every other
 read needs a live key (401 without); every write needs an admin key (403 for another
-role), and a refused write changes nothing. A write records its author as the key's id,
-after the optional, unchecked ``by`` the caller gives: ``"ops (key 0123456789ab)"``.
+role), and a refused write changes nothing. What names dossiers follows ``shared.auth``'s
+access rule: the manual queue shows a unit's key only the dossiers its unit received; a
+dossier's sheet, only to keys of a unit with a part in it (received, routed office, chain
+step), else 404 as for an unknown dossier; kiosk keys read neither (403). A write records
+its author as the key's id, after the optional, unchecked ``by`` the caller gives:
+``"ops (key 0123456789ab)"``.
 """
 
 # No ``from __future__ import annotations``: FastAPI must evaluate the ``Depends`` in the
@@ -22,12 +26,30 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.routing import domain
 from services.routing.app import AssignError, Catalogues, Routing, build
-from shared.auth import Authenticator, Principal, Role
-from shared.catalogue import Procedure, ProcedureError, Step, parse_procedure
+from shared.auth import (
+    Access,
+    Authenticator,
+    DossierUnits,
+    Principal,
+    Role,
+    dossier_not_found,
+    may_reach,
+    require_access,
+)
+from shared.catalogue import (
+    AGENCY_CODE_PATTERN,
+    FIELD_MAX_LENGTH,
+    MAX_STEPS,
+    PROCEDURE_CODE_PATTERN,
+    Procedure,
+    ProcedureError,
+    Step,
+    parse_procedure,
+)
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
@@ -189,6 +211,8 @@ class RuleSetOut(BaseModel):
 class NewRule(BaseModel):
     """A rule to add, and optionally who adds it."""
 
+    model_config = ConfigDict(extra="forbid")
+
     rule: dict[str, Any]
     by: str | None = Field(
         default=None, min_length=1, max_length=BY_MAX_LENGTH, description=BY_DESCRIPTION
@@ -198,10 +222,12 @@ class NewRule(BaseModel):
 class TestQuery(BaseModel):
     """A hypothetical dossier: field and level default to the catalogue's."""
 
-    procedure: str
-    receiving_unit: str
+    model_config = ConfigDict(extra="forbid")
+
+    procedure: str = Field(pattern=PROCEDURE_CODE_PATTERN)
+    receiving_unit: str = Field(pattern=AGENCY_CODE_PATTERN)
     channel: domain.ChannelName = "counter"
-    field: str | None = None
+    field: str | None = Field(None, min_length=1, max_length=FIELD_MAX_LENGTH)
     level: domain.Level | None = None
 
 
@@ -248,8 +274,10 @@ class QueueEntryOut(BaseModel):
 class AssignIn(BaseModel):
     """A manual assignment: the office, optionally the chain and who decides."""
 
-    office: str
-    steps: list[Step] | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    office: str = Field(pattern=AGENCY_CODE_PATTERN)
+    steps: list[Step] | None = Field(None, min_length=1, max_length=MAX_STEPS)
     by: str | None = Field(
         default=None, min_length=1, max_length=BY_MAX_LENGTH, description=BY_DESCRIPTION
     )
@@ -329,6 +357,7 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
     api = APIRouter(prefix="/api/v1/rules", tags=["rules"])
     admin = auth.require(Role.ADMIN)
     reader = auth.require()
+    dossier_reader = require_access(auth, Access.READ)
 
     @api.get("", response_model=RuleSetOut, responses=KEYED, dependencies=[Depends(reader)])
     async def list_rules() -> RuleSetOut:
@@ -408,17 +437,16 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
             kept=dict(report.kept),
         )
 
-    @api.get(
-        "/manual-queue",
-        response_model=list[QueueEntryOut],
-        responses=KEYED,
-        dependencies=[Depends(reader)],
-    )
-    async def manual_queue() -> list[QueueEntryOut]:
-        """Dossiers no rule could route, oldest first."""
+    @api.get("/manual-queue", response_model=list[QueueEntryOut], responses=ADMIN)
+    async def manual_queue(
+        principal: Annotated[Principal, Depends(dossier_reader)],
+    ) -> list[QueueEntryOut]:
+        """Dossiers no rule could route, oldest first: those the key's unit received (an
+        admin or all-unit key: all)."""
         return [
             QueueEntryOut.model_validate(entry, from_attributes=True)
             for entry in await routing.manual_queue()
+            if may_reach(principal, Access.READ, DossierUnits.of(entry.receiving_unit))
         ]
 
     @api.post(
@@ -437,26 +465,27 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
             raise _refused(error) from None
         except AssignError as error:
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
-        return await _sheet(routing, code)
+        return await _sheet(routing, code, principal)
 
-    @api.get(
-        "/sheet/{code}",
-        response_model=SheetOut,
-        responses={**KEYED, 404: {}},
-        dependencies=[Depends(reader)],
-    )
-    async def sheet(code: str) -> SheetOut:
-        """The processing-control sheet (Mẫu 06): each step's office, start, due and end."""
-        return await _sheet(routing, code)
+    @api.get("/sheet/{code}", response_model=SheetOut, responses={**ADMIN, 404: {}})
+    async def sheet(
+        code: str, principal: Annotated[Principal, Depends(dossier_reader)]
+    ) -> SheetOut:
+        """The processing-control sheet (Mẫu 06): each step's office, start, due and end
+        (404 for a dossier the key's unit has no part in, as for an unknown one)."""
+        return await _sheet(routing, code, principal)
 
     return api
 
 
-async def _sheet(routing: Routing, code: str) -> SheetOut:
+async def _sheet(routing: Routing, code: str, principal: Principal) -> SheetOut:
     found = await routing.sheet(code)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"dossier {code} is not assigned")
+        raise dossier_not_found(code)
     row, chain = found
+    units = DossierUnits.of(row.receiving_unit, row.office, *(step.office for step in chain))
+    if not may_reach(principal, Access.READ, units):
+        raise dossier_not_found(code)
     return SheetOut(
         dossier_code=row.dossier_code,
         procedure_code=row.procedure_code,

@@ -27,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.calendar import WorkCalendar
 from shared.catalogue import (
     AGENCY_CODE_PATTERN,
+    FIELD_MAX_LENGTH,
+    MAX_STEPS,
     PROCEDURE_CODE_PATTERN,
     Catalogue,
     Procedure,
@@ -53,7 +55,9 @@ class Rule(BaseModel):
     priority: int = Field(ge=1, description="Order of trial: lower first; unique in a rule set.")
     office: str = Field(description="Agency code of the office that holds the dossier first.")
     procedure: str | None = Field(None, description="Procedure code (mã TTHC).")
-    field: str | None = Field(None, description="Lĩnh vực.")
+    field: str | None = Field(
+        None, min_length=1, max_length=FIELD_MAX_LENGTH, description="Lĩnh vực."
+    )
     level: Level | None = Field(None, description="Level of the procedure (tinh, xa, huyen).")
     receiving_unit: str | None = Field(None, description="Agency code of the receiving unit.")
     channel: ChannelName | None = None
@@ -61,8 +65,9 @@ class Rule(BaseModel):
         None,
         description="Chain overriding the catalogue's; step 1 is the rule's office, a null "
         "office of a later step is the receiving unit. Null: the catalogue's chain.",
+        max_length=MAX_STEPS,
     )
-    note: str = ""
+    note: str = Field("", max_length=500)
 
     @field_validator("office", "receiving_unit")
     @classmethod

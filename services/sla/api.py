@@ -1,10 +1,11 @@
 """SLA's HTTP API: the clock of a dossier, explained by its ledger.
 
 Access: every endpoint needs a live API key (``X-API-Key``, checked against sla's copy of
-the keys intake issues: 401 without one). A key bound to a unit reads only the dossiers
-that unit has a part in: received there, or handled there (the routed office or the
-office of a chain step); any other dossier is 403. Admin keys and keys of every unit
-(``*``) read every dossier.
+the keys intake issues: 401 without one). ``shared.auth``'s access rule: a key bound to a
+unit reads only the dossiers that unit has a part in: received there, or handled there
+(the routed office or the office of a chain step); any other dossier answers 404, exactly
+as an unknown one. Admin keys and keys of every unit (``*``) read every dossier; a kiosk
+key reads none (403).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI evaluates the endpoint's
@@ -13,13 +14,21 @@ office of a chain step); any other dossier is 403. Admin keys and keys of every 
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 
 from services.sla import store
 from services.sla.app import SlaSettings, Tracker, build
 from services.sla.domain import DOSSIER_STEP, HOUR, ClockState, Outcome
-from shared.auth import ALL_UNITS, Authenticator, Principal
+from shared.auth import (
+    Access,
+    Authenticator,
+    DossierUnits,
+    Principal,
+    dossier_not_found,
+    may_reach,
+    require_access,
+)
 from shared.clock import in_vietnam
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
@@ -89,38 +98,27 @@ class ClockOut(BaseModel):
     warnings: list[WarningOut]
 
 
-def units_of(row: store.DossierClock) -> set[str]:
+def units_of(row: store.DossierClock) -> DossierUnits:
     """The units that have a part in a tracked dossier: the receiving unit, the routed
     office and the office of every chain step (those recorded so far)."""
     offices = (step[0] for step in row.steps or [] if step)
-    return {unit for unit in (row.receiving_unit, row.office, *offices) if unit}
-
-
-def check_reader(principal: Principal, row: store.DossierClock) -> None:
-    """``HTTPException(403)`` unless ``principal`` may read the clock of ``row``: admin and
-    all-unit keys read everything; a unit's key, the dossiers its unit has a part in (none
-    when the row records no unit at all)."""
-    if principal.covers(ALL_UNITS):
-        return
-    if not any(principal.covers(unit) for unit in units_of(row)):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"this key's unit {principal.unit} has no part in dossier {row.code}",
-        )
+    return DossierUnits.of(row.receiving_unit, row.office, *offices)
 
 
 def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
     """The clock endpoints (every one needs an API key)."""
     api = APIRouter(prefix="/api/v1/sla", tags=["sla"])
-    reader = auth.require()
+    reader = require_access(auth, Access.READ)
 
     @api.get(
         "/{code}",
         response_model=ClockOut,
         responses={
             401: {"description": "No live API key."},
-            403: {"description": "The key's unit has no part in this dossier."},
-            404: {"description": "No clock for this code (yet)."},
+            403: {"description": "The key's role reads no dossier (kiosk)."},
+            404: {
+                "description": "No clock for this code (yet), or the key's unit has no part in it."
+            },
         },
     )
     async def get_clock(code: str, principal: Annotated[Principal, Depends(reader)]) -> ClockOut:
@@ -130,10 +128,13 @@ def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
         """
         found = await tracker.get(code)
         clock = None if found is None else tracker.replay(*found)
-        if found is None or clock is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no clock for {code}")
+        if (
+            found is None
+            or clock is None
+            or not may_reach(principal, Access.READ, units_of(found[0]))
+        ):
+            raise dossier_not_found(code)
         row = found[0]
-        check_reader(principal, row)
         emitted = await tracker.emitted(code)
         now = tracker.now()
         left = clock.working_left(now)

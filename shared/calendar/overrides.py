@@ -150,7 +150,7 @@ def read_overrides(path: Path) -> ProvinceOverrides:
 
 def write_overrides(path: Path, overrides: ProvinceOverrides) -> None:
     """Replace the file at ``path`` atomically (write aside, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     aside = path.with_suffix(".json.tmp")
     aside.write_text(overrides.to_json(), encoding="utf-8")
     os.replace(aside, path)

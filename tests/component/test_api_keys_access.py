@@ -119,14 +119,15 @@ async def test_sla_needs_a_live_key_before_anything_else(sla: Service) -> None:
     assert (await sla.client.get(f"/api/v1/sla/{UNKNOWN}", headers=admin)).status_code == 401
 
 
-async def test_sla_any_role_reads_but_a_units_key_only_its_dossiers(sla: Service) -> None:
+async def test_sla_reading_roles_read_but_a_units_key_only_its_dossiers(sla: Service) -> None:
     await track(sla.runtime, CHAINED, routed=True)
     await track(sla.runtime, UNROUTED, routed=False)
     chained, unrouted = f"/api/v1/sla/{CHAINED}", f"/api/v1/sla/{UNROUTED}"
 
-    for role in Role:  # any live key of every unit reads every clock
+    for role in Role:  # a key of every unit reads every clock, but a kiosk's reads none
         key = await grant_key(sla.db, role, ALL_UNITS)
-        assert (await sla.client.get(chained, headers=key)).status_code == 200, role
+        expected = 403 if role is Role.KIOSK else 200
+        assert (await sla.client.get(chained, headers=key)).status_code == expected, role
     admin_of_a_unit = await grant_key(sla.db, Role.ADMIN, OTHER)
     assert (await sla.client.get(chained, headers=admin_of_a_unit)).status_code == 200
 
@@ -138,16 +139,16 @@ async def test_sla_any_role_reads_but_a_units_key_only_its_dossiers(sla: Service
         answer = await sla.client.get(chained, headers=key)
         assert answer.status_code == 200, answer.text
         assert answer.json()["code"] == CHAINED
+    # another unit's dossier answers exactly as an unknown code
     refused = await sla.client.get(chained, headers=other)
-    assert refused.status_code == 403
-    assert "code" not in refused.json()
+    assert (refused.status_code, refused.json()) == (404, {"detail": f"no dossier {CHAINED}"})
+    unknown = await sla.client.get(f"/api/v1/sla/{UNKNOWN}", headers=other)
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": f"no dossier {UNKNOWN}"})
 
     # not routed yet: only the receiving unit has a part in it
     assert (await sla.client.get(unrouted, headers=receiving)).status_code == 200
     for key in (routed, second, other):
-        assert (await sla.client.get(unrouted, headers=key)).status_code == 403
-    # a unit's key learns nothing more of an unknown code than that it is unknown
-    assert (await sla.client.get(f"/api/v1/sla/{UNKNOWN}", headers=other)).status_code == 404
+        assert (await sla.client.get(unrouted, headers=key)).status_code == 404
 
 
 # --- notify -------------------------------------------------------------------------------
@@ -182,6 +183,47 @@ async def test_messages_are_for_viewers_and_counters(notify: Service) -> None:
     await revoke_granted(notify.db, by_role[Role.VIEWER])
     revoked = await notify.client.get(path, params=params, headers=by_role[Role.VIEWER])
     assert revoked.status_code == 401
+
+
+async def test_messages_and_opt_outs_keep_to_the_receiving_unit(notify: Service) -> None:
+    code, unknown = MESSAGES[1]["dossier"], "000.00.00.H56-260602-0099"
+    async with notify.db.transaction() as session:
+        session.add(
+            notify_store.AddresseeRow(
+                dossier_code=code,
+                name="Trần Thị B",
+                phone="0912345678",
+                procedure_code="2.000635",
+                receiving_unit=RECEIVING,
+                updated_at=datetime.now(UTC),
+            )
+        )
+    own = await grant_key(notify.db, Role.COUNTER, RECEIVING)
+    other = await grant_key(notify.db, Role.COUNTER, OTHER)
+    viewer_of_other = await grant_key(notify.db, Role.VIEWER, OTHER)
+    path, params = MESSAGES
+    assert (await notify.client.get(path, params=params, headers=own)).status_code == 200
+    for key in (other, viewer_of_other):  # another unit's dossier: as an unknown one
+        answer = await notify.client.get(path, params=params, headers=key)
+        assert (answer.status_code, answer.json()) == (404, {"detail": f"no dossier {code}"})
+    answer = await notify.client.get(path, params={"dossier": unknown}, headers=own)
+    assert (answer.status_code, answer.json()) == (404, {"detail": f"no dossier {unknown}"})
+
+    opt_out = "/api/v1/notifications/opt-outs"
+    for body in ({"dossier": code}, {"dossier": code, "contact": "0912345678"}):
+        assert (await notify.client.post(opt_out, json=body, headers=other)).status_code == 404
+        undo = await notify.client.post(f"{opt_out}/undo", json=body, headers=other)
+        assert undo.status_code == 404
+    for body in ({"contact": "0912345678"}, {"dossier": code, "contact": "0987654321"}):
+        # a contact alone (nationwide), or not the applicant's: admin only
+        assert (await notify.client.post(opt_out, json=body, headers=own)).status_code == 403
+    assert await opt_outs(notify.db) == []
+    mine = {"dossier": code, "contact": "+84912345678"}  # the applicant's own phone
+    assert (await notify.client.post(opt_out, json=mine, headers=own)).status_code == 200
+    assert len(await opt_outs(notify.db)) == 2
+    admin = await grant_key(notify.db, Role.ADMIN, ALL_UNITS)
+    bare = {"contact": "0987654321"}
+    assert (await notify.client.post(opt_out, json=bare, headers=admin)).status_code == 200
 
 
 REPORTS = "/api/v1/notifications/delivery-reports"

@@ -23,6 +23,7 @@ from tests.component.test_intake_api import (
     Keys,
     events,
     intake_client,
+    route,
     stored,
 )
 from tests.factories import api_key_header, dossier_body
@@ -40,9 +41,11 @@ def env(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[TestClient, Keys]]:
 
 
 def receive(client: TestClient, keys: Keys, **overrides: Any) -> str:
+    """Receive a dossier at H56's counter; routing sends it to ``OFFICE``."""
     response = client.post("/api/v1/dossiers", json=dossier_body(**overrides), headers=keys.counter)
     assert response.status_code == 201, response.text
     code: str = response.json()["code"]
+    route(client, code)
     return code
 
 
@@ -194,6 +197,16 @@ def test_extend_is_limited_by_the_setting(tmp_path: Path, clock: FakeClock) -> N
         third = act(client, code, keys.office, "extend", reason="r", new_due_at=LATEST)
         assert third.status_code == 409
         assert "limit of 2" in third.json()["detail"]
+    with intake_client(tmp_path / "c", clock, IntakeSettings(extension_max_days=30)) as (
+        client,
+        keys,
+    ):
+        code = receive(client, keys)
+        far = act(client, code, keys.office, "extend", reason="r", new_due_at="9999-12-31T00:00Z")
+        assert far.status_code == 422
+        [error] = far.json()["detail"]
+        assert error["loc"][-1] == "new_due_at"
+        assert "at most 30 days" in error["msg"]
 
 
 @pytest.mark.parametrize(
@@ -245,9 +258,12 @@ def test_keys_roles_and_units(env: tuple[TestClient, Keys]) -> None:
     assert client.post(url, json=dossier_body(), headers=keys.counter_h22).status_code == 403
     code = receive(client, keys)
     assert client.get(f"{url}/{code}").status_code == 401
-    assert client.get(f"{url}/{code}", headers=keys.counter_h22).status_code == 403
+    unknown = client.get(f"{url}/{code[:-4]}9999", headers=keys.counter)
+    foreign = client.get(f"{url}/{code}", headers=keys.counter_h22)  # as an unknown code
+    assert (foreign.status_code, foreign.json()) == (404, {"detail": f"no dossier {code}"})
+    assert unknown.status_code == 404
     assert client.get(f"{url}/{code}", headers=keys.office).status_code == 200
-    assert act(client, code, keys.counter_h22, "request_supplement").status_code == 403
+    assert act(client, code, keys.counter_h22, "request_supplement").status_code == 404
     assert act(client, code, keys.kiosk, "resolve").status_code == 403
     assert act(client, code, keys.viewer, "resolve").status_code == 403
     assert act(client, code, keys.counter, "resolve").status_code == 403  # an office's act

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from services.intake.store import Dossier
 from shared.auth import Role
 from shared.calendar import VN_TZ
 from shared.db import table
-from shared.events import DossierReceived, Envelope, decode
+from shared.events import ChainStep, DossierReceived, DossierRouted, Envelope, decode
 from shared.localbroker import free_port
 from shared.outbox import OutboxRow
 from shared.settings import Settings
@@ -114,6 +115,30 @@ def stored(client: TestClient) -> tuple[int, list[bytes]]:
         return int(dossiers or 0), list(values.all())
 
     return client.portal.call(read)  # type: ignore[attr-defined, no-any-return]
+
+
+def route(client: TestClient, code: str, *offices: str) -> None:
+    """Deliver routing's ``dossier.routed`` for ``code`` to intake, naming ``offices`` (the
+    chain; default: ``OFFICE`` alone), as the routing topic would."""
+    chain = offices or (OFFICE,)
+    routed = DossierRouted(
+        procedure_code="2.000635",
+        office=chain[0],
+        field="Hộ tịch",
+        rule="test",
+        catalogue_version=1,
+        steps=[ChainStep(office=office, hours=Decimal(8)) for office in chain],
+    )
+    event = Envelope.wrap(routed, occurred_at=START, source="routing", dossier_code=code)
+    intake = client.app.state.intake  # type: ignore[attr-defined]
+
+    async def deliver() -> None:
+        async with intake.runtime.db.transaction() as session:
+            await intake.apply_routing(session, [event])
+
+    portal = client.portal
+    assert portal is not None
+    portal.call(deliver)
 
 
 def events(client: TestClient) -> list[Envelope]:

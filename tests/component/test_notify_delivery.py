@@ -9,6 +9,7 @@ often it is posted (that is what makes resending after a crash safe).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -32,8 +33,10 @@ from fastapi import FastAPI
 from faststream.kafka import TestKafkaBroker
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
+from sqlmodel import select
 
 from services.notify import app as notify_app
+from services.notify import store
 from services.notify.api import router
 from services.notify.channels import FailoverSink, FileSink, HttpSmsSink, SmtpSink
 from services.notify.digest import Digests
@@ -361,9 +364,9 @@ async def test_later_triggers_reach_the_stored_contact(
     assert await notifier.dispatch_round() == 1
     by_ref = {r["request_id"]: r["message"] for r in gateway.requests}
     assert by_ref[f"{CODE}:supplement_requested#1:sms"] == (
-        f"Ho so {CODE} can bo sung. Noi dung: Thieu to khai. "
-        "De nghi ong/ba bo sung tai Bo phan Mot cua."
-    )
+        f"Ho so {CODE} can bo sung. Noi dung can bo sung xem tai Bo phan Mot cua "
+        "hoac tra cuu bang ma ho so."
+    )  # the clerk's reason stays at the counter and in the look-up, never in an SMS
     assert f"{CODE}:supplement_requested#3:sms" in by_ref
     assert "Hen tra moi: 16:30 09/03/2026" in by_ref[f"{CODE}:apology#4:sms"]
     assert "da qua han" in by_ref[f"{CODE}:overdue:sms"]
@@ -641,6 +644,115 @@ async def test_api_shows_statuses_and_takes_delivery_reports(
                 "receiving_unit": "000.00.00.H56",
             }
         ]
+
+
+async def test_bodies_refuse_unknown_fields_and_overlong_values(
+    settings: Settings, notify_settings: NotifySettings, clock: FakeClock
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    db = notifier.runtime.db
+    app = FastAPI()
+    app.include_router(router(notifier, Authenticator(key_lookup(db))))
+    counter = await grant_key(db, Role.COUNTER)
+    admin = await grant_key(db, Role.ADMIN)
+    report = {"X-Report-Token": REPORT_TOKEN}
+    refused = [
+        ("post", "/opt-outs", {"dossier": CODE, "phone": PHONE}, counter, "phone"),
+        ("post", "/opt-outs", {"contact": "0" * 201}, counter, "contact"),
+        ("post", "/opt-outs/undo", {"dossier": "x" * 61}, counter, "dossier"),
+        ("post", "/delivery-reports", {"reference": "k", "status": "failed", "x": 1}, report, "x"),
+        (
+            "post",
+            "/delivery-reports",
+            {"reference": "k" * 161, "status": "failed"},
+            report,
+            "reference",
+        ),
+        ("put", "/toggles", {"trigger": "overdue", "enabled": True, "on": 1}, admin, "on"),
+        (
+            "put",
+            "/toggles",
+            {"trigger": "overdue", "enabled": True, "procedure_code": "p" * 41},
+            admin,
+            "procedure_code",
+        ),
+    ]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+        for method, path, body, headers, field_name in refused:
+            answer = await client.request(
+                method, f"/api/v1/notifications{path}", json=body, headers=headers
+            )
+            assert answer.status_code == 422, (path, body)
+            assert field_name in [e["loc"][-1] for e in answer.json()["detail"]], answer.json()
+
+
+async def test_a_contact_opt_out_is_a_keyed_fingerprint_and_can_be_undone(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    db = notifier.runtime.db
+    app = FastAPI()
+    app.include_router(router(notifier, Authenticator(key_lookup(db))))
+    admin = await grant_key(db, Role.ADMIN)  # a bare contact: every unit's dossiers
+    secret_file = settings.var_dir / notify_app.OPT_OUT_SECRET_FILE
+    assert secret_file.stat().st_mode & 0o777 == 0o600  # generated for development
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+        opted = await client.post(
+            "/api/v1/notifications/opt-outs", json={"contact": "+84987654321"}, headers=admin
+        )
+        assert opted.json() == {"suppressed": 0}
+        async with db.sessions() as session:
+            [stored] = (await session.exec(select(store.OptOut.target))).all()
+        plain = hashlib.sha256(PHONE.encode()).hexdigest()
+        assert stored.startswith("contact:")
+        assert plain not in stored  # not the unsalted hash anyone can recompute
+        await feed(notifier, received(email=None))
+        assert set((await statuses(notifier)).values()) == {"suppressed"}
+
+        undone = await client.post(
+            "/api/v1/notifications/opt-outs/undo", json={"contact": PHONE}, headers=admin
+        )
+        assert undone.json() == {"removed": 1}
+        again = await client.post(
+            "/api/v1/notifications/opt-outs/undo", json={"contact": PHONE}, headers=admin
+        )
+        assert again.json() == {"removed": 0}
+    await feed(notifier, acted(DossierAction.RESOLVE, 1))
+    assert await notifier.dispatch_round() == 1  # the earlier one stays suppressed
+    assert [r["request_id"] for r in gateway.requests] == [f"{CODE}:result_ready#1:sms"]
+
+
+async def test_final_messages_lose_recipient_and_text_after_the_retention(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notify_settings = notify_settings.model_copy(update={"message_retention_days": 90})
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await feed(notifier, received())
+    assert await notifier.dispatch_round() == 2
+    clock.now += timedelta(days=89)
+    other = "000.00.00.H56-260302-0002"
+    await feed(notifier, received(other, email=None))  # queued, not sent: kept whatever its age
+    assert await notifier.purge_expired() == 0
+    clock.now += timedelta(days=2)
+    assert await notifier.purge_expired() == 2
+    assert await notifier.purge_expired() == 0
+    old = await notifier.for_dossier(CODE)
+    assert {(m.channel, m.status, m.recipient, m.subject, m.body) for m in old} == {
+        ("sms", "sent", "", None, ""),
+        ("email", "sent", "", None, ""),
+    }
+    assert all(m.sent_at is not None for m in old)  # the history stays
+    [kept] = await notifier.for_dossier(other)
+    assert (kept.status, kept.recipient) == ("queued", PHONE)
 
 
 # --- office warnings and superseded messages ----------------------------------------------

@@ -375,6 +375,11 @@ async def test_bad_period_is_refused(notifier: notify_app.Notifier) -> None:
     assert answer.status_code == 422
     answer = await get_report(notifier, **{**MARCH, "group_by": "applicant"})
     assert answer.status_code == 422
+    for name, bad in (("to", "9999-12-31"), ("from", "1900-01-01")):
+        answer = await get_report(notifier, **{**MARCH, name: bad})
+        assert answer.status_code == 422
+        [problem] = answer.json()["detail"]
+        assert problem["loc"] == ["query", name]
 
 
 async def test_gauges_hold_this_months_rates(notifier: notify_app.Notifier) -> None:

@@ -129,6 +129,27 @@ async def test_bad_rules_are_refused_and_change_nothing(
         headers=admin,
     )
     assert too_long.status_code == 422  # the author with its key id must fit its column
+    for bad, named in [
+        ({"rule": {"priority": 2, "office": POLICE}, "author": "a"}, "author"),
+        ({"rule": {"priority": 2, "office": POLICE, "field": "f" * 201}}, "field"),
+        ({"rule": {"priority": 2, "office": POLICE, "colour": "red"}}, "colour"),
+    ]:
+        refused = await client.post("/api/v1/rules", json=bad, headers=admin)
+        assert refused.status_code == 422
+        assert named in str(refused.json()["detail"])
+    for bad, named in [
+        ({"procedure": "2.000635", "receiving_unit": UNIT, "extra": 1}, "extra"),
+        ({"procedure": "2.000635", "receiving_unit": UNIT, "field": "f" * 201}, "field"),
+        ({"procedure": "x" * 500, "receiving_unit": UNIT}, "procedure"),
+    ]:
+        refused = await client.post("/api/v1/rules/test", json=bad, headers=admin)
+        assert refused.status_code == 422
+        assert named in [e["loc"][-1] for e in refused.json()["detail"]]
+    refused = await client.post(
+        "/api/v1/rules/manual-queue/X/assign", json={"office": POLICE, "why": "x"}, headers=admin
+    )
+    assert refused.status_code == 422
+    assert "why" in [e["loc"][-1] for e in refused.json()["detail"]]
     current = (await client.get("/api/v1/rules", headers=admin)).json()
     assert current["version"] == 1
     assert [r["office"] for r in current["rules"]] == [POLICE]
@@ -259,6 +280,33 @@ async def test_a_non_admin_key_reads_but_every_write_is_403_and_changes_nothing(
     sheet = await client.get("/api/v1/rules/sheet/Q", headers=office)
     assert sheet.status_code == 200
     assert sheet.json()["rule"] == f"manual assignment by ops (key {key_id(admin)})"
+
+
+async def test_the_manual_queue_and_sheets_keep_to_the_units_with_a_part(
+    client: httpx.AsyncClient, db: Database, app: FastAPI, admin: dict[str, str]
+) -> None:
+    async with TestKafkaBroker(app.state.runtime.broker) as broker:
+        queued = received_envelope("Q", procedure="9.999999")  # unroutable, received by UNIT
+        await broker.publish(queued.encode(), DOSSIER_LIFECYCLE.name, key=queued.key)
+    stranger = await grant_key(db, Role.VIEWER, "000.00.99.H56")
+    police = await grant_key(db, Role.OFFICE, POLICE)
+    kiosk = await grant_key(db, Role.KIOSK, UNIT)
+    assert (await client.get("/api/v1/rules/manual-queue", headers=stranger)).json() == []
+    assert (await client.get("/api/v1/rules/manual-queue", headers=kiosk)).status_code == 403
+    [entry] = (await client.get("/api/v1/rules/manual-queue", headers=admin)).json()
+    assert entry["dossier_code"] == "Q"
+    assigned = await client.post(
+        "/api/v1/rules/manual-queue/Q/assign",
+        json={"office": POLICE, "steps": [{"office": POLICE, "hours": 8}]},
+        headers=admin,
+    )
+    assert assigned.status_code == 200, assigned.text
+    assert (await client.get("/api/v1/rules/sheet/Q", headers=police)).status_code == 200
+    assert (await client.get("/api/v1/rules/sheet/Q", headers=kiosk)).status_code == 403
+    foreign = await client.get("/api/v1/rules/sheet/Q", headers=stranger)
+    unknown = await client.get("/api/v1/rules/sheet/NOPE", headers=stranger)
+    assert (foreign.status_code, foreign.json()) == (404, {"detail": "no dossier Q"})
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "no dossier NOPE"})
 
 
 async def test_catalogue_changes_record_the_key_that_made_them(

@@ -173,6 +173,7 @@ def test_compose_config_is_valid(tmp_path: Path) -> None:
     "missing",
     [
         "MOTCUA_DEPLOY_KEYS_SIGNING_SECRET",
+        "MOTCUA_DEPLOY_NOTIFY_OPT_OUT_SECRET",
         *(f"MOTCUA_DEPLOY_KAFKA_PASSWORD_{name.upper()}" for name in APP_SERVICES),
     ],
 )
@@ -191,6 +192,7 @@ def test_the_secrets_script_makes_each_secret_once(tmp_path: Path) -> None:
     assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
     assert set(first) == {
         "MOTCUA_DEPLOY_KEYS_SIGNING_SECRET",
+        "MOTCUA_DEPLOY_NOTIFY_OPT_OUT_SECRET",
         *(f"MOTCUA_DEPLOY_KAFKA_PASSWORD_{name.upper()}" for name in APP_SERVICES),
     }
     assert all(re.fullmatch(r"[0-9a-f]{64}", value) for value in first.values())

@@ -59,6 +59,17 @@ def test_an_unknown_unit_is_refused_naming_the_field() -> None:
     assert "working_days" in str(error.value)
 
 
+def test_name_and_field_are_bounded_by_what_is_stored() -> None:
+    parse_procedure(procedure_json(field="x" * 200))
+    with pytest.raises(ProcedureError) as error:
+        parse_procedure(procedure_json(name="n" * 501, field="x" * 201))
+    assert fields_of(error) == ["name", "field"]
+    assert "200" in str(error.value)
+    with pytest.raises(ProcedureError) as error:
+        parse_procedure(procedure_json(name="", field=""))
+    assert fields_of(error) == ["name", "field"]
+
+
 def test_a_bad_code_is_refused_with_the_expected_form() -> None:
     with pytest.raises(ProcedureError) as error:
         parse_procedure(procedure_json(code="2.635"))

@@ -145,6 +145,33 @@ def test_bad_fields_are_named(cmd: domain.Command, kw: dict[str, object], field:
     assert raised.value.field == field
 
 
+def test_an_extension_is_bounded() -> None:
+    in_force = state(domain.DossierStatus.PROCESSING)
+    assert in_force.due_at is not None
+    latest = in_force.due_at + timedelta(days=30)
+    decision = domain.decide(
+        in_force,
+        command(domain.Command.EXTEND, new_due_at=latest),
+        extension_limit=1,
+        extension_max_days=30,
+    )
+    assert decision.extended_due_at == latest
+    with pytest.raises(domain.InvalidCommand, match="at most 30 days") as raised:
+        domain.decide(
+            in_force,
+            command(domain.Command.EXTEND, new_due_at=latest + timedelta(seconds=1)),
+            extension_limit=1,
+            extension_max_days=30,
+        )
+    assert raised.value.field == "new_due_at"
+    with pytest.raises(domain.InvalidCommand, match="at most 90 days"):  # the default
+        domain.decide(
+            in_force,
+            command(domain.Command.EXTEND, new_due_at=datetime(9999, 12, 31, tzinfo=UTC)),
+            extension_limit=1,
+        )
+
+
 @given(st.lists(st.sampled_from(list(domain.Command)), max_size=30))
 def test_any_command_sequence_follows_the_table(commands: list[domain.Command]) -> None:
     current = state(domain.DossierStatus.SUBMITTED)

@@ -46,3 +46,13 @@ def test_opt_out_needs_a_target_and_stores_no_contact(cli: typer.Typer, tmp_path
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("notify.db*"))
     assert b"opt_out" in stored
     assert b"0912345678" not in stored
+
+
+def test_opt_out_undo_withdraws_what_was_recorded(cli: typer.Typer) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["notify", "opt-out", "--contact", "+84912345678"]).exit_code == 0
+    undone = runner.invoke(cli, ["notify", "opt-out", "--contact", "0912345678", "--undo"])
+    assert undone.exit_code == 0, undone.output
+    assert "1 recorded target(s) removed" in undone.output
+    again = runner.invoke(cli, ["notify", "opt-out", "--contact", "0912345678", "--undo"])
+    assert "0 recorded target(s) removed" in again.output

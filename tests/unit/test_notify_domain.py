@@ -3,6 +3,7 @@ timing, templates."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
@@ -105,7 +106,21 @@ def test_extend_carries_the_new_date() -> None:
     notice = domain.notice_of(action(DossierAction.EXTEND, new_due_at=new_due, reason="Lý do"))
     assert notice is not None
     assert notice.facts["new_due_short"] == "16:30 09/03/2026"
-    assert notice.facts["reason"] == "Lý do"
+    assert "reason" not in notice.facts
+
+
+FREE_TEXT = "Chuyen khoan 500.000d toi STK 0123456789 tai http://phi.example"
+
+
+@pytest.mark.parametrize("kind", list(domain.ACTION_TRIGGERS))
+def test_free_text_from_a_request_never_reaches_a_message(kind: DossierAction) -> None:
+    notice = domain.notice_of(action(kind, reason=FREE_TEXT))
+    assert notice is not None
+    assert FREE_TEXT not in notice.facts.values()
+    to = Addressee("B", "0987654321", "b@example.vn", "2.000635", "U")
+    for draft in Renderer(sms_max_segments=6).drafts(notice, to):
+        assert "STK" not in draft.body
+        assert "http" not in draft.body
 
 
 def test_only_the_dossier_level_overdue_tells_the_citizen() -> None:
@@ -260,11 +275,26 @@ def test_retry_delay_doubles_up_to_the_cap() -> None:
 
 
 def test_contact_fingerprint_normalises_phones_and_emails() -> None:
-    fp = domain.contact_fingerprint
+    def fp(contact: str) -> str:
+        return domain.contact_fingerprint(contact, SECRET)
+
     assert fp("0912 345 678") == fp("+84912345678") == fp("84912345678")
     assert fp("A@Example.vn ") == fp("a@example.vn")
     assert fp("0912345678") != fp("0912345679")
     assert "0912345678" not in fp("0912345678")
+
+
+SECRET = b"k" * 32
+
+
+def test_a_fingerprint_is_keyed_not_a_plain_hash() -> None:
+    # A plain SHA-256 of a phone number is reversed by hashing every number; the HMAC is
+    # not, without the secret.
+    plain = hashlib.sha256(b"0912345678").hexdigest()
+    assert domain.contact_fingerprint("0912345678", SECRET) != plain
+    assert domain.contact_fingerprint("0912345678", SECRET) != domain.contact_fingerprint(
+        "0912345678", b"o" * 32
+    )
 
 
 @pytest.mark.parametrize("trigger", list(Trigger))
@@ -279,8 +309,6 @@ def test_every_trigger_has_sms_and_email_templates(trigger: Trigger) -> None:
             "due_short": "10:00 05/03/2026",
             "new_due_short": "16:30 09/03/2026",
             "new_due": "16 giờ 30 phút, ngày 09 tháng 03 năm 2026",
-            "reason": "Thiếu bản sao giấy khai sinh có chứng thực của người được đăng ký "
-            "và văn bản ủy quyền theo quy định hiện hành của pháp luật về hộ tịch",
         },
     )
     to = Addressee("Trần Thị B", "0987654321", "b@example.vn", "2.000635", "000.00.00.H56")

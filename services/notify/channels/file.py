@@ -22,7 +22,7 @@ class FileSink:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     async def send(self, message: Outgoing) -> str | None:
         """Write the message file (temporary file, then an atomic rename)."""
@@ -33,5 +33,8 @@ class FileSink:
         name = message.key.replace(":", "_").replace("/", "_")
         final = self.directory / f"{name}.json"
         tmp = final.with_suffix(".json.tmp")
-        tmp.write_bytes(orjson.dumps(asdict(message)))
+        # a citizen's contact and text: mode 600 whatever the process's umask
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(orjson.dumps(asdict(message)))
         os.replace(tmp, final)

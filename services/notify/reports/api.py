@@ -132,6 +132,24 @@ def _warned_json(row: WarnedDossier) -> dict[str, Any]:
     return {"code": row.code, "office": row.office, "due_at": in_vietnam(row.due_at).isoformat()}
 
 
+EARLIEST_DAY = date(2000, 1, 1)
+"""No dossier of the system is older: a report before it is a typo."""
+YEARS_AHEAD = 10
+"""How far past today a report may end (a due date can be in the future; a year 9999 is
+a typo that dates cannot even hold once a day is added)."""
+
+
+def period_problems(first: date, last: date, today: date) -> list[tuple[str, str]]:
+    """What is wrong with the report period ``[first, last]``, by query field: each day
+    between ``EARLIEST_DAY`` and ``YEARS_AHEAD`` years after ``today``."""
+    latest = today.replace(year=today.year + YEARS_AHEAD, day=min(today.day, 28))
+    return [
+        (name, f"must be between {EARLIEST_DAY.isoformat()} and {latest.isoformat()}")
+        for name, day in (("from", first), ("to", last))
+        if not EARLIEST_DAY <= day <= latest
+    ]
+
+
 def router(reports: Reports, auth: Authenticator) -> APIRouter:
     """``/api/v1/reports/*`` and ``/dashboard``: public (aggregate rates, no personal
     data; the wall display calls its data endpoint without a key), except the recompute,
@@ -160,6 +178,12 @@ def router(reports: Reports, auth: Authenticator) -> APIRouter:
         """
         if last < first:
             raise HTTPException(422, "`to` is before `from`")
+        problems = period_problems(first, last, reports.today())
+        if problems:
+            raise HTTPException(
+                422,
+                [{"loc": ["query", f], "msg": m, "type": "value_error"} for f, m in problems],
+            )
         report = await reports.report(first, last, group_by)
         name = f"bao-cao-{group_by}-{first.isoformat()}-{last.isoformat()}"
         if format == "csv":

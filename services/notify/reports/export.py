@@ -1,6 +1,11 @@
 """The report as CSV and XLSX: the same columns as the JSON, Vietnamese headers.
 
 Rates are written with two decimals, and empty where there is nothing to count ("N/A").
+
+Codes and names come from the catalogue, which an administrator types: a text cell that
+starts like a formula (``= + - @``, tab, carriage return) would run as one in a
+spreadsheet (CSV injection, OWASP). In the CSV such a cell gets a leading apostrophe; in
+the XLSX every text cell is stored as text, never as a formula, and keeps its value.
 """
 
 from __future__ import annotations
@@ -57,6 +62,15 @@ def _cells(key: str, label: str, c: domain.Counts) -> list[str | int | Decimal |
     ]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may read as the start of a formula (OWASP CSV injection)."""
+
+
+def as_text(value: str) -> str:
+    """``value`` with a leading apostrophe if a spreadsheet would read it as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def table_rows(report: Report) -> Iterator[list[str | int | Decimal | None]]:
     """Every row of the report, then the total, as cells."""
     for row in report.rows:
@@ -70,7 +84,7 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(out)
     writer.writerow(HEADERS)
     for cells in table_rows(report):
-        writer.writerow("" if v is None else v for v in cells)
+        writer.writerow("" if v is None else as_text(v) if isinstance(v, str) else v for v in cells)
     return out.getvalue()
 
 
@@ -83,6 +97,9 @@ def to_xlsx(report: Report) -> bytes:
     sheet.append(HEADERS)
     for cells in table_rows(report):
         sheet.append([float(v) if isinstance(v, Decimal) else v for v in cells])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # text, even "=…": openpyxl took it for a formula
     for column in ("O", "P"):
         for cell in sheet[column][1:]:
             cell.number_format = "0.00"
