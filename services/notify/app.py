@@ -609,13 +609,7 @@ class Notifier:
         (an office head's warning about the dossier stays); return how many were
         suppressed. The contact is stored only as its fingerprint."""
         now = self.clock()
-        targets = []
-        if dossier:
-            targets.append(store.dossier_target(dossier))
-        if contact:
-            targets.append(
-                store.contact_target(domain.contact_fingerprint(contact, self.opt_out_key))
-            )
+        targets = self._opt_out_targets(dossier, contact)
         async with self.runtime.db.transaction() as session:
             present = set(
                 (
@@ -644,10 +638,9 @@ class Notifier:
                 )
             return len(hit)
 
-    async def undo_opt_out(self, *, dossier: str | None, contact: str | None) -> int:
-        """Withdraw an opt-out (the citizen wants messages again); return how many targets
-        were removed (0: none was recorded). Messages already suppressed stay suppressed:
-        they were due then, and may no longer be true; later ones are sent."""
+    def _opt_out_targets(self, dossier: str | None, contact: str | None) -> list[str]:
+        """What an opt-out (or its undo) names, as stored: the dossier, the contact's
+        keyed fingerprint."""
         targets = []
         if dossier:
             targets.append(store.dossier_target(dossier))
@@ -655,6 +648,13 @@ class Notifier:
             targets.append(
                 store.contact_target(domain.contact_fingerprint(contact, self.opt_out_key))
             )
+        return targets
+
+    async def undo_opt_out(self, *, dossier: str | None, contact: str | None) -> int:
+        """Withdraw an opt-out (the citizen wants messages again); return how many targets
+        were removed (0: none was recorded). Messages already suppressed stay suppressed:
+        they were due then, and may no longer be true; later ones are sent."""
+        targets = self._opt_out_targets(dossier, contact)
         async with self.runtime.db.transaction() as session:
             result = await session.exec(
                 delete(store.OptOut).where(col(store.OptOut.target).in_(targets))
