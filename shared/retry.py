@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,22 +51,31 @@ class Stall:
     since: datetime
     failures: int
     reason: str
+    last: float
+    """``time.monotonic()`` of the latest failed attempt."""
 
 
 class Stalls:
-    """The subscriptions of one service that are retrying now, by their topics."""
+    """The subscriptions of one service that are retrying now, by their topics.
 
-    def __init__(self, service: str) -> None:
+    A stall ends when its topics get through, or when no attempt has failed for
+    ``stale_after`` seconds (longer than any backoff: the records went to another
+    instance of the service in a rebalance, and this one has nothing left to retry).
+    """
+
+    def __init__(self, service: str, *, stale_after: float) -> None:
         self._service = service
+        self._stale_after = stale_after
         self._stalls: dict[str, Stall] = {}
 
     def failed(self, topics: str, exc: BaseException) -> int:
         """Record one more failed attempt on ``topics``; return the consecutive count."""
         stall = self._stalls.get(topics)
         if stall is None:
-            stall = self._stalls[topics] = Stall(utc_now(), 0, type(exc).__name__)
+            stall = self._stalls[topics] = Stall(utc_now(), 0, type(exc).__name__, 0.0)
         stall.failures += 1
         stall.reason = type(exc).__name__
+        stall.last = time.monotonic()
         TRANSIENT_FAILURES.labels(self._service, topics).inc()
         CONSUMER_STALLED.labels(self._service).set(len(self._stalls))
         return stall.failures
@@ -78,6 +88,9 @@ class Stalls:
 
     def report(self) -> list[str]:
         """One line per retrying subscription (no data: topic, failure type, since when)."""
+        now = time.monotonic()
+        for topics in [t for t, s in self._stalls.items() if now - s.last > self._stale_after]:
+            self.cleared(topics)
         return [
             f"{topics}: {s.reason} since {s.since.isoformat(timespec='seconds')}, "
             f"{s.failures} attempts"

@@ -93,7 +93,7 @@ class ServiceRuntime:
         self.db = Database(settings.database_url_for(name), schema=settings.schema_for(name))
         self.tables = [table(InboxRow), table(OutboxRow), *tables]
         self.dead_letters = DeadLetters(name)
-        self.stalls = Stalls(name)
+        self.stalls = Stalls(name, stale_after=3 * settings.retry_max_backoff_seconds + 5)
         self.broker: KafkaBroker = make_broker(settings, name, self.dead_letters, self.stalls)
         self.offsets = EndOffsetReader(
             settings.kafka_bootstrap_servers, name, **client_security(settings)

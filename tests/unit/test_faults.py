@@ -11,6 +11,7 @@ from aiokafka import errors as kafka_errors
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import exc as sa_exc
 
+from shared import retry
 from shared.faults import is_transient
 from shared.retry import backoff
 
@@ -87,3 +88,24 @@ def test_bad_records_are_not_transient(exc: BaseException) -> None:
 def test_backoff_doubles_up_to_its_cap() -> None:
     assert [backoff(n, 0.5, 5.0) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
     assert backoff(10_000, 0.5, 5.0) == 5.0
+
+
+def test_a_stall_is_reported_until_it_clears_or_goes_quiet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(retry.time, "monotonic", lambda: now[0])
+    stalls = retry.Stalls("sla", stale_after=35.0)
+    locked = _wrapped(sqlite3.OperationalError("database is locked"), sa_exc.OperationalError)
+    assert stalls.failed("motcua.dossier.lifecycle", locked) == 1
+    assert stalls.failed("motcua.dossier.lifecycle", locked) == 2
+    [line] = stalls.report()
+    assert line.startswith("motcua.dossier.lifecycle: OperationalError since ")
+    assert line.endswith(", 2 attempts")
+    now[0] = 130.0  # within the longest backoff: still retrying
+    assert len(stalls.report()) == 1
+    stalls.cleared("motcua.dossier.lifecycle")
+    assert stalls.report() == []
+    stalls.failed("motcua.calendar", locked)
+    now[0] = 200.0  # no attempt for longer than any backoff: the records went elsewhere
+    assert stalls.report() == []
