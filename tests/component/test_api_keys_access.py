@@ -38,6 +38,7 @@ SECOND_STEP = "000.00.62.H56"
 OTHER = "000.00.99.H56"
 NO_KEY: dict[str, str] = {}
 MALFORMED = {API_KEY_HEADER: "mc_not-a-key"}
+STORED_AT = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)  # 09:00 in Vietnam; nothing reads it
 
 
 @dataclass
@@ -195,7 +196,7 @@ async def test_messages_and_opt_outs_keep_to_the_receiving_unit(notify: Service)
                 phone="0912345678",
                 procedure_code="2.000635",
                 receiving_unit=RECEIVING,
-                updated_at=datetime.now(UTC),
+                updated_at=STORED_AT,
             )
         )
     own = await grant_key(notify.db, Role.COUNTER, RECEIVING)

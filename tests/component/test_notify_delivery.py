@@ -10,7 +10,6 @@ often it is posted (that is what makes resending after a crash safe).
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,6 @@ from decimal import Decimal
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +58,7 @@ from shared.keys_sync import key_lookup
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
 from tests.factories import grant_key
+from tests.standins import JsonPostServer
 
 API_KEY = "test-key"
 REPORT_TOKEN = "gateway-callback-secret"
@@ -123,28 +122,10 @@ class Gateway:
 @pytest.fixture(scope="session")
 def gateway_server() -> Iterator[tuple[str, Gateway]]:
     gateway = Gateway()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            body = json.loads(self.rfile.read(length))
-            status, answer = gateway.answer(body, self.headers.get("X-API-Key"))
-            raw = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/api/sms/send", gateway
-    server.shutdown()
-    server.server_close()
+    with JsonPostServer(
+        lambda body, headers: gateway.answer(body, headers.get("X-API-Key"))
+    ) as server:
+        yield f"{server.base_url}/api/sms/send", gateway
 
 
 @pytest.fixture

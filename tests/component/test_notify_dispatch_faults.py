@@ -12,7 +12,6 @@ pace from that instant. No test asserts a duration.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import threading
@@ -24,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +56,7 @@ from tests.component.test_notify_delivery import (
     make_notifier,
     received,
 )
+from tests.standins import JsonPostServer
 
 MONDAY_MORNING = datetime(2026, 3, 2, 10, 0, tzinfo=VN_TZ)
 SENDER = "motcua@motcua.test"
@@ -189,29 +188,11 @@ class SlowGateway:
 def gateway() -> Iterator[SlowGateway]:
     """A server of the test's own: a late send of an earlier test cannot count here."""
     gateway = SlowGateway()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", "0"))
-            status, answer = gateway.answer(json.loads(self.rfile.read(length)))
-            raw = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    gateway.url = f"http://127.0.0.1:{server.server_address[1]}/api/sms/send"
+    server = JsonPostServer(lambda body, _headers: gateway.answer(body), poll_interval=0.05)
+    gateway.url = f"{server.base_url}/api/sms/send"
     yield gateway
     gateway.hold.released.set()
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 # --- notify under test --------------------------------------------------------------------

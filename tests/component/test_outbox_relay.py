@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
-from shared.clock import utc_now
 from shared.db import Database, table
 from shared.events import CalendarChanged, DossierReceived, decode
 from shared.inbox import InboxRow, purge_inbox
@@ -168,7 +167,7 @@ async def test_nothing_is_published_again_while_the_broker_keeps_it(db: Database
 
 
 async def test_retention_deletes_old_sent_rows_but_the_newest_of_each_key(db: Database) -> None:
-    now = utc_now()
+    now = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)  # the sweep's "now" is its argument
     async with db.transaction() as session:
         for key in ("k1", "k1", "k2"):
             enqueue(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import sqlite3
@@ -21,7 +20,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,6 +37,7 @@ from shared.db import Database
 from shared.settings import SERVICES, ServiceName, Settings
 from shared.topics import ALL_TOPICS, DEAD_LETTER_PARTITIONS
 from tests.factories import api_key_header, dossier_body
+from tests.standins import JsonPostServer
 
 POSTGRES_URL = os.environ.get("MOTCUA_TEST_POSTGRES_URL")
 
@@ -239,28 +238,9 @@ class SmsGateway:
         """Reference -> phone number, once per reference."""
         self.reposts = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", "0"))))
-                status, answer = gateway.answer(body, self.headers.get("X-API-Key"))
-                raw = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return Handler
+        self._server = JsonPostServer(
+            lambda body, headers: self.answer(body, headers.get("X-API-Key"))
+        )
 
     def answer(self, body: dict[str, Any], api_key: str | None) -> tuple[int, dict[str, str]]:
         if api_key != SMS_API_KEY:
@@ -275,7 +255,7 @@ class SmsGateway:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/api/sms/send"
+        return f"{self._server.base_url}/api/sms/send"
 
     def env(self) -> dict[str, str]:
         """The stack's settings that make notify send SMS here, and only here."""
@@ -293,8 +273,7 @@ class SmsGateway:
         return Counter(key[0] for key in keys if len(key) > 1 and key[1] == "received")
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     def __enter__(self) -> SmsGateway:
         return self

@@ -10,7 +10,7 @@ them, while a key intake issues afterwards works everywhere as usual.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -29,10 +29,9 @@ UNIT = "000.00.00.H56"
 FOLLOWERS: tuple[ServiceName, ...] = ("routing", "sla", "notify")
 
 
-def forged_issue(key: IssuedKey, signing: KeySigning | None = None) -> Envelope:
-    """An admin key of every unit, as intake would announce it, maybe signed by
-    ``signing``."""
-    now = datetime.now(UTC)
+def forged_issue(key: IssuedKey, now: datetime, signing: KeySigning | None = None) -> Envelope:
+    """An admin key of every unit, as intake would announce it at ``now``, maybe signed
+    by ``signing``."""
     payload = ApiKeyChanged(
         key_id=key.key_id, secret_hash=key.secret_hash, role="admin", unit=ALL_UNITS
     )
@@ -41,11 +40,10 @@ def forged_issue(key: IssuedKey, signing: KeySigning | None = None) -> Envelope:
     return Envelope.wrap(payload, occurred_at=now, source="intake", dossier_code=None)
 
 
-def forged_revocation(token: str) -> Envelope:
-    """The revocation of the key ``token``, unsigned."""
+def forged_revocation(token: str, now: datetime) -> Envelope:
+    """The revocation of the key ``token`` at ``now``, unsigned."""
     parsed = parse_key(token)
     assert parsed is not None
-    now = datetime.now(UTC)
     payload = ApiKeyChanged(
         key_id=parsed[0],
         secret_hash=hash_secret(parsed[1]),
@@ -100,9 +98,11 @@ async def test_forged_key_events_on_the_broker_change_nothing(stack: Stack) -> N
     badly_signed = issue_key()
     await publish(
         stack,
-        forged_issue(unsigned),
-        forged_issue(badly_signed, KeySigning.of("attacker-chosen secret, 32 chars or more")),
-        forged_revocation(stack.admin_key),
+        forged_issue(unsigned, stack.now()),
+        forged_issue(
+            badly_signed, stack.now(), KeySigning.of("attacker-chosen secret, 32 chars or more")
+        ),
+        forged_revocation(stack.admin_key, stack.now()),
     )
 
     # Intake issues a key after the forgeries: on the keys topic's one partition it comes
