@@ -6,6 +6,10 @@ refused change answers 422 naming each field, and nothing is written.
 ``/api/v1/rules``: list, add, remove, test, history, re-route, the manual queue and
 manual assignment, and a dossier's processing-control sheet (Mẫu 06).
 
+The lists that grow without bound are paged (``shared.paging``: ``limit``, ``offset``,
+``X-Total-Count``, ``Link``), each in a stable order: the catalogue by procedure code, its
+history newest version first, the manual queue oldest first (ties: by dossier code).
+
 Access (API keys issued by intake, checked against routing's copy, ``shared.keys_sync``):
 the catalogue and one procedure of it are public (published information); every other
 read needs a live key (401 without); every write needs an admin key (403 for another
@@ -24,13 +28,24 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Query, status
+from fastapi import (
+    APIRouter,
+    Body,
+    Depends,
+    FastAPI,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.routing import domain
 from services.routing.app import AssignError, Catalogues, Routing, build
 from shared.auth import (
+    ALL_UNITS,
     Access,
     Authenticator,
     DossierUnits,
@@ -51,6 +66,7 @@ from shared.catalogue import (
     parse_procedure,
 )
 from shared.keys_sync import key_lookup
+from shared.paging import PAGED, Page, page_query, set_page_headers
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
@@ -123,10 +139,17 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
     admin = auth.require(Role.ADMIN)
     reader = auth.require()
 
-    @api.get("", response_model=list[Procedure])
-    async def list_procedures() -> list[Procedure]:
-        """Every procedure of the current catalogue version."""
-        return list((await catalogues.current()).procedures.values())
+    @api.get("", response_model=list[Procedure], responses=PAGED)
+    async def list_procedures(
+        page: Annotated[Page, Depends(page_query)], request: Request, response: Response
+    ) -> list[Procedure]:
+        """The procedures of the current catalogue version, by procedure code, a page at a
+        time: ``X-Total-Count`` how many the version holds, ``Link`` the next and previous
+        pages."""
+        procedures = (await catalogues.current()).procedures
+        codes = sorted(procedures)
+        set_page_headers(request, response, page, len(codes))
+        return [procedures[code] for code in codes[page.offset : page.offset + page.limit]]
 
     @api.post(
         "",
@@ -180,15 +203,18 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
     @api.get(
         "/history",
         response_model=list[CatalogueVersionOut],
-        responses=KEYED,
+        responses={**PAGED, **KEYED},
         dependencies=[Depends(reader)],
     )
-    async def catalogue_history() -> list[CatalogueVersionOut]:
-        """Every version of the catalogue, newest first."""
-        return [
-            CatalogueVersionOut.model_validate(row, from_attributes=True)
-            for row in await catalogues.history()
-        ]
+    async def catalogue_history(
+        page: Annotated[Page, Depends(page_query)], request: Request, response: Response
+    ) -> list[CatalogueVersionOut]:
+        """The versions of the catalogue, newest first, a page at a time (read from the
+        database a page at a time): ``X-Total-Count`` how many versions there are, ``Link``
+        the next and previous pages."""
+        versions, total = await catalogues.history_page(limit=page.limit, offset=page.offset)
+        set_page_headers(request, response, page, total)
+        return [CatalogueVersionOut.model_validate(row, from_attributes=True) for row in versions]
 
     @api.get("/{code}", response_model=Procedure, responses={404: {}})
     async def get_procedure(code: str) -> Procedure:
@@ -437,17 +463,21 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
             kept=dict(report.kept),
         )
 
-    @api.get("/manual-queue", response_model=list[QueueEntryOut], responses=ADMIN)
+    @api.get("/manual-queue", response_model=list[QueueEntryOut], responses={**PAGED, **ADMIN})
     async def manual_queue(
         principal: Annotated[Principal, Depends(dossier_reader)],
+        page: Annotated[Page, Depends(page_query)],
+        request: Request,
+        response: Response,
     ) -> list[QueueEntryOut]:
-        """Dossiers no rule could route, oldest first: those the key's unit received (an
-        admin or all-unit key: all)."""
-        return [
-            QueueEntryOut.model_validate(entry, from_attributes=True)
-            for entry in await routing.manual_queue()
-            if may_reach(principal, Access.READ, DossierUnits.of(entry.receiving_unit))
-        ]
+        """Dossiers no rule could route, oldest first (ties: by dossier code), a page at a
+        time: those the key's unit received (an admin or all-unit key: all).
+        ``X-Total-Count`` counts only those too; ``Link``: the next and previous pages."""
+        entries, total = await routing.manual_queue_page(
+            queue_unit(principal), limit=page.limit, offset=page.offset
+        )
+        set_page_headers(request, response, page, total)
+        return [QueueEntryOut.model_validate(entry, from_attributes=True) for entry in entries]
 
     @api.post(
         "/manual-queue/{code}/assign",
@@ -476,6 +506,18 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
         return await _sheet(routing, code, principal)
 
     return api
+
+
+def queue_unit(principal: Principal) -> str | None:
+    """The receiving unit whose queued dossiers ``principal`` may read (``None``: every
+    unit's), for the database to filter on.
+
+    The same answer as ``may_reach(principal, Access.READ, DossierUnits.of(receiving))``
+    for a key that has ``Access.READ`` (the route's dependency checks it): a dossier in
+    the manual queue has no office nor chain yet, so the unit that received it is the
+    only one with a part in it; an admin or all-unit key reaches every dossier.
+    """
+    return None if principal.covers(ALL_UNITS) else principal.unit
 
 
 async def _sheet(routing: Routing, code: str, principal: Principal) -> SheetOut:

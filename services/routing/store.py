@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Boolean, Column, Integer, String, Table, Text, func
+from sqlalchemy import Boolean, Column, ColumnElement, Integer, String, Table, Text, func, true
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -188,22 +188,44 @@ async def rule_history(session: AsyncSession) -> list[RuleSetVersion]:
     )
 
 
-async def manual_queue(session: AsyncSession) -> list[ManualQueueEntry]:
-    """The manual queue, oldest first."""
+def _received_by(receiving_unit: str | None) -> ColumnElement[bool]:
+    """The manual-queue entries ``receiving_unit`` received (``None``: every entry)."""
+    if receiving_unit is None:
+        return true()
+    return col(ManualQueueEntry.receiving_unit) == receiving_unit
+
+
+async def manual_queue(
+    session: AsyncSession,
+    *,
+    receiving_unit: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[ManualQueueEntry]:
+    """The manual queue, oldest first, the dossier code breaking ties (a stable order):
+    the dossiers ``receiving_unit`` received (``None``: all), at most ``limit`` of them
+    (``None``: no limit) after the first ``offset``."""
     return list(
         (
             await session.exec(
-                select(ManualQueueEntry).order_by(
-                    col(ManualQueueEntry.queued_at), col(ManualQueueEntry.dossier_code)
-                )
+                select(ManualQueueEntry)
+                .where(_received_by(receiving_unit))
+                .order_by(col(ManualQueueEntry.queued_at), col(ManualQueueEntry.dossier_code))
+                .limit(limit)
+                .offset(offset)
             )
         ).all()
     )
 
 
-async def manual_queue_size(session: AsyncSession) -> int:
-    """How many dossiers wait in the manual queue."""
-    count = await session.scalar(select(func.count()).select_from(table(ManualQueueEntry)))
+async def manual_queue_size(session: AsyncSession, *, receiving_unit: str | None = None) -> int:
+    """How many dossiers wait in the manual queue: those ``receiving_unit`` received
+    (``None``: all), the same filter as ``manual_queue``."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(table(ManualQueueEntry))
+        .where(_received_by(receiving_unit))
+    )
     return int(count or 0)
 
 
@@ -263,12 +285,24 @@ def write_catalogue(
     return row
 
 
-async def catalogue_history(session: AsyncSession) -> list[CatalogueVersion]:
-    """Every catalogue version, newest first."""
+async def catalogue_history(
+    session: AsyncSession, *, limit: int | None = None, offset: int = 0
+) -> list[CatalogueVersion]:
+    """Catalogue versions, newest first (the version number is unique: a stable order),
+    at most ``limit`` of them (``None``: every one) after the first ``offset``."""
     return list(
         (
             await session.exec(
-                select(CatalogueVersion).order_by(col(CatalogueVersion.version).desc())
+                select(CatalogueVersion)
+                .order_by(col(CatalogueVersion.version).desc())
+                .limit(limit)
+                .offset(offset)
             )
         ).all()
     )
+
+
+async def catalogue_versions(session: AsyncSession) -> int:
+    """How many catalogue versions are stored."""
+    count = await session.scalar(select(func.count()).select_from(table(CatalogueVersion)))
+    return int(count or 0)

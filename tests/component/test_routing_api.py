@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,20 @@ from faststream.kafka import TestKafkaBroker
 from typer.testing import CliRunner
 
 from motcua import routing_cli
-from services.routing.api import create_app
-from shared.auth import API_KEY_HEADER, Role, hash_secret, parse_key
+from services.routing.api import create_app, queue_unit
+from services.routing.store import ManualQueueEntry
+from shared.auth import (
+    ALL_UNITS,
+    API_KEY_HEADER,
+    ROLE_ACCESS,
+    Access,
+    DossierUnits,
+    Principal,
+    Role,
+    hash_secret,
+    may_reach,
+    parse_key,
+)
 from shared.db import Database
 from shared.events import ApiKeyChanged, Envelope
 from shared.keys_sync import keep_keys
@@ -374,3 +387,186 @@ def test_cli_rules_add_test_list_remove(cli: typer.Typer) -> None:
     assert removed.exit_code == 0, removed.output
     unrouted = runner.invoke(cli, ["rules", "test", "--procedure", "9.999999", "--unit", UNIT])
     assert "manual queue (rules v2)" in unrouted.output
+
+
+# -- paging ------------------------------------------------------------------------------
+
+OTHER = "000.00.01.H22"
+T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+
+def links(answer: httpx.Response) -> dict[str, str]:
+    """The ``Link`` header's targets by relation (empty without the header)."""
+    return dict(
+        (rel, target)
+        for target, rel in re.findall(r'<([^>]*)>; rel="(\w+)"', answer.headers.get("link", ""))
+    )
+
+
+async def walk(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> list[list[Any]]:
+    """Every page from ``url`` on, following ``rel="next"``; each page's total must agree."""
+    pages: list[list[Any]] = []
+    totals: set[str] = set()
+    next_url: str | None = url
+    while next_url is not None:
+        answer = await client.get(next_url, headers=headers)
+        assert answer.status_code == 200, answer.text
+        pages.append(answer.json())
+        totals.add(answer.headers["x-total-count"])
+        next_url = links(answer).get("next")
+        assert len(pages) < 100, "the next links never end"
+    assert len(totals) == 1
+    return pages
+
+
+async def test_the_catalogue_is_paged_by_procedure_code(client: httpx.AsyncClient) -> None:
+    everything = await client.get("/api/v1/catalogue", params={"limit": 500})
+    codes = [p["code"] for p in everything.json()]
+    assert codes == sorted(codes)
+    assert len(codes) > 4
+    assert everything.headers["x-total-count"] == str(len(codes))
+    assert "link" not in everything.headers  # one page holds them all
+
+    first = await client.get("/api/v1/catalogue", params={"limit": 2})
+    assert [p["code"] for p in first.json()] == codes[:2]
+    assert first.headers["x-total-count"] == str(len(codes))
+    assert links(first) == {"next": "/api/v1/catalogue?limit=2&offset=2"}
+
+    second = await client.get(links(first)["next"])
+    assert [p["code"] for p in second.json()] == codes[2:4]
+    assert links(second)["prev"] == "/api/v1/catalogue?limit=2&offset=0"
+
+    pages = await walk(client, "/api/v1/catalogue?limit=2", {})
+    assert [p["code"] for page in pages for p in page] == codes
+    assert [len(page) for page in pages[:-1]] == [2] * (len(pages) - 1)
+    last = await client.get("/api/v1/catalogue", params={"limit": 2, "offset": len(codes) - 1})
+    assert [p["code"] for p in last.json()] == codes[-1:]
+    assert set(links(last)) == {"prev"}
+
+    default = await client.get("/api/v1/catalogue")
+    assert [p["code"] for p in default.json()] == codes  # fewer than 100: one page
+
+
+async def test_a_page_out_of_range_is_422_naming_the_parameter(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    out_of_range: list[tuple[dict[str, int | str], str]] = [
+        ({"limit": 0}, "limit"),
+        ({"limit": 501}, "limit"),
+        ({"limit": "many"}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"offset": 2**31}, "offset"),
+    ]
+    for path in ["/api/v1/catalogue", "/api/v1/catalogue/history", "/api/v1/rules/manual-queue"]:
+        for params, named in out_of_range:
+            refused = await client.get(path, params=params, headers=admin)
+            assert refused.status_code == 422, (path, params, refused.text)
+            assert [e["loc"] for e in refused.json()["detail"]] == [["query", named]]
+        assert (await client.get(path, params={"limit": 500}, headers=admin)).status_code == 200
+
+
+async def queue(db: Database, *entries: tuple[str, str, datetime]) -> None:
+    """Put dossiers in the manual queue: (code, receiving unit, queued at)."""
+    async with db.transaction() as session:
+        for code, unit, queued_at in entries:
+            session.add(
+                ManualQueueEntry(
+                    dossier_code=code,
+                    procedure_code="9.999999",
+                    reason="no procedure 9.999999 in catalogue v1",
+                    field="Hộ tịch",
+                    receiving_unit=unit,
+                    channel="counter",
+                    catalogue_version=1,
+                    rule_version=0,
+                    received_at=queued_at,
+                    queued_at=queued_at,
+                )
+            )
+
+
+async def test_the_manual_queue_is_paged_oldest_first_within_the_keys_unit(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    # the other unit's dossiers are the oldest: filtering after paging would empty the
+    # unit's first page; two dossiers queued at the same time are ordered by code
+    await queue(
+        db,
+        ("O-1", OTHER, T0),
+        ("O-2", OTHER, T0 + timedelta(minutes=1)),
+        ("U-3", UNIT, T0 + timedelta(minutes=5)),
+        ("U-1", UNIT, T0 + timedelta(minutes=2)),
+        ("U-2", UNIT, T0 + timedelta(minutes=2)),
+        ("O-3", OTHER, T0 + timedelta(minutes=6)),
+    )
+    everyone = ["O-1", "O-2", "U-1", "U-2", "U-3", "O-3"]
+    path = "/api/v1/rules/manual-queue"
+    for headers in [await grant_key(db), await grant_key(db, Role.VIEWER, ALL_UNITS)]:
+        pages = await walk(client, f"{path}?limit=4", headers)
+        assert [[e["dossier_code"] for e in page] for page in pages] == [everyone[:4], everyone[4:]]
+        first = await client.get(path, params={"limit": 4}, headers=headers)
+        assert first.headers["x-total-count"] == "6"
+        assert links(first) == {"next": f"{path}?limit=4&offset=4"}
+
+    counter = await grant_key(db, Role.COUNTER, UNIT)
+    first = await client.get(path, params={"limit": 2}, headers=counter)
+    assert [e["dossier_code"] for e in first.json()] == ["U-1", "U-2"]
+    assert first.headers["x-total-count"] == "3"  # the other unit's are not counted
+    assert links(first) == {"next": f"{path}?limit=2&offset=2"}
+    last = await client.get(links(first)["next"], headers=counter)
+    assert [e["dossier_code"] for e in last.json()] == ["U-3"]
+    assert links(last) == {"prev": f"{path}?limit=2&offset=0"}
+    assert {e["receiving_unit"] for e in first.json() + last.json()} == {UNIT}
+
+    stranger = await client.get(path, headers=await grant_key(db, Role.VIEWER, "000.00.99.H56"))
+    assert (stranger.json(), stranger.headers["x-total-count"]) == ([], "0")
+    assert "link" not in stranger.headers
+
+
+def test_the_queue_filter_is_the_access_rule() -> None:
+    """The unit the database filters the manual queue on lets through exactly the entries
+    ``may_reach`` lets a key read, for every role that reads and every kind of key."""
+    received = [UNIT, POLICE, OTHER]
+    for role in (role for role, granted in ROLE_ACCESS.items() if Access.READ in granted):
+        for unit in [ALL_UNITS, UNIT, POLICE]:
+            principal = Principal("0123456789ab", role, unit)
+            filtered = queue_unit(principal)
+            assert [r for r in received if filtered in {None, r}] == [
+                r for r in received if may_reach(principal, Access.READ, DossierUnits.of(r))
+            ], (role, unit)
+
+
+async def test_the_catalogue_history_is_paged_newest_first(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    for params in [{}, {"replace": "true"}, {"replace": "true"}]:
+        changed = await client.post(
+            "/api/v1/catalogue", params=params, json=NEW_PROCEDURE, headers=admin
+        )
+        assert changed.status_code == 201, changed.text
+    assert (await client.delete("/api/v1/catalogue/1.999001", headers=admin)).status_code == 200
+
+    path = "/api/v1/catalogue/history"
+    pages = await walk(client, f"{path}?limit=2", admin)
+    assert [[v["version"] for v in page] for page in pages] == [[5, 4], [3, 2], [1]]
+    middle = await client.get(path, params={"limit": 2, "offset": 2}, headers=admin)
+    assert middle.headers["x-total-count"] == "5"
+    assert links(middle) == {
+        "next": f"{path}?limit=2&offset=4",
+        "prev": f"{path}?limit=2&offset=0",
+    }
+    assert [v["version"] for v in (await client.get(path, headers=admin)).json()] == [5, 4, 3, 2, 1]
+
+
+async def test_the_schema_documents_the_paging(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ["/api/v1/catalogue", "/api/v1/catalogue/history", "/api/v1/rules/manual-queue"]:
+        operation = paths[path]["get"]
+        params = {p["name"]: p["schema"] for p in operation["parameters"]}
+        assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 500), path
+        assert params["limit"]["default"] == 100
+        assert (params["offset"]["minimum"], params["offset"]["default"]) == (0, 0), path
+        assert {"X-Total-Count", "Link"} <= set(operation["responses"]["200"]["headers"]), path
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"]["type"] == (
+            "array"
+        )

@@ -157,3 +157,11 @@ class Catalogues:
         """Every catalogue version, newest first."""
         async with self.db.sessions() as session:
             return await store.catalogue_history(session)
+
+    async def history_page(
+        self, *, limit: int, offset: int
+    ) -> tuple[list[store.CatalogueVersion], int]:
+        """One page of the catalogue versions, newest first, and how many there are."""
+        async with self.db.sessions() as session:
+            versions = await store.catalogue_history(session, limit=limit, offset=offset)
+            return versions, await store.catalogue_versions(session)

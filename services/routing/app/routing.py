@@ -443,6 +443,19 @@ class Routing:
         async with self.db.sessions() as session:
             return await store.manual_queue(session)
 
+    async def manual_queue_page(
+        self, receiving_unit: str | None, *, limit: int, offset: int
+    ) -> tuple[list[store.ManualQueueEntry], int]:
+        """One page of the dossiers ``receiving_unit`` received (``None``: every unit's)
+        that wait for an administrator, oldest first (the dossier code breaking ties), and
+        how many of them wait in all: the page and the count share one filter and one
+        session."""
+        async with self.db.sessions() as session:
+            entries = await store.manual_queue(
+                session, receiving_unit=receiving_unit, limit=limit, offset=offset
+            )
+            return entries, await store.manual_queue_size(session, receiving_unit=receiving_unit)
+
     async def assign(
         self, code: str, office: str, *, steps: list[Step] | None, by: str
     ) -> store.Assignment:
