@@ -1,15 +1,16 @@
 """End-to-end pipeline throughput against the raw broker, on the same machine.
 
 Starts the local stack (tansu broker + intake, routing, sla, notify as processes) in a
-fresh directory, injects N ``dossier.received`` events straight into
-``motcua.dossier.lifecycle`` with aiokafka, and times how long until every dossier is
-routed (``routing.db`` ``assignment``), tracked with its office (``sla.db``
-``tracked_dossier``) and has its SMS receipt sent (``notify.db`` ``message``, trigger
-``received``). The SQLite files are polled read-only. The stack runs on its settable
-clock from a working Wednesday morning (``--clock-start``), so that a run at any hour
-sees the same: same-day dossiers due hours later, no warning, one receipt each. Then,
-on the same broker, it measures raw aiokafka produce and consume of N ~1 KiB messages
-on a fresh 6-partition topic with a fresh consumer group, and prints both rates and
+fresh directory, injects N ``dossier.contact`` events into ``motcua.dossier.contacts``
+and N ``dossier.received`` events into ``motcua.dossier.lifecycle`` with aiokafka, and
+times how long until every dossier is routed (``routing.db`` ``assignment``), tracked
+with its office (``sla.db`` ``tracked_dossier``) and has its SMS receipt sent
+(``notify.db`` ``message``, trigger ``received``). The SQLite files are polled
+read-only. The stack runs on its settable clock from a working Wednesday morning
+(``--clock-start``), so that a run at any hour sees the same: same-day dossiers due
+hours later, no warning, one receipt each. Then, on the same broker, it measures raw
+aiokafka produce and consume of N ~1 KiB messages on a fresh 6-partition topic with a
+fresh consumer group, and prints both rates and
 their ratio.
 
     .venv/bin/python bench/pipeline.py --dossiers 20000
@@ -42,8 +43,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from motcua.stack import Stack
 from shared.calendar import VN_TZ, Duration, DurationUnit, default_calendar
 from shared.clock import parse_clock_start
-from shared.events import Channel, Contact, DossierReceived, Envelope, TimeLimit
-from shared.topics import ALL_TOPICS, DOSSIER_LIFECYCLE
+from shared.events import Channel, Contact, DossierContact, DossierReceived, Envelope, TimeLimit
+from shared.topics import ALL_TOPICS, DOSSIER_CONTACTS, DOSSIER_LIFECYCLE
 
 VIETNAM = VN_TZ
 PROCEDURE = "2.000635"
@@ -70,15 +71,28 @@ def dossier_codes(n: int, day: datetime) -> list[str]:
     return codes
 
 
-def received_events(n: int, now: datetime) -> list[tuple[bytes, bytes]]:
-    """(key, value) of N ``dossier.received`` envelopes, as intake would publish them at
-    ``now`` (the stack's clock)."""
+def received_events(
+    n: int, now: datetime
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """(key, value) of N ``dossier.contact`` and N ``dossier.received`` envelopes, as
+    intake would publish them at ``now`` (the stack's clock)."""
     # the due time intake would print: the same-day limit on the shared calendar, so the
     # tracker raises no citizen-facing warning that a real dossier would not get
     due_at = default_calendar().due_at(now, Duration(1, DurationUnit.SAME_DAY))
-    out: list[tuple[bytes, bytes]] = []
+    contacts: list[tuple[bytes, bytes]] = []
+    received: list[tuple[bytes, bytes]] = []
     for code in dossier_codes(n, now.astimezone(VIETNAM)):
         unit = code.rsplit("-", 2)[0]
+        contact = Envelope.wrap(
+            DossierContact(
+                applicant=Contact(name="Nguyễn Văn An", phone=PHONE),
+                procedure_code=PROCEDURE,
+                receiving_unit=unit,
+            ),
+            occurred_at=now,
+            source="bench",
+            dossier_code=code,
+        )
         envelope = Envelope.wrap(
             DossierReceived(
                 procedure_code=PROCEDURE,
@@ -86,7 +100,6 @@ def received_events(n: int, now: datetime) -> list[tuple[bytes, bytes]]:
                 receiving_unit=unit,
                 received_at=now,
                 due_at=due_at,
-                applicant=Contact(name="Nguyễn Văn An", phone=PHONE),
                 documents=["Tờ khai"],
                 field="Hộ tịch",
                 time_limit=TimeLimit(value=Decimal(1), unit="same_day"),
@@ -99,8 +112,18 @@ def received_events(n: int, now: datetime) -> list[tuple[bytes, bytes]]:
         )
         key = envelope.key
         assert key is not None
-        out.append((key, envelope.encode()))
-    return out
+        contacts.append((key, contact.encode()))
+        received.append((key, envelope.encode()))
+    return contacts, received
+
+
+async def inject_all(
+    bootstrap: str, contacts: list[tuple[bytes, bytes]], received: list[tuple[bytes, bytes]]
+) -> float:
+    """Produce the contacts, then the received events; seconds taken."""
+    return await produce(bootstrap, DOSSIER_CONTACTS.name, contacts) + await produce(
+        bootstrap, DOSSIER_LIFECYCLE.name, received
+    )
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> float:
@@ -278,12 +301,12 @@ def top_snapshot(pids: dict[str, int]) -> str:
 
 async def run_pipeline(stack: Stack, n: int, limit_s: float, stall: float) -> PipelineResult:
     """Inject N received events and wait until all are routed, tracked and notified."""
-    records = received_events(n, stack.now())
+    contacts, records = received_events(n, stack.now())
     pids = process_ids(stack)
     var_dir = stack.var_dir
     cpu0 = cpu_snapshot(pids)
     start = time.perf_counter()
-    inject = asyncio.create_task(produce(stack.bootstrap_servers, DOSSIER_LIFECYCLE.name, records))
+    inject = asyncio.create_task(inject_all(stack.bootstrap_servers, contacts, records))
     result = PipelineResult(n=n, inject_s=0.0)
     last_change, last_counts = start, Counts()
     top_taken = False

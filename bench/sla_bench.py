@@ -35,7 +35,6 @@ from shared.clock import utc_now
 from shared.db import table
 from shared.events import (
     Channel,
-    Contact,
     DossierReceived,
     Envelope,
     SlaWarning,
@@ -115,7 +114,6 @@ def received(index: int, *, at: datetime | None = None, due_at: datetime | None 
             receiving_unit="000.00.00.H56",
             received_at=at,
             due_at=due_at,
-            applicant=Contact(name="x"),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(2), unit="working_days"),
             supplement_rule="pause",

@@ -20,12 +20,13 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared.topics import (
     API_KEYS,
     CALENDAR,
     CATALOGUE,
+    DOSSIER_CONTACTS,
     DOSSIER_LIFECYCLE,
     DOSSIER_ROUTING,
     DOSSIER_SLA,
@@ -80,7 +81,38 @@ class ChainStep(BaseModel):
     hours: Decimal = Field(gt=0, description="Working hours of this step.")
 
 
-class DossierSubmitted(Payload):
+class _WithoutContact(Payload):
+    """A lifecycle payload: it names no applicant (their contact is ``DossierContact``).
+
+    Events of contract 1 written before contacts had a topic of their own carry an
+    ``applicant`` field; it is dropped on reading, so they are still applied (notify takes
+    the contact from them, ``services/notify``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_applicant(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "applicant" in data:
+            return {k: v for k, v in data.items() if k != "applicant"}
+        return data
+
+
+class DossierContact(Payload):
+    """How to reach the applicant of a dossier, for notify alone (its own topic).
+
+    Intake publishes it with the dossier's first lifecycle event (``dossier.submitted`` or
+    ``dossier.received``), in the same transaction, keyed by the dossier code. The two
+    topics are read independently, so a receiver may see either first.
+    """
+
+    event_type: ClassVar[str] = "dossier.contact"
+    topic: ClassVar[TopicSpec] = DOSSIER_CONTACTS
+
+    applicant: Contact
+    procedure_code: str
+    receiving_unit: str
+
+
+class DossierSubmitted(_WithoutContact):
     """An online dossier was submitted and waits for an officer (mới đăng ký, status 1)."""
 
     event_type: ClassVar[str] = "dossier.submitted"
@@ -90,10 +122,9 @@ class DossierSubmitted(Payload):
     channel: Channel
     receiving_unit: str
     submitted_at: AwareDatetime
-    applicant: Contact
 
 
-class DossierReceived(Payload):
+class DossierReceived(_WithoutContact):
     """A dossier was received and its clock started (tiếp nhận hồ sơ, status 2).
 
     For an online dossier this is the officer's acceptance. The time limit, clock rule and
@@ -108,7 +139,6 @@ class DossierReceived(Payload):
     receiving_unit: str
     received_at: AwareDatetime
     due_at: AwareDatetime | None = Field(description="Appointment time (ngày hẹn trả).")
-    applicant: Contact
     documents: list[str] = Field(default_factory=list)
     field: str = Field(description="Lĩnh vực of the procedure.")
     time_limit: TimeLimit
@@ -292,6 +322,7 @@ class ApiKeyChanged(Payload):
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     model.event_type: model
     for model in (
+        DossierContact,
         DossierSubmitted,
         DossierReceived,
         DossierActionRecorded,

@@ -40,6 +40,12 @@ DOSSIER_LIFECYCLE = TopicSpec(
     6,
     "Every step of a dossier's life as intake records it: received, accepted, refused, ...",
 )
+DOSSIER_CONTACTS = TopicSpec(
+    "motcua.dossier.contacts",
+    6,
+    "How to reach each dossier's applicant (name, phone, e-mail), as intake took them. "
+    "Personal data: only notify reads it; the lifecycle topic carries no contact.",
+)
 DOSSIER_ROUTING = TopicSpec(
     "motcua.dossier.routing",
     6,
@@ -61,6 +67,7 @@ API_KEYS = TopicSpec(
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     DOSSIER_LIFECYCLE,
+    DOSSIER_CONTACTS,
     DOSSIER_ROUTING,
     DOSSIER_SLA,
     CATALOGUE,

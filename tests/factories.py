@@ -13,6 +13,7 @@ from shared.events import (
     ApiKeyChanged,
     Channel,
     Contact,
+    DossierContact,
     DossierReceived,
     Envelope,
     TimeLimit,
@@ -33,13 +34,34 @@ def received_envelope(code: str | None = None, *, procedure: str = "2.000635") -
             receiving_unit="000.00.00.H56",
             received_at=now,
             due_at=now,
-            applicant=Contact(name="Trần Thị B", phone="0987654321"),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(1), unit="same_day"),
             supplement_rule="pause",
             catalogue_version=1,
         ),
         occurred_at=now,
+        source="test",
+        dossier_code=code,
+    )
+
+
+def contact_envelope(
+    code: str,
+    *,
+    name: str = "Trần Thị B",
+    phone: str | None = "0987654321",
+    email: str | None = None,
+    procedure: str = "2.000635",
+    unit: str = "000.00.00.H56",
+) -> Envelope:
+    """The ``dossier.contact`` event intake publishes with a dossier's first event."""
+    return Envelope.wrap(
+        DossierContact(
+            applicant=Contact(name=name, phone=phone, email=email),
+            procedure_code=procedure,
+            receiving_unit=unit,
+        ),
+        occurred_at=datetime.now(UTC),
         source="test",
         dossier_code=code,
     )

@@ -13,10 +13,10 @@
 #
 # Who may do what (every other request is refused: allow.everyone.if.no.acl.found=false):
 #   service  writes                                       reads
-#   intake   lifecycle, calendar, keys                    routing, calendar, catalogue
+#   intake   lifecycle, contacts, calendar, keys          routing, calendar, catalogue
 #   routing  routing, catalogue                           lifecycle, calendar, keys
 #   sla      sla                                          lifecycle, routing, calendar, keys, sla
-#   notify   -                                            lifecycle, sla, keys
+#   notify   -                                            lifecycle, contacts, sla, keys
 # (topics named without their `motcua.` / `motcua.dossier.` prefix). Each service also
 # writes the dead-letter twin (`<topic>.dlq`) of every topic it reads, reads the twins
 # of the topics it writes (to replay them: `motcua dlq replay`, run in the writing
@@ -29,6 +29,7 @@ KAFKA_BIN=${KAFKA_BIN:-/opt/kafka/bin}
 REPLICATION_FACTOR=${REPLICATION_FACTOR:-1}
 
 LIFECYCLE=motcua.dossier.lifecycle
+CONTACTS=motcua.dossier.contacts
 ROUTING=motcua.dossier.routing
 SLA=motcua.dossier.sla
 CATALOGUE=motcua.catalogue
@@ -80,12 +81,14 @@ create() {
 }
 
 create motcua.dossier.lifecycle 6
+create motcua.dossier.contacts 6
 create motcua.dossier.routing 6
 create motcua.dossier.sla 6
 create motcua.catalogue 1
 create motcua.calendar 1
 create motcua.keys 1 compact
 create motcua.dossier.lifecycle.dlq 1
+create motcua.dossier.contacts.dlq 1
 create motcua.dossier.routing.dlq 1
 create motcua.dossier.sla.dlq 1
 create motcua.catalogue.dlq 1
@@ -136,10 +139,10 @@ replays() {
   echo "acl $1: Read group motcua-dlq-replay"
 }
 
-allow intake Write "$LIFECYCLE" "$CALENDAR" "$KEYS"
+allow intake Write "$LIFECYCLE" "$CONTACTS" "$CALENDAR" "$KEYS"
 allow intake Read "$ROUTING" "$CALENDAR" "$CATALOGUE"
 allow intake Write "$ROUTING.dlq" "$CALENDAR.dlq" "$CATALOGUE.dlq"
-allow intake Read "$LIFECYCLE.dlq" "$CALENDAR.dlq" "$KEYS.dlq"
+allow intake Read "$LIFECYCLE.dlq" "$CONTACTS.dlq" "$CALENDAR.dlq" "$KEYS.dlq"
 groups intake
 replays intake
 
@@ -157,8 +160,8 @@ allow sla Read "$SLA.dlq"
 groups sla
 replays sla
 
-allow notify Read "$LIFECYCLE" "$SLA" "$KEYS"
-allow notify Write "$LIFECYCLE.dlq" "$SLA.dlq" "$KEYS.dlq"
+allow notify Read "$LIFECYCLE" "$CONTACTS" "$SLA" "$KEYS"
+allow notify Write "$LIFECYCLE.dlq" "$CONTACTS.dlq" "$SLA.dlq" "$KEYS.dlq"
 groups notify
 
 echo "motcua provisioned on $BOOTSTRAP"

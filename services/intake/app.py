@@ -40,6 +40,7 @@ from shared.events import (
     Channel,
     Contact,
     DossierActionRecorded,
+    DossierContact,
     DossierReceived,
     DossierRouted,
     DossierSubmitted,
@@ -51,7 +52,14 @@ from shared.outbox import enqueue
 from shared.service import ServiceRuntime, every, until_done
 from shared.settings import ServiceName, Settings
 from shared.signing import key_signing
-from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from shared.topics import (
+    API_KEYS,
+    CALENDAR,
+    CATALOGUE,
+    DOSSIER_CONTACTS,
+    DOSSIER_LIFECYCLE,
+    DOSSIER_ROUTING,
+)
 
 SERVICE: ServiceName = "intake"
 
@@ -278,8 +286,13 @@ class Intake:
                     channel=new.channel,
                     receiving_unit=new.receiving_unit,
                     submitted_at=now,
-                    applicant=new.applicant,
                 )
+            contact = DossierContact(
+                applicant=new.applicant,
+                procedure_code=new.procedure_code,
+                receiving_unit=new.receiving_unit,
+            )
+            self._emit(session, contact, at=now, code=code)
             self._emit(session, payload, at=now, code=code)
             return Answer(201, views.DossierOut.of(dossier).model_dump(mode="json"))
 
@@ -533,11 +546,6 @@ class Intake:
             receiving_unit=dossier.receiving_unit,
             received_at=received_at,
             due_at=due_at,
-            applicant=Contact(
-                name=dossier.applicant_name,
-                phone=dossier.applicant_phone,
-                email=dossier.applicant_email,
-            ),
             documents=dossier.documents,
             field=procedure.field,
             time_limit=TimeLimit(value=limit.value, unit=limit.unit.value),
@@ -608,7 +616,7 @@ def build(
         SERVICE,
         settings,
         tables=[*store.TABLES, *queue_store.TABLES, *CATALOGUE_TABLES],
-        publishes=[DOSSIER_LIFECYCLE, CALENDAR, API_KEYS],
+        publishes=[DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, CALENDAR, API_KEYS],
     )
     intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
     subscribe(runtime, intake.apply_routing, DOSSIER_ROUTING)

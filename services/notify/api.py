@@ -293,6 +293,7 @@ def create_app(
         background=[
             notifier.dispatch_forever,
             notifier.purge_forever,
+            notifier.release_waiting_forever,
             reports.gauges_forever,
             digests.schedule_forever,
         ],

@@ -85,13 +85,13 @@ from services.notify.reports import ReportProjection
 from services.notify.settings import NotifySettings
 from shared.clock import Clock, utc_now
 from shared.consume import follow, subscribe
-from shared.events import DossierReceived, DossierSubmitted, Envelope
+from shared.events import Contact, DossierContact, DossierReceived, DossierSubmitted, Envelope
 from shared.keys_sync import TABLES as KEY_TABLES
 from shared.keys_sync import following_keys
 from shared.service import ServiceRuntime, every
 from shared.settings import ServiceName, Settings
 from shared.signing import dev_secret
-from shared.topics import API_KEYS, DOSSIER_LIFECYCLE, DOSSIER_SLA
+from shared.topics import API_KEYS, DOSSIER_CONTACTS, DOSSIER_LIFECYCLE, DOSSIER_SLA
 from shared.wakeup import Wakeup
 
 SERVICE: ServiceName = "notify"
@@ -102,7 +102,8 @@ NOTIFICATIONS = Counter(
 )
 NOTICES_UNADDRESSED = Counter(
     "motcua_notifications_unaddressed_total",
-    "Notices dropped because no contact was known for the dossier.",
+    "Notices that came before their dossier's contact and wait for it (queued when it "
+    "comes; deleted after the message retention period if it never does).",
     ["trigger"],
 )
 CLAIMS_LOST = Counter(
@@ -140,31 +141,37 @@ class Notifier:
         """Store contacts and queue the messages events ask for (inside the inbox transaction).
 
         Contacts of the batch are stored first, so a notice later in the same batch finds
-        them. A key already stored is skipped: a message is queued once however often its
-        event comes. Disabled triggers and opted-out dossiers or contacts queue nothing to
-        the citizen. Then office heads' warnings are queued (``office``), and last, for a
-        dossier whose processing ended in the batch, its lateness messages still queued
-        (overdue, office warning; stored earlier or just now) become ``superseded``: a
-        message must still be true when it is sent.
+        them, and the notices that waited for those contacts are queued with the batch's
+        own. A notice whose dossier has no contact yet waits (``store.WaitingNotice``). A
+        key already stored is skipped: a message is queued once however often its event
+        comes. Disabled triggers and opted-out dossiers or contacts queue nothing to the
+        citizen. Then office heads' warnings are queued (``office``), and last, for a
+        dossier whose processing ended in the batch, its lateness messages still queued or
+        waiting (overdue, office warning; stored earlier or just now) become ``superseded``
+        or are dropped: a message must still be true when it is sent.
         """
         now = self.clock()
         addressees = await self._store_contacts(session, events, now)
-        await self._queue_notices(session, events, addressees, now)
+        notices = [(n, now) for n in map(domain.notice_of, events) if n is not None]
+        notices = await _take_waiting(session, addressees.keys()) + notices
+        await self._queue_notices(session, notices, addressees, now)
         await self.office.apply(session, events)
         ended = {e.dossier_code for e in events if e.dossier_code and domain.ends_processing(e)}
         await _supersede(session, ended)
+        await _record_ends(session, events, now)
 
     async def _queue_notices(
         self,
         session: AsyncSession,
-        events: Sequence[Envelope],
+        notices: Sequence[tuple[domain.Notice, datetime]],
         addressees: Mapping[str, store.AddresseeRow],
         now: datetime,
     ) -> None:
-        notices = [n for n in map(domain.notice_of, events) if n is not None]
+        """Queue each notice's messages (``created_at``: when the notice came), or let the
+        notice wait for its dossier's contact."""
         if not notices:
             return
-        codes = {n.dossier_code for n in notices}
+        codes = {n.dossier_code for n, _ in notices}
         known = {
             row.dossier_code: row
             for row in (
@@ -177,21 +184,24 @@ class Notifier:
         }
         known.update(addressees)
         toggles = await load_toggles(session)
-        drafts: dict[str, domain.Draft] = {}
-        for notice in notices:
+        drafts: dict[str, tuple[domain.Draft, datetime]] = {}
+        waiting: dict[str, store.WaitingNotice] = {}
+        for notice, came in notices:
             row = known.get(notice.dossier_code)
             if row is None:
-                NOTICES_UNADDRESSED.labels(notice.trigger.value).inc()
+                parked = _waiting(notice, came)
+                waiting.setdefault(parked.key, parked)
                 continue
             if not domain.is_enabled(
                 toggles, row.procedure_code, row.receiving_unit, notice.trigger
             ):
                 continue
             for draft in self.renderer.drafts(notice, _addressee(row)):
-                drafts.setdefault(draft.key, draft)
+                drafts.setdefault(draft.key, (draft, came))
+        await _park(session, waiting.values())
         if not drafts:
             return
-        opted_out = await _opted_out(session, drafts.values(), self.opt_out_key)
+        opted_out = await _opted_out(session, (d for d, _ in drafts.values()), self.opt_out_key)
         stored = set(
             (
                 await session.exec(
@@ -209,10 +219,10 @@ class Notifier:
                 subject=d.subject,
                 body=d.body,
                 status=store.SUPPRESSED if key in opted_out else store.QUEUED,
-                created_at=now,
+                created_at=came,
                 next_attempt_at=now,
             )
-            for key, d in drafts.items()
+            for key, (d, came) in drafts.items()
             if key not in stored
         )
         self._wake.set()
@@ -223,22 +233,17 @@ class Notifier:
         contacts: dict[str, store.AddresseeRow] = {}
         for envelope in events:
             code = envelope.dossier_code
-            if not code:
+            found = _contact_of(envelope)
+            if not code or found is None:
                 continue
-            body: DossierReceived | DossierSubmitted
-            if envelope.type == DossierReceived.event_type:
-                body = envelope.body(DossierReceived)
-            elif envelope.type == DossierSubmitted.event_type:
-                body = envelope.body(DossierSubmitted)
-            else:
-                continue
+            contact, procedure_code, receiving_unit = found
             contacts[code] = store.AddresseeRow(
                 dossier_code=code,
-                name=body.applicant.name,
-                phone=body.applicant.phone,
-                email=body.applicant.email,
-                procedure_code=body.procedure_code,
-                receiving_unit=body.receiving_unit,
+                name=contact.name,
+                phone=contact.phone,
+                email=contact.email,
+                procedure_code=procedure_code,
+                receiving_unit=receiving_unit,
                 updated_at=now,
             )
         if not contacts:
@@ -683,11 +688,18 @@ class Notifier:
             return await load_toggles(session)
 
     async def purge_expired(self) -> int:
-        """Blank the recipient, subject and text (and an e-mail's HTML) of every message
-        that reached its end (``store.FINAL``) more than ``message_retention_days`` after
-        it was created; return how many were purged. The row, its status and its times
-        stay: the delivery history and the reports need no personal data. A message still
-        queued or being sent keeps what it needs to be sent, however old."""
+        """Delete the personal data kept past ``message_retention_days``; return how many
+        messages were purged.
+
+        - A message that reached its end (``store.FINAL``) more than that after it was
+          created loses its recipient, subject and text (and an e-mail's HTML). The row,
+          its status and its times stay: the delivery history and the reports need no
+          personal data. A message still queued or being sent keeps what it needs to be
+          sent, however old.
+        - A dossier's addressee (name, phone, e-mail) is deleted that long after its
+          processing ended (``ended_at``); a dossier still in process keeps it.
+        - A notice that waited that long for a contact that never came is deleted.
+        """
         cutoff = self.clock() - timedelta(days=self.settings.message_retention_days)
         expired = (
             col(store.Message.status).in_(store.FINAL),
@@ -705,18 +717,65 @@ class Notifier:
                     )
                 ).all()
             )
-            if not keys:
-                return 0
-            await session.exec(
-                update(store.Message)
-                .where(col(store.Message.key).in_(keys), *expired)
-                .values(recipient=store.PURGED, subject=None, body=store.PURGED)
+            if keys:
+                await session.exec(
+                    update(store.Message)
+                    .where(col(store.Message.key).in_(keys), *expired)
+                    .values(recipient=store.PURGED, subject=None, body=store.PURGED)
+                )
+                await session.exec(
+                    delete(store.MessageHtml).where(col(store.MessageHtml.key).in_(keys))
+                )
+            addressees = await session.exec(
+                delete(store.AddresseeRow).where(col(store.AddresseeRow.ended_at) < cutoff)
             )
-            await session.exec(
-                delete(store.MessageHtml).where(col(store.MessageHtml.key).in_(keys))
+            waiting = await session.exec(
+                delete(store.WaitingNotice).where(col(store.WaitingNotice.created_at) < cutoff)
             )
-        log.info("purged the personal data of %d message(s) past their retention", len(keys))
+        if keys or addressees.rowcount or waiting.rowcount:
+            log.info(
+                "retention: purged %d message(s), deleted %d addressee(s) and %d notice(s) "
+                "that waited for a contact",
+                len(keys),
+                addressees.rowcount,
+                waiting.rowcount,
+            )
         return len(keys)
+
+    async def release_waiting(self) -> int:
+        """Queue the notices still waiting whose contact has come; return how many.
+
+        The contact's own batch queues the notices that waited for it. But two notify
+        processes may hold a dossier's lifecycle and contacts partitions: one stores the
+        contact while the other, in a transaction that cannot see it yet, parks a notice.
+        This finds such a notice. Two processes releasing one notice at once queue its
+        messages under the same keys: one commit wins, the other fails and finds nothing
+        next time.
+        """
+        now = self.clock()
+        async with self.runtime.db.transaction() as session:
+            codes = set(
+                (
+                    await session.exec(
+                        select(store.WaitingNotice.dossier_code).join(
+                            store.AddresseeRow,
+                            col(store.AddresseeRow.dossier_code)
+                            == col(store.WaitingNotice.dossier_code),
+                        )
+                    )
+                ).all()
+            )
+            notices = await _take_waiting(session, codes)
+            await self._queue_notices(session, notices, {}, now)
+        return len(notices)
+
+    async def release_waiting_forever(self) -> None:
+        """Release waiting notices every ``waiting_check_seconds``."""
+
+        async def release() -> None:
+            await self.release_waiting()
+
+        await every(self.settings.waiting_check_seconds, release, "waiting notices")
 
     async def purge_forever(self) -> None:
         """Purge messages past their retention every ``retention_check_seconds``."""
@@ -727,8 +786,8 @@ class Notifier:
         await every(self.settings.retention_check_seconds, purge, "message retention")
 
     async def receiving_unit(self, code: str) -> str | None:
-        """The unit that received the dossier, as its ``dossier.received`` or
-        ``dossier.submitted`` said (``None``: notify has not heard of it)."""
+        """The unit that received the dossier, as its ``dossier.contact`` said (``None``:
+        notify has not heard of it, or its contact is past retention)."""
         async with self.runtime.db.sessions() as session:
             row = await session.get(store.AddresseeRow, code)
             return None if row is None else row.receiving_unit
@@ -825,8 +884,9 @@ async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft], key:
 
 async def _supersede(session: AsyncSession, ended: set[str]) -> None:
     """Mark the lateness messages of dossiers whose processing ended still ``queued``
-    ``superseded``: never sent. Rows added earlier in the transaction are flushed first,
-    so one queued by an earlier event of the same batch is covered too."""
+    ``superseded`` (and drop such notices still waiting for a contact): never sent. Rows
+    added earlier in the transaction are flushed first, so one queued by an earlier event
+    of the same batch is covered too."""
     if not ended:
         return
     await session.flush()
@@ -839,6 +899,131 @@ async def _supersede(session: AsyncSession, ended: set[str]) -> None:
         )
         .values(status=store.SUPERSEDED)
     )
+    await session.exec(
+        delete(store.WaitingNotice).where(
+            col(store.WaitingNotice.dossier_code).in_(ended),
+            col(store.WaitingNotice.trigger).in_(domain.SUPERSEDED_TRIGGERS),
+        )
+    )
+
+
+def _contact_of(envelope: Envelope) -> tuple[Contact, str, str] | None:
+    """The applicant's contact an event carries, with the dossier's procedure and
+    receiving unit: a ``dossier.contact``, or a ``dossier.submitted`` /
+    ``dossier.received`` of contract 1, which still carried the contact (the lifecycle
+    models drop that field, so it is read from the raw payload)."""
+    if envelope.type == DossierContact.event_type:
+        body = envelope.body(DossierContact)
+        return body.applicant, body.procedure_code, body.receiving_unit
+    legacy: DossierReceived | DossierSubmitted
+    if envelope.type == DossierReceived.event_type:
+        legacy = envelope.body(DossierReceived)
+    elif envelope.type == DossierSubmitted.event_type:
+        legacy = envelope.body(DossierSubmitted)
+    else:
+        return None
+    applicant = envelope.payload.get("applicant")
+    if applicant is None:
+        return None
+    return Contact.model_validate(applicant), legacy.procedure_code, legacy.receiving_unit
+
+
+def _waiting_key(notice: domain.Notice) -> str:
+    suffix = f"#{notice.occurrence}" if notice.occurrence else ""
+    return f"{notice.dossier_code}:{notice.trigger.value}{suffix}"
+
+
+def _waiting(notice: domain.Notice, came: datetime) -> store.WaitingNotice:
+    return store.WaitingNotice(
+        key=_waiting_key(notice),
+        dossier_code=notice.dossier_code,
+        trigger=notice.trigger.value,
+        occurrence=notice.occurrence,
+        facts=dict(notice.facts),
+        created_at=came,
+    )
+
+
+async def _park(session: AsyncSession, notices: Iterable[store.WaitingNotice]) -> None:
+    """Let notices wait for their dossier's contact (once per key)."""
+    wanted = {n.key: n for n in notices}
+    if not wanted:
+        return
+    there = set(
+        (
+            await session.exec(
+                select(store.WaitingNotice.key).where(
+                    col(store.WaitingNotice.key).in_(list(wanted))
+                )
+            )
+        ).all()
+    )
+    for key, notice in wanted.items():
+        if key not in there:
+            NOTICES_UNADDRESSED.labels(notice.trigger).inc()
+            session.add(notice)
+
+
+async def _take_waiting(
+    session: AsyncSession, codes: Iterable[str]
+) -> list[tuple[domain.Notice, datetime]]:
+    """Remove and return the notices that waited for these dossiers' contacts, in the
+    order they came."""
+    codes = list(codes)
+    if not codes:
+        return []
+    rows = (
+        await session.exec(
+            select(store.WaitingNotice)
+            .where(col(store.WaitingNotice.dossier_code).in_(codes))
+            .order_by(col(store.WaitingNotice.created_at), col(store.WaitingNotice.key))
+        )
+    ).all()
+    if not rows:
+        return []
+    await session.exec(
+        delete(store.WaitingNotice).where(
+            col(store.WaitingNotice.key).in_([row.key for row in rows])
+        )
+    )
+    return [
+        (
+            domain.Notice(
+                row.dossier_code,
+                domain.Trigger(row.trigger),
+                occurrence=row.occurrence,
+                facts=dict(row.facts),
+            ),
+            row.created_at,
+        )
+        for row in rows
+    ]
+
+
+async def _record_ends(session: AsyncSession, events: Sequence[Envelope], now: datetime) -> None:
+    """Set ``ended_at`` of the addressees of dossiers whose processing ended in the batch
+    (the retention of their contact counts from it), and clear it for those that resumed;
+    the batch's last word on a dossier wins."""
+    last: dict[str, bool] = {}
+    for envelope in events:
+        code = envelope.dossier_code
+        if not code:
+            continue
+        if domain.ends_processing(envelope):
+            last[code] = True
+        elif domain.resumes_processing(envelope):
+            last[code] = False
+    if not last:
+        return
+    await session.flush()
+    for ended in (True, False):
+        codes = [code for code, value in last.items() if value is ended]
+        if codes:
+            await session.exec(
+                update(store.AddresseeRow)
+                .where(col(store.AddresseeRow.dossier_code).in_(codes))
+                .values(ended_at=now if ended else None)
+            )
 
 
 def build_sinks(settings: Settings, notify: NotifySettings) -> dict[str, FailoverSink]:
@@ -885,6 +1070,6 @@ def build(
         await notifier.apply(session, events)
         await projection.apply(session, events)
 
-    subscribe(runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_SLA)
+    subscribe(runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, DOSSIER_SLA)
     follow(runtime, following_keys(settings, SERVICE), API_KEYS)
     return notifier

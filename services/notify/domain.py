@@ -159,6 +159,14 @@ def ends_processing(envelope: Envelope) -> bool:
     return False
 
 
+def resumes_processing(envelope: Envelope) -> bool:
+    """Whether an event takes up processing a stop had ended (``resume``)."""
+    return (
+        envelope.type == DossierActionRecorded.event_type
+        and envelope.body(DossierActionRecorded).action is DossierAction.RESUME
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class OfficeWarning:
     """A dossier that needs the apology letter (form 4) soon: sla's dossier-level

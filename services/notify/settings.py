@@ -101,7 +101,16 @@ class NotifySettings(BaseSettings):
         gt=0,
         description="Days after which a message that reached its end (sent, delivered, "
         "failed, unknown, superseded, suppressed) loses its recipient and text: the row and "
-        "its status stay for the reports and the delivery history.",
+        "its status stay for the reports and the delivery history. A dossier's contact is "
+        "deleted this long after its processing ended, and a notice that waited this long "
+        "for a contact that never came.",
+    )
+    waiting_check_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often notices that came before their dossier's contact are queued "
+        "if the contact has come since (the contact's own batch queues them at once; this "
+        "catches one stored by another notify process at the same moment).",
     )
     retention_check_seconds: float = Field(
         3600.0, gt=0, description="How often messages past their retention are purged."

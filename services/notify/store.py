@@ -3,15 +3,16 @@ office heads.
 
 Personal data (recipient, body, names, phones, e-mails) lives only in ``message``,
 ``message_html``, ``addressee`` and ``office_head``; a message's is blanked once it is final
-and older than ``message_retention_days`` (``Notifier.purge_expired``). Opt-outs by contact
-store a keyed one-way fingerprint (HMAC-SHA256), never the contact.
+and older than ``message_retention_days``, and a dossier's addressee is deleted that long
+after its processing ended (``Notifier.purge_expired``). Opt-outs by contact store a keyed
+one-way fingerprint (HMAC-SHA256), never the contact.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from shared.db import AwareDateTime, table
@@ -79,7 +80,9 @@ class MessageHtml(SQLModel, table=True):
 
 
 class AddresseeRow(SQLModel, table=True):
-    """How to reach a dossier's applicant, from ``dossier.submitted`` / ``dossier.received``."""
+    """How to reach a dossier's applicant, from ``dossier.contact`` (or, for events of
+    contract 1, ``dossier.submitted`` / ``dossier.received``). Deleted
+    ``message_retention_days`` after ``ended_at``; kept while processing goes on."""
 
     __tablename__ = "addressee"
 
@@ -90,6 +93,36 @@ class AddresseeRow(SQLModel, table=True):
     procedure_code: str = Field(sa_column=Column(String(40), nullable=False))
     receiving_unit: str = Field(sa_column=Column(String(60), nullable=False))
     updated_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    ended_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(AwareDateTime),
+        description="When notify saw the dossier's processing end (result, refusal, stop, "
+        "withdrawal); a later event that reopens it (resume) clears it.",
+    )
+
+
+class WaitingNotice(SQLModel, table=True):
+    """A notice for a dossier whose contact notify has not received yet.
+
+    Contacts travel on a topic of their own, read independently of the lifecycle, so a
+    notice may come first. It waits here (no personal data: the facts are times) and is
+    queued, under its own message keys and with its ``created_at``, in the transaction that
+    stores the contact. A waiting lateness notice is dropped when processing ends, like a
+    queued one; one still waiting after ``message_retention_days`` is deleted.
+    """
+
+    __tablename__ = "notice_waiting"
+    __table_args__ = (Index("ix_notice_waiting_dossier", "dossier_code"),)
+
+    key: str = Field(
+        sa_column=Column(String(160), primary_key=True),
+        description="<dossier>:<trigger>[#<occurrence>]: a repeated event waits once.",
+    )
+    dossier_code: str = Field(sa_column=Column(String(60), nullable=False))
+    trigger: str = Field(sa_column=Column(String(40), nullable=False))
+    occurrence: str = Field(sa_column=Column(String(20), nullable=False))
+    facts: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
 class OptOut(SQLModel, table=True):
@@ -168,6 +201,7 @@ TABLES: list[Table] = [
     table(Message),
     table(MessageHtml),
     table(AddresseeRow),
+    table(WaitingNotice),
     table(OptOut),
     table(TriggerToggle),
     table(OfficeHead),

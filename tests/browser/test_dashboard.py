@@ -27,7 +27,6 @@ from services.notify.reports import TABLES, ReportProjection
 from shared.db import Database
 from shared.events import (
     Channel,
-    Contact,
     DossierReceived,
     Envelope,
     Payload,
@@ -63,7 +62,6 @@ def received(code: str, unit: str, at: datetime, due: datetime) -> Envelope:
             receiving_unit=unit,
             received_at=at,
             due_at=due,
-            applicant=Contact(name="Trần Thị B"),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
             supplement_rule="pause",

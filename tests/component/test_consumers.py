@@ -29,8 +29,8 @@ from shared.inbox import InboxRow
 from shared.outbox import OutboxRow
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING
-from tests.factories import received_envelope
+from shared.topics import DOSSIER_CONTACTS, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from tests.factories import contact_envelope, received_envelope
 
 
 @pytest.fixture
@@ -124,7 +124,9 @@ async def test_notify_stores_one_receipt_and_sends_it(settings: Settings) -> Non
     db = notifier.runtime.db
     await db.create_tables(notifier.runtime.tables)
     event = received_envelope()
+    contact = contact_envelope(event.dossier_code or "")
     async with TestKafkaBroker(notifier.runtime.broker) as broker:
+        await broker.publish(contact.encode(), DOSSIER_CONTACTS.name, key=contact.key)
         await broker.publish(event.encode(), DOSSIER_LIFECYCLE.name, key=event.key)
         await broker.publish(event.encode(), DOSSIER_LIFECYCLE.name, key=event.key)
     assert await count(db, notify_store.Message) == 1

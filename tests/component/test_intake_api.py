@@ -27,7 +27,14 @@ from services.intake.store import Dossier
 from shared.auth import Role
 from shared.calendar import VN_TZ
 from shared.db import table
-from shared.events import ChainStep, DossierReceived, DossierRouted, Envelope, decode
+from shared.events import (
+    ChainStep,
+    DossierContact,
+    DossierReceived,
+    DossierRouted,
+    Envelope,
+    decode,
+)
 from shared.localbroker import free_port
 from shared.outbox import OutboxRow
 from shared.settings import Settings
@@ -176,9 +183,11 @@ def test_receive_answers_code_and_due_time_and_stores_the_event(client: TestClie
     assert body["slip"] == f"/api/v1/dossiers/{body['code']}/slip"
     count, _ = stored(client)
     assert count == 1
-    [event] = events(client)
-    assert event.dossier_code == body["code"]
-    assert event.body(DossierReceived).applicant.phone == "0912345678"
+    contact, event = events(client)
+    assert event.dossier_code == contact.dossier_code == body["code"]
+    assert event.type == DossierReceived.event_type
+    assert "applicant" not in event.payload  # the lifecycle carries no contact
+    assert contact.body(DossierContact).applicant.phone == "0912345678"
     assert "applicant" not in body  # no personal data in the answer
 
 
@@ -209,8 +218,8 @@ def test_online_dossier_waits_without_clock(client: TestClient) -> None:
     assert response.json()["due_at"] is None
     count, _ = stored(client)
     assert count == 1
-    [event] = events(client)
-    assert event.type == "dossier.submitted"
+    contact, event = events(client)
+    assert (contact.type, event.type) == ("dossier.contact", "dossier.submitted")
 
 
 @pytest.mark.parametrize(

@@ -43,10 +43,12 @@ from services.notify.settings import NotifySettings
 from shared.auth import Authenticator, Role
 from shared.calendar import VN_TZ
 from shared.events import (
+    PAYLOAD_TYPES,
     Channel,
     Contact,
     DossierAction,
     DossierActionRecorded,
+    DossierContact,
     DossierReceived,
     Envelope,
     Payload,
@@ -56,7 +58,7 @@ from shared.events import (
 )
 from shared.keys_sync import key_lookup
 from shared.settings import Settings
-from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
+from shared.topics import TopicSpec
 from tests.factories import grant_key
 from tests.standins import JsonPostServer
 
@@ -203,16 +205,23 @@ def envelope(payload: Payload, code: str = CODE) -> Envelope:
     )
 
 
-def received(code: str = CODE, *, phone: str | None = PHONE, email: str | None = EMAIL) -> Envelope:
+def received(
+    code: str = CODE, *, phone: str | None = PHONE, email: str | None = EMAIL
+) -> tuple[Envelope, Envelope]:
+    """The contact and the ``dossier.received`` intake publishes together."""
     at = datetime(2026, 3, 2, 9, 0, tzinfo=VN_TZ)
-    return envelope(
+    contact = DossierContact(
+        applicant=Contact(name="Trần Thị B", phone=phone, email=email),
+        procedure_code="2.000635",
+        receiving_unit="000.00.00.H56",
+    )
+    return envelope(contact, code), envelope(
         DossierReceived(
             procedure_code="2.000635",
             channel=Channel.COUNTER,
             receiving_unit="000.00.00.H56",
             received_at=at,
             due_at=datetime(2026, 3, 5, 9, 0, tzinfo=VN_TZ),
-            applicant=Contact(name="Trần Thị B", phone=phone, email=email),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
             supplement_rule="pause",
@@ -236,11 +245,17 @@ def acted(kind: DossierAction, sequence: int, code: str = CODE, **extra: Any) ->
     )
 
 
-async def feed(notifier: notify_app.Notifier, *events: Envelope) -> None:
+async def feed(notifier: notify_app.Notifier, *events: Envelope | tuple[Envelope, ...]) -> None:
+    """Publish the events in order, each on its topic (a tuple: its events in order)."""
+    flat = [e for item in events for e in (item if isinstance(item, tuple) else (item,))]
     async with TestKafkaBroker(notifier.runtime.broker) as broker:
-        for event in events:
-            topic = DOSSIER_SLA if event.type.startswith("sla.") else DOSSIER_LIFECYCLE
-            await broker.publish(event.encode(), topic.name, key=event.key)
+        for event in flat:
+            await broker.publish(event.encode(), topic_of(event).name, key=event.key)
+
+
+def topic_of(event: Envelope) -> TopicSpec:
+    """The topic an event travels on."""
+    return PAYLOAD_TYPES[event.type].topic
 
 
 def sla_warning(
@@ -734,6 +749,124 @@ async def test_final_messages_lose_recipient_and_text_after_the_retention(
     assert all(m.sent_at is not None for m in old)  # the history stays
     [kept] = await notifier.for_dossier(other)
     assert (kept.status, kept.recipient) == ("queued", PHONE)
+
+
+async def test_contacts_past_the_retention_go_once_processing_ended(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notify_settings = notify_settings.model_copy(update={"message_retention_days": 90})
+    notifier = await make_notifier(settings, notify_settings, clock)
+    open_code = "000.00.00.H56-260302-0002"
+    stopped = "000.00.00.H56-260302-0003"
+    await feed(notifier, received(), received(open_code), received(stopped))
+    await feed(notifier, acted(DossierAction.RESOLVE, 1))
+    await feed(
+        notifier, acted(DossierAction.STOP, 1, stopped), acted(DossierAction.RESUME, 2, stopped)
+    )
+    clock.now += timedelta(days=91)
+    await notifier.purge_expired()
+    assert await notifier.receiving_unit(CODE) is None  # ended 91 days ago: contact gone
+    assert await notifier.receiving_unit(open_code) == UNIT  # still in process: kept
+    assert await notifier.receiving_unit(stopped) == UNIT  # resumed: in process again
+
+
+async def test_a_notice_before_its_contact_waits_for_it_and_keeps_its_order(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    """The contact travels on its own topic: the lifecycle may be read first."""
+    notifier = await make_notifier(settings, notify_settings, clock)
+    contact, receipt = received(email=None)
+    waited = counted("motcua_notifications_unaddressed_total", trigger="received")
+    await feed(notifier, receipt, receipt)
+    clock.now += timedelta(minutes=1)
+    await feed(notifier, acted(DossierAction.REQUEST_PAYMENT, 1))  # its key sorts first
+    assert await notifier.dispatch_round() == 0
+    assert await notifier.for_dossier(CODE) == []
+    assert counted("motcua_notifications_unaddressed_total", trigger="received") == waited + 1
+
+    clock.now += timedelta(minutes=5)
+    await feed(notifier, contact)
+    assert await notifier.dispatch_round() == 2
+    assert [r["request_id"] for r in gateway.requests] == [
+        f"{CODE}:received:sms",
+        f"{CODE}:payment_requested#1:sms",
+    ]
+    await feed(notifier, contact, receipt)  # again: nothing waits, nothing twice
+    assert await notifier.dispatch_round() == 0
+    assert len(gateway.requests) == 2
+
+
+async def test_a_notice_parked_beside_its_stored_contact_is_released(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    """Another notify process parked it while this one stored the contact (neither saw
+    the other's transaction): the periodic release queues it."""
+    notifier = await make_notifier(settings, notify_settings, clock)
+    contact, _ = received(email=None)
+    await feed(notifier, contact)
+    async with notifier.runtime.db.transaction() as session:
+        session.add(
+            store.WaitingNotice(
+                key=f"{CODE}:received",
+                dossier_code=CODE,
+                trigger="received",
+                occurrence="",
+                facts={"due_short": "09:00 05/03/2026"},
+                created_at=clock.now,
+            )
+        )
+    assert await notifier.release_waiting() == 1
+    assert await notifier.release_waiting() == 0
+    assert await notifier.dispatch_round() == 1
+    assert [r["request_id"] for r in gateway.requests] == [f"{CODE}:received:sms"]
+
+
+async def test_a_lateness_notice_waiting_for_its_contact_is_dropped_when_processing_ends(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    contact, receipt = received(email=None)
+    await feed(notifier, receipt, sla_warning("overdue"), acted(DossierAction.RESOLVE, 1))
+    await feed(notifier, contact)
+    await notifier.dispatch_round()
+    sent = {r["request_id"] for r in gateway.requests}
+    assert f"{CODE}:overdue:sms" not in sent
+    assert f"{CODE}:received:sms" in sent
+
+
+async def test_a_contract_1_event_still_brings_its_contact(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    """A ``dossier.received`` written before contacts had their own topic (in a topic or
+    an outbox at the upgrade) carried the applicant: its receipt is still sent."""
+    notifier = await make_notifier(settings, notify_settings, clock)
+    _, receipt = received(email=None)
+    legacy = receipt.model_copy(
+        update={"payload": {**receipt.payload, "applicant": {"name": "B", "phone": PHONE}}}
+    )
+    await feed(notifier, legacy)
+    assert await notifier.dispatch_round() == 1
+    assert [r["phone"] for r in gateway.requests] == [PHONE]
 
 
 # --- office warnings and superseded messages ----------------------------------------------

@@ -32,7 +32,6 @@ from shared.auth import Authenticator, Role
 from shared.calendar import VN_TZ
 from shared.events import (
     Channel,
-    Contact,
     DossierAction,
     DossierActionRecorded,
     DossierReceived,
@@ -71,7 +70,6 @@ def received(
             receiving_unit=unit,
             received_at=at(day),
             due_at=at(due) if due else None,
-            applicant=Contact(name="Trần Thị B"),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
             supplement_rule="pause",

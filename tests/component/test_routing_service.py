@@ -20,7 +20,6 @@ from shared.catalogue import Step
 from shared.db import table
 from shared.events import (
     Channel,
-    Contact,
     DossierAction,
     DossierActionRecorded,
     DossierReceived,
@@ -62,7 +61,6 @@ def received(
             receiving_unit=UNIT,
             received_at=at,
             due_at=due_at,
-            applicant=Contact(name="Lê Văn C"),
             field=field,
             time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
             supplement_rule="pause",

@@ -31,7 +31,6 @@ from shared.db import Database, table
 from shared.events import (
     ChainStep,
     Channel,
-    Contact,
     DossierAction,
     DossierActionRecorded,
     DossierReceived,
@@ -87,7 +86,6 @@ def received(code: str = CODE, *, at: str = "2026-06-01 08:00", rule: str = "pau
             receiving_unit="000.00.00.H56",
             received_at=vn(at),
             due_at=None,
-            applicant=Contact(name="Trần Thị B"),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(2), unit="working_days"),
             supplement_rule="restart" if rule == "restart" else "pause",

@@ -41,6 +41,7 @@ ALL_SERVICES = (*APP_SERVICES, "kafka", "kafka-init", "postgres", "proxy", "prom
 
 TOPICS = {
     "motcua.dossier.lifecycle": 6,
+    "motcua.dossier.contacts": 6,
     "motcua.dossier.routing": 6,
     "motcua.dossier.sla": 6,
     "motcua.catalogue": 1,
@@ -719,3 +720,5 @@ def test_acls_allow_each_service_what_its_wiring_does_and_no_more(tmp_path: Path
         assert writers == {owner}, topic
     assert {n for n, t in writes.items() if "motcua.keys" in t} == {"intake"}
     assert {n for n, t in writes.items() if "motcua.dossier.lifecycle" in t} == {"intake"}
+    # the applicants' contacts: intake writes them, notify alone reads them
+    assert {n for n, t in reads.items() if "motcua.dossier.contacts" in t} == {"notify"}

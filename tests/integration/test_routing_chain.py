@@ -16,7 +16,6 @@ from motcua.stack import Stack
 from shared.calendar import VN_TZ
 from shared.events import (
     Channel,
-    Contact,
     DossierAction,
     DossierActionRecorded,
     DossierReceived,
@@ -47,7 +46,6 @@ def lifecycle() -> list[Envelope]:
         receiving_unit=UNIT,
         received_at=RECEIVED,
         due_at=datetime(2026, 3, 5, 10, 0, tzinfo=VN_TZ),
-        applicant=Contact(name="Phạm Thị D"),
         field="Hộ tịch",
         time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
         supplement_rule="pause",

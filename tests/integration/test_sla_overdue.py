@@ -13,7 +13,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from motcua.stack import Stack
 from shared.events import (
     Channel,
-    Contact,
     DossierReceived,
     Envelope,
     SlaWarning,
@@ -35,7 +34,6 @@ def received(code: str, now: datetime, due_in: timedelta) -> Envelope:
             receiving_unit="000.00.00.H56",
             received_at=now,
             due_at=now + due_in,
-            applicant=Contact(name="Trần Thị B"),
             field="Hộ tịch",
             time_limit=TimeLimit(value=Decimal(1), unit="working_hours"),
             supplement_rule="pause",

@@ -13,13 +13,14 @@ from shared.events import (
     PAYLOAD_TYPES,
     Channel,
     Contact,
+    DossierContact,
     DossierReceived,
     DossierRouted,
     Envelope,
     UndecodableEvent,
     decode,
 )
-from shared.topics import ALL_TOPICS, BY_NAME, DOSSIER_LIFECYCLE
+from shared.topics import ALL_TOPICS, BY_NAME, DOSSIER_CONTACTS, DOSSIER_LIFECYCLE
 
 AT = datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
 
@@ -31,7 +32,6 @@ def received(**overrides: object) -> DossierReceived:
         "receiving_unit": "000.00.00.H56",
         "received_at": AT,
         "due_at": AT,
-        "applicant": Contact(name="Nguyễn Văn A", phone="0912345678"),
         "field": "Hộ tịch",
         "time_limit": {"value": 1, "unit": "same_day"},
         "supplement_rule": "pause",
@@ -116,13 +116,42 @@ def test_decode_names_what_is_wrong(raw: bytes, reason: str) -> None:
         decode(raw)
 
 
+def contact() -> DossierContact:
+    return DossierContact(
+        applicant=Contact(name="Nguyễn Văn A", phone="0912345678"),
+        procedure_code="2.000635",
+        receiving_unit="000.00.00.H56",
+    )
+
+
 def test_decode_error_never_echoes_personal_data() -> None:
-    env = Envelope.wrap(received(), occurred_at=AT, source="intake", dossier_code="X-1")
+    env = Envelope.wrap(contact(), occurred_at=AT, source="intake", dossier_code="X-1")
     data = orjson.loads(env.encode())
     data["payload"]["applicant"]["phone"] = 912345678  # wrong type, personal value
     with pytest.raises(UndecodableEvent) as info:
         decode(orjson.dumps(data))
     assert "912345678" not in str(info.value)
+
+
+def test_contacts_travel_on_their_own_topic_and_nowhere_else() -> None:
+    assert DossierContact.topic is DOSSIER_CONTACTS
+    for model in PAYLOAD_TYPES.values():
+        if model is not DossierContact:
+            assert "applicant" not in model.model_fields, model.event_type
+    lifecycle = Envelope.wrap(received(), occurred_at=AT, source="intake", dossier_code="X-1")
+    assert "applicant" not in lifecycle.payload
+
+
+def test_a_contract_1_event_with_its_applicant_is_still_applied() -> None:
+    """Events written before contacts had their own topic carried the applicant: they
+    decode (the lifecycle model drops it), so nothing in flight is dead-lettered."""
+    data = orjson.loads(
+        Envelope.wrap(received(), occurred_at=AT, source="intake", dossier_code="X-1").encode()
+    )
+    data["payload"]["applicant"] = {"name": "Nguyễn Văn A", "phone": "0912345678"}
+    back = decode(orjson.dumps(data))
+    assert back.body(DossierReceived) == received()
+    assert "applicant" not in back.body(DossierReceived).model_dump()
 
 
 def test_every_payload_type_has_a_declared_topic() -> None:

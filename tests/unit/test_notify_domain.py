@@ -15,7 +15,6 @@ from services.notify.render import Renderer
 from shared.calendar import VN_TZ
 from shared.events import (
     Channel,
-    Contact,
     DossierAction,
     DossierActionRecorded,
     DossierReceived,
@@ -63,7 +62,6 @@ def test_received_notice_carries_the_due_time() -> None:
         receiving_unit="U",
         received_at=AT,
         due_at=datetime(2026, 3, 5, 3, 0, tzinfo=UTC),
-        applicant=Contact(name="A"),
         field="Hộ tịch",
         time_limit=TimeLimit(value=Decimal(3), unit="working_days"),
         supplement_rule="pause",
