@@ -22,6 +22,7 @@ from services.intake.app import (
     NotFound,
     build,
 )
+from services.intake.pages import render_lookup_page
 from services.intake.queue import api as queue_api
 from services.intake.queue.app import Queue
 from services.intake.ratelimit import TokenBuckets
@@ -319,16 +320,17 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
 
     @api.get(
         PUBLIC_LOOKUP_PATH + "/{code}",  # where slips' QR codes point
-        status_code=status.HTTP_410_GONE,
-        responses={410: {"description": "Moved to POST /api/v1/public/lookup."}},
-        deprecated=True,
+        response_class=HTMLResponse,
+        responses={200: {"description": "The look-up page (HTML), the code filled in."}},
     )
-    async def look_up_by_url(code: str) -> JSONResponse:
-        """Gone: the phone no longer travels in the URL. ``POST /api/v1/public/lookup``
-        with ``{"code", "phone"}`` instead."""
-        return JSONResponse(
-            {"detail": f"the look-up moved: POST {PUBLIC_LOOKUP} with a JSON code and phone"},
-            status_code=status.HTTP_410_GONE,
+    async def look_up_page(code: str) -> HTMLResponse:
+        """The citizen's look-up page, where the slip's QR code leads: the dossier code
+        filled in, the phone asked for, the answer of ``POST /api/v1/public/lookup`` shown
+        (the phone never travels in a URL). Any code gets the page: it says nothing of
+        whether the dossier exists."""
+        known = code if domain.parse_dossier_code(code) is not None else ""
+        return HTMLResponse(
+            render_lookup_page(known, PUBLIC_LOOKUP), headers={"Cache-Control": "no-store"}
         )
 
     return api

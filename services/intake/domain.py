@@ -44,6 +44,21 @@ class DossierStatus(StrEnum):
         return _NATIONAL[self]
 
 
+STATUS_TEXT = {
+    DossierStatus.SUBMITTED: "Mới đăng ký, chờ cán bộ tiếp nhận",
+    DossierStatus.RECEIVED: "Đã tiếp nhận",
+    DossierStatus.REFUSED: "Không được tiếp nhận",
+    DossierStatus.PROCESSING: "Đang giải quyết",
+    DossierStatus.SUPPLEMENT_REQUESTED: "Cần bổ sung hồ sơ: xin liên hệ nơi đã nộp",
+    DossierStatus.PAYMENT_REQUESTED: "Chờ thực hiện nghĩa vụ tài chính",
+    DossierStatus.WITHDRAWAL_REQUESTED: "Đang xem xét yêu cầu rút hồ sơ",
+    DossierStatus.STOPPED: "Dừng giải quyết",
+    DossierStatus.WITHDRAWN: "Đã rút hồ sơ",
+    DossierStatus.RESOLVED: "Đã có kết quả, mời nhận kết quả",
+    DossierStatus.RETURNED: "Đã trả kết quả",
+}
+"""What the citizen reads for each state (the public look-up)."""
+
 _NATIONAL = {
     DossierStatus.SUBMITTED: 1,
     DossierStatus.RECEIVED: 2,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import segno
 from fpdf import FPDF, XPos, YPos
-from jinja2 import Environment, Template
 
+from services.intake.pages import template
 from shared.calendar import DurationUnit, format_slip_time
 
 _UNIT_WORDS = {
@@ -81,16 +81,10 @@ def unit_name(code: str) -> str:
     return unit_names().get(code, f"Đơn vị {code}")
 
 
-@lru_cache(maxsize=1)
-def _template() -> Template:
-    text = resources.files("services.intake").joinpath("slip.html.j2").read_text("utf-8")
-    return Environment(autoescape=True).from_string(text)
-
-
 def render_html(slip: Slip) -> str:
     """The slip as a printable HTML page, QR code inline as SVG."""
     qr_svg = segno.make(slip.lookup_url, error="m").svg_inline(scale=3, omitsize=False)
-    return _template().render(slip=slip, qr_svg=qr_svg)
+    return template("slip.html.j2").render(slip=slip, qr_svg=qr_svg)
 
 
 def _font_file() -> Path:

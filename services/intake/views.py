@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from services.intake import domain
 from services.intake.store import Dossier, DossierHistory
+from shared.calendar.slip import format_slip_time
 from shared.clock import in_vietnam
 
 
@@ -105,14 +106,21 @@ class PublicDossierOut(BaseModel):
     status: str
     national_status: int
     due_at: datetime | None
+    status_text: str = Field(description="The status in the citizen's words (Vietnamese).")
+    due_text: str | None = Field(
+        description="The due time as the slip prints it (Vietnam time), or null."
+    )
 
     @classmethod
     def of(cls, dossier: Dossier) -> PublicDossierOut:
         """The public view (the apology's date, when there is one, is the date in force)."""
         state = domain.DossierStatus(dossier.status)
+        due = dossier.extended_due_at or dossier.due_at
         return cls(
             code=dossier.code,
             status=state.value,
             national_status=state.national_code,
-            due_at=_vn(dossier.extended_due_at or dossier.due_at),
+            due_at=_vn(due),
+            status_text=domain.STATUS_TEXT[state],
+            due_text=None if due is None else format_slip_time(due),
         )

@@ -100,6 +100,8 @@ def test_public_look_up_needs_the_applicants_phone(env: tuple[TestClient, Keys])
         "status": "received",
         "national_status": 2,
         "due_at": "2026-06-02T17:00:00+07:00",
+        "status_text": "Đã tiếp nhận",
+        "due_text": "17 giờ 00 phút, ngày 02 tháng 06 năm 2026",
     }
     assert look_up(client, code, "+84912345678").status_code == 200
     wrong = look_up(client, code, "0987654321")
@@ -119,10 +121,18 @@ def test_public_look_up_takes_only_a_code_and_a_phone(env: tuple[TestClient, Key
         {"code": code, "phone": "0" * 21},
     ):
         assert client.post(LOOKUP, json=body).status_code == 422, body
-    # the old form put the phone in the URL (and so in access logs): gone, with a pointer
-    gone = client.get(f"/api/v1/public/dossiers/{code}", params={"phone": "0912345678"})
-    assert gone.status_code == 410
-    assert LOOKUP in gone.json()["detail"]
+    # the slip's QR code leads to a page that asks for the phone and posts it: a phone in
+    # the URL (the old form, and so in access logs) is not used
+    page = client.get(f"/api/v1/public/dossiers/{code}", params={"phone": "0912345678"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert f'value="{code}"' in page.text
+    assert "0912345678" not in page.text
+    assert '"/api/v1/public/lookup"' in page.text
+    blank = client.get('/api/v1/public/dossiers/"><script>alert(1)<')
+    assert blank.status_code == 200
+    assert "<script>alert" not in blank.text
+    assert 'value=""' in blank.text
 
 
 def test_public_look_up_is_rate_limited_per_client(env: tuple[TestClient, Keys]) -> None:

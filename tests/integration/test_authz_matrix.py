@@ -130,7 +130,7 @@ MATRIX: dict[str, Case] = {
         row(401, 200, kiosk=403, counter=(200, 404), office=403, importer=(200, 404), viewer=403)
     ),
     "POST /api/v1/public/lookup": Case(everyone(422), json={"code": "x", "phone": PHONE}),
-    "GET /api/v1/public/dossiers/{code}": Case(everyone(410)),
+    "GET /api/v1/public/dossiers/{code}": Case(everyone(200)),
     # --- intake: calendar
     "GET /api/v1/calendar": Case(key_only(200)),
     "PUT /api/v1/calendar/days/{day}": Case(admin_only(422), json={}, path={"day": "not-a-day"}),
