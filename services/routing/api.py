@@ -65,6 +65,7 @@ from shared.catalogue import (
     Step,
     parse_procedure,
 )
+from shared.clock import Clock, utc_now
 from shared.keys_sync import key_lookup
 from shared.paging import PAGED, Page, page_query, set_page_headers
 from shared.service import create_http_app
@@ -556,9 +557,9 @@ async def _sheet(routing: Routing, code: str, principal: Principal) -> SheetOut:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
     """Routing's process; its API checks keys against the copy it keeps of intake's."""
-    process = build(settings or get_settings())
+    process = build(settings or get_settings(), clock=clock)
     auth = Authenticator(key_lookup(process.runtime.db))
     return create_http_app(
         process.runtime,

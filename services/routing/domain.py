@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shared.calendar import WorkCalendar
 from shared.catalogue import (
     AGENCY_CODE_PATTERN,
     FIELD_MAX_LENGTH,
@@ -35,7 +34,6 @@ from shared.catalogue import (
     Step,
     level_at,
 )
-from shared.chain import working_hours
 
 Level = Literal["tinh", "xa", "huyen"]
 ChannelName = Literal["counter", "online", "post"]
@@ -283,20 +281,3 @@ def decide(catalogue: Catalogue, rule_set: RuleSet, facts: Facts) -> Routed | Un
         rule_version=version,
         steps=steps,
     )
-
-
-def step_due(calendar: WorkCalendar, start: datetime, hours: Decimal) -> datetime:
-    """When a step that started at ``start`` must be done (its share of working time)."""
-    return calendar.add_working_time(start, working_hours(hours))
-
-
-def plan(
-    calendar: WorkCalendar, start: datetime, hours: Sequence[Decimal]
-) -> list[tuple[datetime, datetime]]:
-    """(start, due) of every step when each starts as soon as the previous is due."""
-    schedule = []
-    for share in hours:
-        due = step_due(calendar, start, share)
-        schedule.append((start, due))
-        start = due
-    return schedule

@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -244,6 +245,82 @@ async def chain_of(session: AsyncSession, codes: list[str]) -> dict[str, list[Ch
     return chains
 
 
+async def assignments_of(session: AsyncSession, codes: list[str]) -> dict[str, Assignment]:
+    """The assignments of these dossiers, by dossier code (one query; absent: not assigned)."""
+    rows = (
+        await session.exec(select(Assignment).where(col(Assignment.dossier_code).in_(codes)))
+    ).all()
+    return {row.dossier_code: row for row in rows}
+
+
+async def queued_among(session: AsyncSession, codes: list[str]) -> set[str]:
+    """Which of these dossiers wait in the manual queue (one query)."""
+    return set(
+        (
+            await session.exec(
+                select(ManualQueueEntry.dossier_code).where(
+                    col(ManualQueueEntry.dossier_code).in_(codes)
+                )
+            )
+        ).all()
+    )
+
+
+async def assignment(session: AsyncSession, code: str) -> Assignment | None:
+    """The assignment of one dossier (None: not assigned)."""
+    return await session.get(Assignment, code)
+
+
+async def queue_entry(session: AsyncSession, code: str) -> ManualQueueEntry | None:
+    """The manual-queue entry of one dossier (None: not queued)."""
+    return await session.get(ManualQueueEntry, code)
+
+
+async def open_assignments_before(session: AsyncSession, rule_version: int) -> list[Assignment]:
+    """The open assignments (processing not ended) decided under a rule version older
+    than ``rule_version``: those re-routing may move."""
+    return list(
+        (
+            await session.exec(
+                select(Assignment).where(
+                    col(Assignment.closed_at).is_(None),
+                    col(Assignment.rule_version) < rule_version,
+                )
+            )
+        ).all()
+    )
+
+
+def add_assignment(session: AsyncSession, row: Assignment, chain: list[ChainStepRow]) -> None:
+    """Record a dossier's assignment and its chain steps (written at the next flush)."""
+    session.add(row)
+    session.add_all(chain)
+
+
+def add_to_queue(session: AsyncSession, entry: ManualQueueEntry) -> None:
+    """Put a dossier in the manual queue (written at the next flush)."""
+    session.add(entry)
+
+
+async def drop_decisions(
+    session: AsyncSession,
+    *,
+    assigned: Sequence[tuple[Assignment, list[ChainStepRow]]] = (),
+    queued: Sequence[ManualQueueEntry] = (),
+) -> None:
+    """Delete these assignments (each with its chain steps) and manual-queue entries, and
+    flush: the deletes reach the database before the caller records a new decision for the
+    same dossiers, which would otherwise collide on the primary key (the unit of work
+    inserts before it deletes)."""
+    for row, chain in assigned:
+        for step in chain:
+            await session.delete(step)
+        await session.delete(row)
+    for entry in queued:
+        await session.delete(entry)
+    await session.flush()
+
+
 async def latest_catalogue(session: AsyncSession) -> CatalogueVersion | None:
     """The newest catalogue version (None before the seed was written)."""
     return (
@@ -283,6 +360,13 @@ def write_catalogue(
     )
     session.add(row)
     return row
+
+
+def mark_published(session: AsyncSession, row: CatalogueVersion, now: datetime) -> None:
+    """Record that ``row``'s ``catalogue.published`` event went to the outbox at ``now``
+    (in the transaction that enqueues it)."""
+    row.published_at = now
+    session.add(row)
 
 
 async def catalogue_history(

@@ -265,3 +265,38 @@ async def test_refused_rule_changes_leave_the_rule_set_unchanged(
         "admin",
         f"add rule 1: procedure=2.000635 -> {POLICE}",
     )
+
+
+async def test_every_time_routing_records_comes_from_the_injected_clock(tmp_path: Path) -> None:
+    """Decisions, rule and catalogue versions, and events are dated by ``build(clock=...)``,
+    not by the wall clock."""
+    instant = datetime(2026, 3, 2, 11, 30, tzinfo=VN_TZ)
+    built = routing_app.build(
+        Settings(var_dir=tmp_path, retry_backoff_seconds=0.0), clock=lambda: instant
+    )
+    await built.runtime.db.create_tables(built.runtime.tables)
+    try:
+        routing = built.routing
+        await routing.catalogues.load()
+        await publish(built, received("A"), received("U", "9.999999"))
+        await routing.add_rule(police_rule(), by="admin")
+        [queued] = await routing.manual_queue()
+        assert queued.queued_at == instant
+        await routing.assign("U", BHXH, steps=[Step(office=BHXH, hours=Decimal(8))], by="admin")
+        routed = await routing.sheet("A")
+        assigned = await routing.sheet("U")
+        assert routed is not None
+        assert assigned is not None
+        assert routed[0].routed_at == instant
+        assert assigned[0].routed_at == instant
+        assert [version.changed_at for version in await routing.history()] == [instant]
+        assert [version.changed_at for version in await routing.catalogues.history()] == [instant]
+        events = await outbox(built)
+        assert [e.type for e in events] == [
+            "dossier.routed",
+            "dossier.unroutable",
+            "dossier.routed",
+        ]
+        assert {e.occurred_at for e in events} == {instant}
+    finally:
+        await built.runtime.db.dispose()

@@ -15,6 +15,7 @@ from services.routing.app.routing import AssignError, Move, RerouteReport, Routi
 from shared.calendar import default_calendar
 from shared.calendar_sync import following_calendar
 from shared.catalogue import seed_catalogue
+from shared.clock import Clock, utc_now
 from shared.consume import follow, subscribe
 from shared.db import Database
 from shared.keys_sync import TABLES as KEY_TABLES
@@ -46,14 +47,14 @@ class RoutingProcess:
     routing: Routing
 
 
-def standalone(settings: Settings) -> Routing:
+def standalone(settings: Settings, *, clock: Clock = utc_now) -> Routing:
     """Routing's use cases over its database, without a broker (the command line).
 
     Events they write wait in the outbox; the routing process's relay publishes them.
     Call ``prepare`` before use.
     """
     db = Database(settings.database_url_for(SERVICE), schema=settings.schema_for(SERVICE))
-    return Routing(db, seed_catalogue(), default_calendar(settings.province))
+    return Routing(db, seed_catalogue(), default_calendar(settings.province), clock=clock)
 
 
 async def prepare(routing: Routing, settings: Settings) -> None:
@@ -63,9 +64,10 @@ async def prepare(routing: Routing, settings: Settings) -> None:
     await routing.catalogues.load()
 
 
-def build(settings: Settings) -> RoutingProcess:
+def build(settings: Settings, *, clock: Clock = utc_now) -> RoutingProcess:
     """Routing's runtime, use cases and subscriber; it follows the calendar (step due
-    times) and the keys intake issues (its admin API)."""
+    times) and the keys intake issues (its admin API). Its use cases read "now" from
+    ``clock``."""
     runtime = ServiceRuntime(
         SERVICE,
         settings,
@@ -77,6 +79,7 @@ def build(settings: Settings) -> RoutingProcess:
         seed_catalogue(),
         default_calendar(settings.province),
         after_commit=runtime.relay.wake,
+        clock=clock,
     )
     subscribe(runtime, routing.apply, DOSSIER_LIFECYCLE)
     follow(

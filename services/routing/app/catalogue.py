@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.routing import store
 from shared.catalogue import Catalogue, Procedure, added, imported, removed, seed_catalogue
 from shared.catalogue_sync import published_event
-from shared.clock import utc_now
+from shared.clock import Clock, utc_now
 from shared.db import Database
 from shared.outbox import enqueue
 from shared.service import until_done
@@ -30,13 +30,19 @@ _RETRY_SECONDS = 2.0
 
 
 class Catalogues:
-    """The versioned catalogue over routing's database."""
+    """The versioned catalogue over routing's database; versions are dated by ``clock``."""
 
     def __init__(
-        self, db: Database, catalogue: Catalogue, *, after_commit: Callable[[], None]
+        self,
+        db: Database,
+        catalogue: Catalogue,
+        *,
+        after_commit: Callable[[], None],
+        clock: Clock = utc_now,
     ) -> None:
         self.db = db
         self.catalogue = catalogue
+        self.clock = clock
         self._after_commit = after_commit
 
     async def refresh(self, session: AsyncSession) -> None:
@@ -58,7 +64,7 @@ class Catalogues:
             seed_catalogue(),
             changed_by=SEEDED_BY,
             change="the catalogue shipped with motcua",
-            now=utc_now(),
+            now=self.clock(),
             published=False,
         )
 
@@ -87,14 +93,13 @@ class Catalogues:
         Returns whether an event was written to the outbox. Idempotent: the row is
         marked in the same transaction, so a second call (or instance) writes nothing.
         """
-        now = utc_now()
+        now = self.clock()
         async with self.db.transaction() as session:
             row = await self._base(session)
             self.catalogue = row.catalogue()
             if row.published_at is not None:
                 return False
-            row.published_at = now
-            session.add(row)
+            store.mark_published(session, row, now)
             self._emit(session, self.catalogue, row.changed_by, row.change, now)
         self._after_commit()
         return True
@@ -134,7 +139,7 @@ class Catalogues:
         self, make: Callable[[Catalogue], Catalogue], *, by: str, change: str
     ) -> Catalogue:
         """Write the version ``make`` derives from the newest one, and its event, atomically."""
-        now = utc_now()
+        now = self.clock()
         async with self.db.transaction() as session:
             base = (await self._base(session)).catalogue()
             catalogue = make(base)

@@ -1,0 +1,257 @@
+"""Recording routing decisions, and following a dossier along its chain.
+
+Invariants:
+- a decision is recorded with its event in the caller's transaction: an assignment with
+  its chain steps and ``dossier.routed``, or a manual-queue entry and ``dossier.unroutable``;
+- a step's due time is ``shared.chain.fit_step``'s, from its start and the working minutes
+  of the steps still to come (the first step fitted into the dossier's due time when the
+  dossier's reception gave one); a step whose due time falls outside the calendar's known
+  years has none;
+- an action is applied once, in the order intake numbered them; ``transfer`` starts the
+  next step, an ending action closes the dossier and its current step.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from prometheus_client import Counter
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.routing import domain, store
+from services.routing.app.catalogue import SERVICE, Catalogues
+from shared.calendar import CalendarRangeError, WorkCalendar
+from shared.catalogue import Catalogue
+from shared.chain import fit_step
+from shared.clock import Clock
+from shared.events import (
+    ChainStep,
+    DossierAction,
+    DossierActionRecorded,
+    DossierReceived,
+    DossierRouted,
+    DossierUnroutable,
+)
+from shared.outbox import enqueue
+
+__all__ = ["Decisions", "chain_in_minutes", "stored_chain", "to_minutes"]
+
+log = logging.getLogger(__name__)
+
+ROUTED = Counter(
+    "motcua_dossiers_routed_total",
+    "Routing decisions naming an office (first routing, re-routing, manual), by office and field.",
+    ["office", "field"],
+)
+UNROUTABLE = Counter("motcua_dossiers_unroutable_total", "Dossiers sent to the manual queue.")
+
+_ENDING = {DossierAction.RESOLVE, DossierAction.RETURN_RESULT, DossierAction.WITHDRAW}
+
+
+class Decisions:
+    """Writes decisions under the newest catalogue, dates steps with the calendar in
+    force, and reads 'now' from ``clock``."""
+
+    def __init__(self, catalogues: Catalogues, calendar: WorkCalendar, clock: Clock) -> None:
+        self.catalogues = catalogues
+        self.calendar = calendar
+        self.clock = clock
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The newest catalogue version this process has seen."""
+        return self.catalogues.catalogue
+
+    def facts(self, received: DossierReceived) -> domain.Facts:
+        """The routing facts of a received dossier."""
+        return domain.Facts(
+            procedure=received.procedure_code,
+            field=received.field,
+            level=domain.level_of(
+                self.catalogue.get(received.procedure_code), received.received_at
+            ),
+            receiving_unit=received.receiving_unit,
+            channel=received.channel.value,
+        )
+
+    def step_due(
+        self, start: datetime, minutes: Sequence[int], dossier_due: datetime | None = None
+    ) -> datetime | None:
+        """The due time of a step of ``minutes[0]`` followed by the others, fitted into
+        the dossier's time when its due time is known (``shared.chain.fit_step``)."""
+        hours = [Decimal(m) / 60 for m in minutes]
+        try:
+            return fit_step(self.calendar, start, hours, dossier_due).due_at
+        except CalendarRangeError:
+            log.warning("routing: step due time outside the calendar's known years")
+            return None
+
+    def _chain_rows(
+        self,
+        code: str,
+        steps: Sequence[tuple[str, Decimal]],
+        start: datetime,
+        dossier_due: datetime | None,
+    ) -> list[store.ChainStepRow]:
+        minutes = [to_minutes(hours) for _, hours in steps]
+        return [
+            store.ChainStepRow(
+                dossier_code=code,
+                position=position,
+                office=office,
+                working_minutes=minutes[position],
+                started_at=start if position == 0 else None,
+                due_at=self.step_due(start, minutes, dossier_due) if position == 0 else None,
+            )
+            for position, (office, _) in enumerate(steps)
+        ]
+
+    def assign(
+        self,
+        session: AsyncSession,
+        code: str,
+        *,
+        facts: domain.Facts,
+        decision: domain.Routed,
+        received_at: datetime,
+        now: datetime,
+        manual: bool = False,
+        dossier_due: datetime | None = None,
+    ) -> tuple[store.Assignment, list[store.ChainStepRow]]:
+        """Record the assignment ``decision`` makes, its first step started at reception."""
+        row = store.Assignment(
+            dossier_code=code,
+            procedure_code=facts.procedure,
+            office=decision.office,
+            field=decision.field,
+            rule=decision.rule,
+            explanation=decision.explanation,
+            rule_version=decision.rule_version,
+            catalogue_version=self.catalogue.version,
+            receiving_unit=facts.receiving_unit,
+            channel=facts.channel,
+            level=facts.level,
+            received_at=received_at,
+            routed_at=now,
+            manual=manual,
+        )
+        chain = self._chain_rows(code, decision.steps, received_at, dossier_due)
+        store.add_assignment(session, row, chain)
+        return row, chain
+
+    def emit_routed(
+        self,
+        session: AsyncSession,
+        row: store.Assignment,
+        decision: domain.Routed,
+        correlation_id: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
+        """Put ``dossier.routed`` for ``row`` in the outbox."""
+        payload = DossierRouted(
+            procedure_code=row.procedure_code,
+            office=decision.office,
+            field=decision.field,
+            rule=decision.rule,
+            catalogue_version=row.catalogue_version,
+            steps=[ChainStep(office=office, hours=hours) for office, hours in decision.steps],
+        )
+        enqueue(
+            session,
+            payload,
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=row.dossier_code,
+            correlation_id=correlation_id,
+        )
+        ROUTED.labels(decision.office, decision.field).inc()
+
+    def queue(
+        self,
+        session: AsyncSession,
+        code: str,
+        *,
+        received: DossierReceived,
+        decision: domain.Unroutable,
+        correlation_id: uuid.UUID,
+        now: datetime,
+    ) -> None:
+        """Put an unroutable dossier in the manual queue, and ``dossier.unroutable`` in
+        the outbox."""
+        facts = self.facts(received)
+        store.add_to_queue(
+            session,
+            store.ManualQueueEntry(
+                dossier_code=code,
+                procedure_code=facts.procedure,
+                reason=decision.reason,
+                field=facts.field,
+                receiving_unit=facts.receiving_unit,
+                channel=facts.channel,
+                level=facts.level,
+                catalogue_version=self.catalogue.version,
+                rule_version=decision.rule_version,
+                received_at=received.received_at,
+                queued_at=now,
+            ),
+        )
+        payload = DossierUnroutable(procedure_code=facts.procedure, reason=decision.reason)
+        enqueue(
+            session,
+            payload,
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=code,
+            correlation_id=correlation_id,
+        )
+        UNROUTABLE.inc()
+
+    def on_action(
+        self,
+        assignment: store.Assignment,
+        chain: list[store.ChainStepRow],
+        action: DossierActionRecorded,
+    ) -> None:
+        """Advance the chain on ``transfer``; end the current step when processing ends."""
+        if action.sequence <= assignment.action_sequence:
+            return
+        assignment.action_sequence = action.sequence
+        if assignment.closed_at is not None:
+            return
+        current = chain[assignment.current_step] if assignment.current_step < len(chain) else None
+        if action.action is DossierAction.TRANSFER:
+            following = assignment.current_step + 1
+            if following >= len(chain):
+                log.warning("routing: transfer past the last step of a chain ignored")
+                return
+            if current is not None:
+                current.ended_at = action.at
+            step = chain[following]
+            step.office = action.office or step.office
+            step.started_at = action.at
+            step.due_at = self.step_due(action.at, [s.working_minutes for s in chain[following:]])
+            assignment.current_step = following
+            assignment.office = step.office
+        elif action.action in _ENDING:
+            assignment.closed_at = action.at
+            if current is not None and current.ended_at is None:
+                current.ended_at = action.at
+
+
+def to_minutes(hours: Decimal) -> int:
+    """Working hours as whole working minutes."""
+    return round(hours * 60)
+
+
+def chain_in_minutes(steps: Sequence[tuple[str, Decimal]]) -> tuple[tuple[str, int], ...]:
+    """A decided chain as stored: (office, whole working minutes) per step."""
+    return tuple((office, to_minutes(hours)) for office, hours in steps)
+
+
+def stored_chain(chain: list[store.ChainStepRow]) -> tuple[tuple[str, int], ...]:
+    """A stored chain as (office, working minutes) per step, to compare with a decision's."""
+    return tuple((row.office, row.working_minutes) for row in chain)

@@ -1,0 +1,182 @@
+"""Routing by an administrator: manual assignment, and re-routing to the current rules.
+
+Invariants:
+- a dossier leaves the manual queue, or changes office, only here, in one transaction
+  that drops its old decision (queue entry, or assignment and chain), records the new
+  one and puts ``dossier.routed`` with the current rule version in the outbox;
+- a dossier past its first step, or closed, is never moved; one assigned by hand is
+  left alone by re-routing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.routing import domain, store
+from services.routing.app.decisions import Decisions, chain_in_minutes, stored_chain
+from shared.catalogue import Step
+from shared.db import Database
+
+__all__ = ["AssignError", "Move", "RerouteReport", "assign_by_hand", "reroute"]
+
+
+class AssignError(ValueError):
+    """A manual assignment refused; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One dossier re-routed: from which office (or the manual queue) to which."""
+
+    dossier_code: str
+    before: str
+    after: str
+    rule: str
+
+
+@dataclass(slots=True)
+class RerouteReport:
+    """What ``reroute`` did under ``rule_version``."""
+
+    rule_version: int
+    moved: list[Move] = field(default_factory=list)
+    unchanged: int = 0
+    kept: list[tuple[str, str]] = field(default_factory=list)
+    """(dossier code, why it was not moved)."""
+
+
+async def assign_by_hand(
+    db: Database,
+    decisions: Decisions,
+    code: str,
+    office: str,
+    *,
+    steps: list[Step] | None,
+    by: str,
+) -> store.Assignment:
+    """Route one dossier by hand: from the manual queue, or re-assign one at step 1.
+
+    The chain is ``steps`` or else the catalogue's chain with step 1 at ``office``;
+    emits ``dossier.routed``. ``AssignError`` (nothing written) when it cannot.
+    """
+    rule = domain.parse_rule({"priority": 1, "office": office, "steps": steps})
+    now = decisions.clock()
+    async with db.transaction() as session:
+        await decisions.catalogues.refresh(session)
+        entry = await store.queue_entry(session, code)
+        existing = None if entry is not None else await store.assignment(session, code)
+        if entry is None and existing is None:
+            raise AssignError(f"no dossier {code} in the manual queue or assigned")
+        if existing is not None and (existing.closed_at or existing.current_step > 0):
+            msg = f"dossier {code} has left its first step: it can no longer be re-assigned"
+            raise AssignError(msg)
+        source = entry or existing
+        assert source is not None
+        facts = store.facts_of(source)
+        catalogue = decisions.catalogue
+        procedure = catalogue.get(facts.procedure)
+        chain_source = rule.steps or (procedure.steps if procedure else None)
+        if chain_source is None:
+            msg = (
+                f"procedure {facts.procedure} is not in catalogue v{catalogue.version}: "
+                "give the chain (steps) of the assignment"
+            )
+            raise AssignError(msg)
+        chain = domain.resolve_chain(
+            chain_source, first_office=office, receiving_unit=facts.receiving_unit
+        )
+        rule_set = await store.current_rule_set(session)
+        decision = domain.Routed(
+            office=office,
+            field=facts.field,
+            rule=f"manual assignment by {by}",
+            explanation=f"assigned by hand by {by} at {now.isoformat()}",
+            rule_version=rule_set.version,
+            steps=chain,
+        )
+        received_at = source.received_at
+        if existing is not None:
+            old_chain = (await store.chain_of(session, [code]))[code]
+            await store.drop_decisions(session, assigned=[(existing, old_chain)])
+        elif entry is not None:
+            await store.drop_decisions(session, queued=[entry])
+        row, _ = decisions.assign(
+            session,
+            code,
+            facts=facts,
+            decision=decision,
+            received_at=received_at,
+            now=now,
+            manual=True,
+        )
+        decisions.emit_routed(session, row, decision, None, now)
+    return row
+
+
+async def reroute(db: Database, decisions: Decisions) -> RerouteReport:
+    """Re-decide open dossiers routed under older rules, and the manual queue.
+
+    A dossier moves (new chain, ``dossier.routed`` again with the new rule version)
+    when the current rules name another office or chain and it is still at its first
+    step; one past its first step, assigned by hand, or that would become unroutable
+    keeps its office and is reported. The same decision only records the new version.
+    """
+    now = decisions.clock()
+    async with db.transaction() as session:
+        await decisions.catalogues.refresh(session)
+        catalogue = decisions.catalogue
+        rule_set = await store.current_rule_set(session)
+        report = RerouteReport(rule_set.version)
+        open_rows = await store.open_assignments_before(session, rule_set.version)
+        chains = await store.chain_of(session, [row.dossier_code for row in open_rows])
+        moving: list[tuple[store.Assignment, domain.Routed]] = []
+        for row in open_rows:
+            decision = domain.decide(catalogue, rule_set, store.facts_of(row))
+            if row.manual:
+                report.kept.append((row.dossier_code, "assigned by hand"))
+            elif isinstance(decision, domain.Unroutable):
+                report.kept.append((row.dossier_code, f"would be unroutable: {decision.reason}"))
+            elif chain_in_minutes(decision.steps) == stored_chain(chains[row.dossier_code]):
+                row.rule_version, row.rule = decision.rule_version, decision.rule
+                row.explanation = decision.explanation
+                report.unchanged += 1
+            elif row.current_step > 0:
+                report.kept.append(
+                    (row.dossier_code, f"already at step {row.current_step + 1} of its chain")
+                )
+            else:
+                moving.append((row, decision))
+        freed: list[tuple[store.ManualQueueEntry, domain.Routed]] = []
+        for entry in await store.manual_queue(session):
+            outcome = domain.decide(catalogue, rule_set, store.facts_of(entry))
+            if isinstance(outcome, domain.Routed):
+                freed.append((entry, outcome))
+        await store.drop_decisions(
+            session,
+            assigned=[(row, chains[row.dossier_code]) for row, _ in moving],
+            queued=[entry for entry, _ in freed],
+        )
+        for old, routed in moving:
+            new, _ = decisions.assign(
+                session,
+                old.dossier_code,
+                facts=store.facts_of(old),
+                decision=routed,
+                received_at=old.received_at,
+                now=now,
+            )
+            new.action_sequence = old.action_sequence
+            decisions.emit_routed(session, new, routed, None, now)
+            report.moved.append(Move(old.dossier_code, old.office, new.office, routed.rule))
+        for entry, routed in freed:
+            new, _ = decisions.assign(
+                session,
+                entry.dossier_code,
+                facts=store.facts_of(entry),
+                decision=routed,
+                received_at=entry.received_at,
+                now=now,
+            )
+            decisions.emit_routed(session, new, routed, None, now)
+            report.moved.append(Move(entry.dossier_code, "manual queue", new.office, routed.rule))
+    return report
