@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import domain, store
@@ -76,37 +75,13 @@ class OfficeWarnings:
         if not warnings:
             return
         codes = {w.dossier_code for w in warnings}
-        dossiers = {
-            row.dossier_code: row
-            for row in (
-                await session.exec(
-                    select(store.AddresseeRow).where(
-                        col(store.AddresseeRow.dossier_code).in_(codes)
-                    )
-                )
-            ).all()
-        }
+        dossiers = await store.addressees(session, codes)
         to_try = {
             w.dossier_code: w.heads_to_try(_unit_of(dossiers.get(w.dossier_code))) for w in warnings
         }
         units = {unit for candidates in to_try.values() for unit in candidates}
-        heads = {
-            row.unit: row
-            for row in (
-                await session.exec(
-                    select(store.OfficeHead).where(col(store.OfficeHead.unit).in_(units))
-                )
-            ).all()
-        }
-        stored = set(
-            (
-                await session.exec(
-                    select(store.Message.key).where(
-                        col(store.Message.key).in_([domain.office_warning_key(c) for c in codes])
-                    )
-                )
-            ).all()
-        )
+        heads = await store.heads_of(session, units)
+        stored = await store.stored_keys(session, [domain.office_warning_key(c) for c in codes])
         now = self.clock()
         queued: dict[str, store.Message] = {}
         for warning in warnings:

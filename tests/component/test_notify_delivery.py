@@ -475,7 +475,7 @@ async def test_crash_between_send_and_record_does_not_send_twice(
     async def crash(*_: object) -> None:
         raise RuntimeError("process killed")
 
-    monkeypatch.setattr(notifier, "_record", crash)
+    monkeypatch.setattr(notifier.dispatcher, "_record", crash)
     with pytest.raises(RuntimeError):
         await notifier.dispatch_round()
     assert len(gateway.requests) == 1

@@ -19,18 +19,16 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
-from sqlmodel import col, select
-
 from services.notify import store
 from services.notify.app import Notifier
 from services.notify.digest import domain
 from services.notify.reports import domain as report
 from services.notify.reports import query
+from services.notify.reports import store as report_store
 from services.notify.reports.store import ReportFact
 from shared.calendar import default_calendar
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.clock import in_vietnam
-from shared.db import table, upsert_insert
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +58,17 @@ class Digests:
     async def set_head(self, unit: str, *, name: str, email: str) -> None:
         """Record (or replace) the head of ``unit``."""
         async with self.runtime.db.transaction() as session:
-            row = await session.get(store.OfficeHead, unit)
-            if row is None:
-                row = store.OfficeHead(unit=unit, name=name, email=email, updated_at=self.clock())
-            row.name, row.email, row.updated_at = name, email, self.clock()
-            session.add(row)
+            await store.put_head(session, unit, name=name, email=email, now=self.clock())
 
     async def heads(self) -> list[store.OfficeHead]:
         """Every office head, by unit."""
         async with self.runtime.db.sessions() as session:
-            rows = await session.exec(select(store.OfficeHead).order_by(col(store.OfficeHead.unit)))
-            return list(rows.all())
+            return await store.office_heads(session)
 
     async def remove_head(self, unit: str) -> bool:
         """Forget the head of ``unit``; ``False`` if none was recorded."""
         async with self.runtime.db.transaction() as session:
-            row = await session.get(store.OfficeHead, unit)
-            if row is None:
-                return False
-            await session.delete(row)
-            return True
+            return await store.delete_head(session, unit)
 
     # --- digests -----------------------------------------------------------------------
 
@@ -95,21 +84,12 @@ class Digests:
         now = self.clock()
         today = in_vietnam(now).date()
         async with self.runtime.db.sessions() as session:
-            wanted = select(store.OfficeHead).order_by(col(store.OfficeHead.unit))
-            if unit is not None:
-                wanted = wanted.where(store.OfficeHead.unit == unit)
-            heads = list((await session.exec(wanted)).all())
+            heads = await store.office_heads(session, unit=unit)
             if not heads:
                 self._tell_no_head(period, unit)
                 return []
             keys = {domain.digest_key(h.unit, period): h for h in heads}
-            stored = set(
-                (
-                    await session.exec(
-                        select(store.Message.key).where(col(store.Message.key).in_(list(keys)))
-                    )
-                ).all()
-            )
+            stored = await store.stored_keys(session, list(keys))
             if stored == set(keys):
                 return []
             rows = await query.sla_report(
@@ -126,8 +106,10 @@ class Digests:
             for key, head in keys.items():
                 if key in stored:
                     continue
-                overdue = await query.overdue_dossiers(session, today, limit + 1, unit=head.unit)
-                apology = await query.needs_apology_dossiers(
+                overdue = await report_store.overdue_dossiers(
+                    session, today, limit + 1, unit=head.unit
+                )
+                apology = await report_store.needs_apology_dossiers(
                     session, today, limit + 1, unit=head.unit
                 )
                 drafts.append(
@@ -239,20 +221,8 @@ class Digests:
         queued: list[str] = []
         async with self.runtime.db.transaction() as session:
             for message, html in drafts:
-                values = message.model_dump()
-                inserted = await session.exec(
-                    upsert_insert(session, table(store.Message))
-                    .values(values)
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-                if not inserted.rowcount:
-                    continue
-                await session.exec(
-                    upsert_insert(session, table(store.MessageHtml))
-                    .values(html.model_dump())
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-                queued.append(message.key)
+                if await store.insert_if_free(session, message, html):
+                    queued.append(message.key)
         if queued:
             self.notifier.wake()
         return queued

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import Gauge
 
-from services.notify.reports import domain, export, query
+from services.notify.reports import domain, export, query, store
 from services.notify.reports.projection import recompute
 from services.notify.reports.store import DueSoon, NeedsApology, WarnedDossier
 from shared.auth import Authenticator, Role
@@ -86,9 +86,9 @@ class Reports:
         day_report = await self.report(today, today, "unit")
         month_report = await self.report(first, last, "unit")
         async with self.runtime.db.sessions() as session:
-            overdue = await query.overdue_dossiers(session, today, _LIST_LIMIT)
-            due_soon = await query.warned_dossiers(session, DueSoon, today, _LIST_LIMIT)
-            needs_apology = await query.warned_dossiers(session, NeedsApology, today, _LIST_LIMIT)
+            overdue = await store.overdue_dossiers(session, today, _LIST_LIMIT)
+            due_soon = await store.warned_dossiers(session, DueSoon, today, _LIST_LIMIT)
+            needs_apology = await store.warned_dossiers(session, NeedsApology, today, _LIST_LIMIT)
         return {
             "today": query.report_json(day_report),
             "month": query.report_json(month_report),

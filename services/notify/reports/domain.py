@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
@@ -122,6 +122,11 @@ class Fact:
 def vn_day(moment: datetime) -> date:
     """The Vietnam date of an aware instant."""
     return moment.astimezone(VN_TZ).date()
+
+
+def start_of(day: date) -> datetime:
+    """Midnight of a Vietnam date, as an aware instant."""
+    return datetime.combine(day, time(0), tzinfo=VN_TZ)
 
 
 def contributions(fact: Fact) -> Contribution:

@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import delete
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports import domain
 from services.notify.reports.store import (
     DueSoon,
     NeedsApology,
-    ReportDay,
-    ReportDue,
     ReportFact,
     WarnedDossier,
     add_counts,
+    clear_counts,
+    facts_after,
+    facts_of,
+    replace_warned,
 )
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.events import (
@@ -67,12 +67,7 @@ class ReportProjection:
         if not relevant:
             return
         codes = {e.dossier_code for e in relevant if e.dossier_code}
-        rows = {
-            row.code: row
-            for row in (
-                await session.exec(select(ReportFact).where(col(ReportFact.code).in_(codes)))
-            ).all()
-        }
+        rows = await facts_of(session, codes)
         before = [row.to_fact() for row in rows.values()]
         facts = {code: row.to_fact() for code, row in rows.items()}
         warned: Warned = {model: {} for model in _WARNING_TABLES.values()}
@@ -91,7 +86,7 @@ class ReportProjection:
         await session.flush()
         await add_counts(session, changes)
         for model, rows_of_model in warned.items():
-            await _store_warned(session, model, rows_of_model, closed)
+            await replace_warned(session, model, rows_of_model, closed)
 
     def _fold(
         self,
@@ -157,40 +152,16 @@ class ReportProjection:
         fact.withdrawn_at = None
 
 
-async def _store_warned(
-    session: AsyncSession,
-    model: type[WarnedDossier],
-    warned: dict[str, WarnedDossier],
-    closed: set[str],
-) -> None:
-    """Replace ``model``'s rows of the dossiers warned in the batch; drop those closed in it.
-
-    Invariant: a dossier has a row only while open, holding its latest warning of that kind.
-    """
-    gone = closed | set(warned)
-    if gone:
-        await session.exec(delete(model).where(col(model.code).in_(gone)))
-    session.add_all(row for code, row in warned.items() if code not in closed)
-
-
 async def recompute(session: AsyncSession, *, batch: int = 5000) -> int:
     """Rebuild ``report_day`` and ``report_due`` from the fact table; return the facts read.
 
     Runs in the caller's transaction: the aggregates are replaced all at once or not at all.
     """
-    await session.exec(delete(ReportDay))
-    await session.exec(delete(ReportDue))
+    await clear_counts(session)
     seen = 0
     last = ""
     while True:
-        rows = (
-            await session.exec(
-                select(ReportFact)
-                .where(col(ReportFact.code) > last)
-                .order_by(col(ReportFact.code))
-                .limit(batch)
-            )
-        ).all()
+        rows = await facts_after(session, last, batch)
         if not rows:
             return seen
         await add_counts(session, domain.aggregate(row.to_fact() for row in rows))

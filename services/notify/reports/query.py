@@ -7,35 +7,21 @@ For a period ``[from, to]`` (Vietnam dates) grouped by one dimension:
 3. by-due counts of dossiers not closed by the period's last counted day: those open now,
    and those due before ``Period.overdue_before`` (overdue at the end).
 
-The rows scanned grow with (keys × days in and after the period), not with dossiers.
+The rows scanned grow with (keys × days in and after the period), not with dossiers. The
+statements are ``store.day_sums`` and ``store.due_sums``; the lists of dossiers (overdue,
+needing the apology letter, warned) are ``store`` functions too.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import case, func
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
-from services.notify.reports import domain
-from services.notify.reports.store import (
-    NeedsApology,
-    ReportDay,
-    ReportDue,
-    ReportFact,
-    WarnedDossier,
-)
-from shared.calendar import VN_TZ
+from services.notify.reports import domain, store
 from shared.catalogue import Catalogue, seed_catalogue
-
-Sums = dict[str, dict[str, int]]
-"""Key → measure → sum."""
-W = TypeVar("W", bound=WarnedDossier)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,41 +43,6 @@ class Report:
     total: domain.Counts
 
 
-async def _day_sums(session: AsyncSession, dim: str, first: date, last: date | None) -> Sums:
-    day = col(ReportDay.day)
-    query = (
-        select(ReportDay.key, ReportDay.measure, func.sum(ReportDay.n))
-        .where(ReportDay.dim == dim, day >= first)
-        .group_by(col(ReportDay.key), col(ReportDay.measure))
-    )
-    if last is not None:
-        query = query.where(day <= last)
-    sums: Sums = defaultdict(dict)
-    for key, measure, n in (await session.exec(query)).all():
-        sums[key][measure] = int(n or 0)
-    return sums
-
-
-async def _due_sums(session: AsyncSession, dim: str, period: domain.Period) -> tuple[Sums, Sums]:
-    closed_day = col(ReportDue.closed_day)
-    query = (
-        select(
-            ReportDue.key,
-            ReportDue.measure,
-            func.sum(case((closed_day == domain.OPEN_DAY, ReportDue.n), else_=0)),
-            func.sum(case((col(ReportDue.due_day) < period.overdue_before, ReportDue.n), else_=0)),
-        )
-        .where(ReportDue.dim == dim, closed_day > period.last_counted)
-        .group_by(col(ReportDue.key), col(ReportDue.measure))
-    )
-    open_now: Sums = defaultdict(dict)
-    overdue: Sums = defaultdict(dict)
-    for key, measure, now_n, overdue_n in (await session.exec(query)).all():
-        open_now[key][measure] = int(now_n or 0)
-        overdue[key][measure] = int(overdue_n or 0)
-    return open_now, overdue
-
-
 async def sla_report(
     session: AsyncSession,
     period: domain.Period,
@@ -103,9 +54,9 @@ async def sla_report(
 
     Rows whose every count is zero are left out; the total adds every row.
     """
-    in_period = await _day_sums(session, group_by, period.first, period.last)
-    after = await _day_sums(session, group_by, period.last + timedelta(days=1), None)
-    open_now, overdue = await _due_sums(session, group_by, period)
+    in_period = await store.day_sums(session, group_by, period.first, period.last)
+    after = await store.day_sums(session, group_by, period.last + timedelta(days=1), None)
+    open_now, overdue = await store.due_sums(session, group_by, period)
     rows: list[Row] = []
     total = domain.Counts()
     keys = set(in_period) | set(after) | set(open_now)
@@ -178,71 +129,3 @@ def report_json(report: Report) -> dict[str, Any]:
         "rows": [{"key": r.key, "label": r.label, **counts_json(r.counts)} for r in report.rows],
         "total": counts_json(report.total),
     }
-
-
-def start_of(day: date) -> datetime:
-    """Midnight of a Vietnam date, as an aware instant."""
-    return datetime.combine(day, time(0), tzinfo=VN_TZ)
-
-
-_OPEN_RECEIVED = (
-    col(ReportFact.finished_at).is_(None),
-    col(ReportFact.withdrawn_at).is_(None),
-    col(ReportFact.received_at).is_not(None),
-)
-"""A fact received and not closed (finished, withdrawn or refused)."""
-
-
-async def overdue_dossiers(
-    session: AsyncSession, today: date, limit: int, *, unit: str | None = None
-) -> list[ReportFact]:
-    """Dossiers open now and overdue by date (due before today), oldest due first; of one
-    receiving unit if ``unit`` is given."""
-    query = select(ReportFact).where(col(ReportFact.due_at) < start_of(today))
-    return await _open_facts(session, query, limit, unit)
-
-
-async def needs_apology_dossiers(
-    session: AsyncSession, today: date, limit: int, *, unit: str | None = None
-) -> list[ReportFact]:
-    """Dossiers open now whose office must issue the apology letter (a
-    ``report_needs_apology`` row) and not overdue by date (due today or later), soonest due
-    first; of one receiving unit if ``unit`` is given.
-
-    Invariant: no dossier is in both this list and ``overdue_dossiers`` of the same day.
-    """
-    query = (
-        select(ReportFact)
-        .join(NeedsApology, col(NeedsApology.code) == col(ReportFact.code))
-        .where(col(ReportFact.due_at) >= start_of(today))
-    )
-    return await _open_facts(session, query, limit, unit)
-
-
-async def _open_facts(
-    session: AsyncSession, query: SelectOfScalar[ReportFact], limit: int, unit: str | None
-) -> list[ReportFact]:
-    """``query``'s facts still open, by due time then code, at most ``limit``; of one
-    receiving unit if ``unit`` is given."""
-    query = (
-        query.where(*_OPEN_RECEIVED)
-        .order_by(col(ReportFact.due_at), col(ReportFact.code))
-        .limit(limit)
-    )
-    if unit is not None:
-        query = query.where(ReportFact.unit == unit)
-    return list((await session.exec(query)).all())
-
-
-async def warned_dossiers(
-    session: AsyncSession, model: type[W], today: date, limit: int
-) -> list[W]:
-    """Dossiers with a row in ``model``'s warning table (open ones only: the projection
-    drops a row when its dossier closes) not yet overdue by date, soonest due first."""
-    rows = await session.exec(
-        select(model)
-        .where(col(model.due_at) >= start_of(today))
-        .order_by(col(model.due_at), col(model.code))
-        .limit(limit)
-    )
-    return list(rows.all())

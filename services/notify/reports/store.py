@@ -5,18 +5,24 @@ Invariant: ``report_day`` and ``report_due`` always equal ``domain.aggregate`` o
 transaction as the facts. ``report_due_soon`` and ``report_needs_apology`` hold the SLA
 clock's dossier-level warnings of open dossiers for the dashboard and the digest (dossier
 codes, offices and due times only, no personal data); a row goes when its dossier closes.
+
+Every statement the report runs on these tables is a function here, taking the caller's
+session (the inbox transaction of a batch, a recompute's, a reader's).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Collection, Mapping
 from datetime import date, datetime
+from typing import TypeVar
 
-from sqlalchemy import Column, Date, Index, Integer, String, Table
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Column, Date, Index, Integer, String, Table, case, func
+from sqlmodel import Field, SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
-from services.notify.reports.domain import DayKey, DueKey, Fact
+from services.notify.reports.domain import OPEN_DAY, DayKey, DueKey, Fact, Period, start_of
 from shared.db import AwareDateTime, table, upsert_insert
 
 
@@ -122,6 +128,164 @@ TABLES: list[Table] = [
     table(DueSoon),
     table(NeedsApology),
 ]
+
+Sums = dict[str, dict[str, int]]
+"""Key → measure → sum."""
+W = TypeVar("W", bound=WarnedDossier)
+
+
+# --- the projection ---------------------------------------------------------------------
+
+
+async def facts_of(session: AsyncSession, codes: Collection[str]) -> dict[str, ReportFact]:
+    """The fact rows of these dossiers that are stored, by code (one query)."""
+    rows = await session.exec(select(ReportFact).where(col(ReportFact.code).in_(codes)))
+    return {row.code: row for row in rows.all()}
+
+
+async def replace_warned(
+    session: AsyncSession,
+    model: type[WarnedDossier],
+    warned: Mapping[str, WarnedDossier],
+    closed: Collection[str],
+) -> None:
+    """Replace ``model``'s rows of the dossiers in ``warned`` with those rows, and delete
+    the rows of the dossiers in ``closed`` (a closed dossier gets no new row).
+
+    Invariant: a dossier has a row only while open, holding its latest warning of that kind.
+    """
+    gone = set(closed) | set(warned)
+    if gone:
+        await session.exec(delete(model).where(col(model.code).in_(gone)))
+    session.add_all(row for code, row in warned.items() if code not in closed)
+
+
+async def clear_counts(session: AsyncSession) -> None:
+    """Delete every aggregate row (``report_day``, ``report_due``): the start of a
+    rebuild, in the rebuild's transaction."""
+    await session.exec(delete(ReportDay))
+    await session.exec(delete(ReportDue))
+
+
+async def facts_after(session: AsyncSession, last: str, limit: int) -> list[ReportFact]:
+    """Up to ``limit`` fact rows whose code comes after ``last``, by code (a page of a
+    rebuild)."""
+    rows = await session.exec(
+        select(ReportFact)
+        .where(col(ReportFact.code) > last)
+        .order_by(col(ReportFact.code))
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+async def day_sums(session: AsyncSession, dim: str, first: date, last: date | None) -> Sums:
+    """By-day counts of ``dim`` summed over the days ``[first, last]`` (``None``: no end),
+    by key and measure (one grouped query)."""
+    day = col(ReportDay.day)
+    query = (
+        select(ReportDay.key, ReportDay.measure, func.sum(ReportDay.n))
+        .where(ReportDay.dim == dim, day >= first)
+        .group_by(col(ReportDay.key), col(ReportDay.measure))
+    )
+    if last is not None:
+        query = query.where(day <= last)
+    sums: Sums = defaultdict(dict)
+    for key, measure, n in (await session.exec(query)).all():
+        sums[key][measure] = int(n or 0)
+    return sums
+
+
+async def due_sums(session: AsyncSession, dim: str, period: Period) -> tuple[Sums, Sums]:
+    """By-due counts of ``dim`` of dossiers not closed by ``period``'s last counted day:
+    those open now, and those due before ``Period.overdue_before``, by key and measure (one
+    grouped query)."""
+    closed_day = col(ReportDue.closed_day)
+    query = (
+        select(
+            ReportDue.key,
+            ReportDue.measure,
+            func.sum(case((closed_day == OPEN_DAY, ReportDue.n), else_=0)),
+            func.sum(case((col(ReportDue.due_day) < period.overdue_before, ReportDue.n), else_=0)),
+        )
+        .where(ReportDue.dim == dim, closed_day > period.last_counted)
+        .group_by(col(ReportDue.key), col(ReportDue.measure))
+    )
+    open_now: Sums = defaultdict(dict)
+    overdue: Sums = defaultdict(dict)
+    for key, measure, now_n, overdue_n in (await session.exec(query)).all():
+        open_now[key][measure] = int(now_n or 0)
+        overdue[key][measure] = int(overdue_n or 0)
+    return open_now, overdue
+
+
+_OPEN_RECEIVED = (
+    col(ReportFact.finished_at).is_(None),
+    col(ReportFact.withdrawn_at).is_(None),
+    col(ReportFact.received_at).is_not(None),
+)
+"""A fact received and not closed (finished, withdrawn or refused)."""
+
+
+async def overdue_dossiers(
+    session: AsyncSession, today: date, limit: int, *, unit: str | None = None
+) -> list[ReportFact]:
+    """Dossiers open now and overdue by date (due before today), oldest due first; of one
+    receiving unit if ``unit`` is given."""
+    query = select(ReportFact).where(col(ReportFact.due_at) < start_of(today))
+    return await _open_facts(session, query, limit, unit)
+
+
+async def needs_apology_dossiers(
+    session: AsyncSession, today: date, limit: int, *, unit: str | None = None
+) -> list[ReportFact]:
+    """Dossiers open now whose office must issue the apology letter (a
+    ``report_needs_apology`` row) and not overdue by date (due today or later), soonest due
+    first; of one receiving unit if ``unit`` is given.
+
+    Invariant: no dossier is in both this list and ``overdue_dossiers`` of the same day.
+    """
+    query = (
+        select(ReportFact)
+        .join(NeedsApology, col(NeedsApology.code) == col(ReportFact.code))
+        .where(col(ReportFact.due_at) >= start_of(today))
+    )
+    return await _open_facts(session, query, limit, unit)
+
+
+async def _open_facts(
+    session: AsyncSession, query: SelectOfScalar[ReportFact], limit: int, unit: str | None
+) -> list[ReportFact]:
+    """``query``'s facts still open, by due time then code, at most ``limit``; of one
+    receiving unit if ``unit`` is given."""
+    query = (
+        query.where(*_OPEN_RECEIVED)
+        .order_by(col(ReportFact.due_at), col(ReportFact.code))
+        .limit(limit)
+    )
+    if unit is not None:
+        query = query.where(ReportFact.unit == unit)
+    return list((await session.exec(query)).all())
+
+
+async def warned_dossiers(
+    session: AsyncSession, model: type[W], today: date, limit: int
+) -> list[W]:
+    """Dossiers with a row in ``model``'s warning table (open ones only: the projection
+    drops a row when its dossier closes) not yet overdue by date, soonest due first."""
+    rows = await session.exec(
+        select(model)
+        .where(col(model.due_at) >= start_of(today))
+        .order_by(col(model.due_at), col(model.code))
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+# --- the aggregates ---------------------------------------------------------------------
 
 
 async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, int]) -> None:

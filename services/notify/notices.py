@@ -1,0 +1,279 @@
+"""Notify's event handling: contacts stored, notices turned into queued messages (or left
+waiting for their dossier's contact), lateness messages superseded when processing ends.
+
+Runs inside the inbox transaction of each batch (``Notices.apply``); the rules it keeps are
+stated at the top of ``services.notify.app``; every statement it runs is a function of
+``services.notify.store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+
+from prometheus_client import Counter
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notify import domain, store
+from services.notify.office import OfficeWarnings
+from services.notify.render import Renderer
+from shared.clock import Clock
+from shared.db import Database
+from shared.events import Contact, DossierContact, DossierReceived, DossierSubmitted, Envelope
+
+NOTICES_UNADDRESSED = Counter(
+    "motcua_notifications_unaddressed_total",
+    "Notices that came before their dossier's contact and wait for it (queued when it "
+    "comes; deleted after the message retention period if it never does).",
+    ["trigger"],
+)
+
+
+class Notices:
+    """Queues the messages events ask for; ``apply`` has the inbox ``Apply`` signature."""
+
+    def __init__(
+        self,
+        db: Database,
+        renderer: Renderer,
+        wake: Callable[[], None],
+        opt_out_key: bytes,
+        *,
+        clock: Clock,
+    ) -> None:
+        self.db = db
+        self.renderer = renderer
+        self.wake = wake
+        self.opt_out_key = opt_out_key
+        self.clock = clock
+        self.office = OfficeWarnings(renderer, wake, clock=clock)
+
+    async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+        """Store contacts and queue the messages events ask for (inside the inbox transaction).
+
+        Contacts of the batch are stored first, so a notice later in the same batch finds
+        them, and the notices that waited for those contacts are queued with the batch's
+        own. A notice whose dossier has no contact yet waits (``store.WaitingNotice``). A
+        key already stored is skipped: a message is queued once however often its event
+        comes. Disabled triggers and opted-out dossiers or contacts queue nothing to the
+        citizen. Then office heads' warnings are queued (``office``), and last, for a
+        dossier whose processing ended in the batch, its lateness messages still queued or
+        waiting (overdue, office warning; stored earlier or just now) become ``superseded``
+        or are dropped: a message must still be true when it is sent.
+        """
+        now = self.clock()
+        addressees = await self._store_contacts(session, events, now)
+        notices = [(n, now) for n in map(domain.notice_of, events) if n is not None]
+        notices = await _take_waiting(session, addressees.keys()) + notices
+        await self._queue_notices(session, notices, addressees, now)
+        await self.office.apply(session, events)
+        ended = {e.dossier_code for e in events if e.dossier_code and domain.ends_processing(e)}
+        if ended:
+            await store.supersede_lateness(session, ended)
+        await _record_ends(session, events, now)
+
+    async def release_waiting(self) -> int:
+        """Queue the notices still waiting whose contact has come; return how many.
+
+        The contact's own batch queues the notices that waited for it. But two notify
+        processes may hold a dossier's lifecycle and contacts partitions: one stores the
+        contact while the other, in a transaction that cannot see it yet, parks a notice.
+        This finds such a notice. Two processes releasing one notice at once queue its
+        messages under the same keys: one commit wins, the other fails and finds nothing
+        next time.
+        """
+        now = self.clock()
+        async with self.db.transaction() as session:
+            codes = await store.waiting_with_contact(session)
+            notices = await _take_waiting(session, codes)
+            await self._queue_notices(session, notices, {}, now)
+        return len(notices)
+
+    async def _queue_notices(
+        self,
+        session: AsyncSession,
+        notices: Sequence[tuple[domain.Notice, datetime]],
+        addressees: Mapping[str, store.AddresseeRow],
+        now: datetime,
+    ) -> None:
+        """Queue each notice's messages (``created_at``: when the notice came), or let the
+        notice wait for its dossier's contact."""
+        if not notices:
+            return
+        codes = {n.dossier_code for n, _ in notices}
+        known = await store.addressees(session, codes - addressees.keys())
+        known.update(addressees)
+        toggles = await store.load_toggles(session)
+        drafts: dict[str, tuple[domain.Draft, datetime]] = {}
+        waiting: dict[str, store.WaitingNotice] = {}
+        for notice, came in notices:
+            row = known.get(notice.dossier_code)
+            if row is None:
+                parked = _waiting(notice, came)
+                waiting.setdefault(parked.key, parked)
+                continue
+            if not domain.is_enabled(
+                toggles, row.procedure_code, row.receiving_unit, notice.trigger
+            ):
+                continue
+            for draft in self.renderer.drafts(notice, _addressee(row)):
+                drafts.setdefault(draft.key, (draft, came))
+        await _park(session, waiting.values())
+        if not drafts:
+            return
+        opted_out = await _opted_out(session, (d for d, _ in drafts.values()), self.opt_out_key)
+        stored = await store.stored_keys(session, list(drafts))
+        session.add_all(
+            store.Message(
+                key=d.key,
+                dossier_code=d.dossier_code,
+                trigger=d.trigger.value,
+                channel=d.channel.value,
+                recipient=d.recipient,
+                subject=d.subject,
+                body=d.body,
+                status=store.SUPPRESSED if key in opted_out else store.QUEUED,
+                created_at=came,
+                next_attempt_at=now,
+            )
+            for key, (d, came) in drafts.items()
+            if key not in stored
+        )
+        self.wake()
+
+    async def _store_contacts(
+        self, session: AsyncSession, events: Sequence[Envelope], now: datetime
+    ) -> dict[str, store.AddresseeRow]:
+        contacts: dict[str, store.AddresseeRow] = {}
+        for envelope in events:
+            code = envelope.dossier_code
+            found = _contact_of(envelope)
+            if not code or found is None:
+                continue
+            contact, procedure_code, receiving_unit = found
+            contacts[code] = store.AddresseeRow(
+                dossier_code=code,
+                name=contact.name,
+                phone=contact.phone,
+                email=contact.email,
+                procedure_code=procedure_code,
+                receiving_unit=receiving_unit,
+                updated_at=now,
+            )
+        if not contacts:
+            return {}
+        return await store.put_addressees(session, contacts, now)
+
+
+def opt_out_targets(message: store.Message | domain.Draft, key: bytes) -> set[str]:
+    """The opt-out targets a message falls under: its dossier, its recipient's keyed
+    fingerprint."""
+    return {
+        store.dossier_target(message.dossier_code),
+        store.contact_target(domain.contact_fingerprint(message.recipient, key)),
+    }
+
+
+def _addressee(row: store.AddresseeRow) -> domain.Addressee:
+    return domain.Addressee(
+        name=row.name,
+        phone=row.phone,
+        email=row.email,
+        procedure_code=row.procedure_code,
+        receiving_unit=row.receiving_unit,
+    )
+
+
+async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft], key: bytes) -> set[str]:
+    """Keys of drafts whose dossier or contact has opted out (one query)."""
+    wanted = {d.key: opt_out_targets(d, key) for d in drafts}
+    targets: set[str] = set().union(*wanted.values())
+    found = await store.opted_out(session, targets)
+    return {key for key, ts in wanted.items() if ts & found}
+
+
+def _contact_of(envelope: Envelope) -> tuple[Contact, str, str] | None:
+    """The applicant's contact an event carries, with the dossier's procedure and
+    receiving unit: a ``dossier.contact``, or a ``dossier.submitted`` /
+    ``dossier.received`` of contract 1, which still carried the contact (the lifecycle
+    models drop that field, so it is read from the raw payload)."""
+    if envelope.type == DossierContact.event_type:
+        body = envelope.body(DossierContact)
+        return body.applicant, body.procedure_code, body.receiving_unit
+    legacy: DossierReceived | DossierSubmitted
+    if envelope.type == DossierReceived.event_type:
+        legacy = envelope.body(DossierReceived)
+    elif envelope.type == DossierSubmitted.event_type:
+        legacy = envelope.body(DossierSubmitted)
+    else:
+        return None
+    applicant = envelope.payload.get("applicant")
+    if applicant is None:
+        return None
+    return Contact.model_validate(applicant), legacy.procedure_code, legacy.receiving_unit
+
+
+def _waiting_key(notice: domain.Notice) -> str:
+    suffix = f"#{notice.occurrence}" if notice.occurrence else ""
+    return f"{notice.dossier_code}:{notice.trigger.value}{suffix}"
+
+
+def _waiting(notice: domain.Notice, came: datetime) -> store.WaitingNotice:
+    return store.WaitingNotice(
+        key=_waiting_key(notice),
+        dossier_code=notice.dossier_code,
+        trigger=notice.trigger.value,
+        occurrence=notice.occurrence,
+        facts=dict(notice.facts),
+        created_at=came,
+    )
+
+
+async def _park(session: AsyncSession, notices: Iterable[store.WaitingNotice]) -> None:
+    """Let notices wait for their dossier's contact (once per key)."""
+    wanted = {n.key: n for n in notices}
+    if not wanted:
+        return
+    there = await store.waiting_keys(session, list(wanted))
+    for key, notice in wanted.items():
+        if key not in there:
+            NOTICES_UNADDRESSED.labels(notice.trigger).inc()
+            session.add(notice)
+
+
+async def _take_waiting(
+    session: AsyncSession, codes: Iterable[str]
+) -> list[tuple[domain.Notice, datetime]]:
+    """Remove and return the notices that waited for these dossiers' contacts, in the
+    order they came."""
+    return [
+        (
+            domain.Notice(
+                row.dossier_code,
+                domain.Trigger(row.trigger),
+                occurrence=row.occurrence,
+                facts=dict(row.facts),
+            ),
+            row.created_at,
+        )
+        for row in await store.take_waiting(session, list(codes))
+    ]
+
+
+async def _record_ends(session: AsyncSession, events: Sequence[Envelope], now: datetime) -> None:
+    """Set ``ended_at`` of the addressees of dossiers whose processing ended in the batch
+    (the retention of their contact counts from it), and clear it for those that resumed;
+    the batch's last word on a dossier wins."""
+    last: dict[str, bool] = {}
+    for envelope in events:
+        code = envelope.dossier_code
+        if not code:
+            continue
+        if domain.ends_processing(envelope):
+            last[code] = True
+        elif domain.resumes_processing(envelope):
+            last[code] = False
+    for ended in (True, False):
+        codes = [code for code, value in last.items() if value is ended]
+        if codes:
+            await store.set_ended(session, codes, now if ended else None)
