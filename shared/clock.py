@@ -84,3 +84,8 @@ def in_vietnam(value: datetime) -> datetime:
         msg = "naive datetime: every motcua time is timezone-aware"
         raise ValueError(msg)
     return value.astimezone(VN_TZ)
+
+
+def in_vietnam_or_none(value: datetime | None) -> datetime | None:
+    """:func:`in_vietnam` of ``value``, or ``None`` for no time (an optional field)."""
+    return None if value is None else in_vietnam(value)

@@ -19,17 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import store
 from shared.auth import ALL_UNITS, Role, hash_secret, issue_key, parse_key
 from shared.catalogue import AGENCY_CODE_PATTERN
 from shared.clock import Clock, utc_now
-from shared.db import Database, table, upsert_insert
+from shared.db import Database
 from shared.events import ApiKeyChanged, UndecodableEvent, decode
 from shared.migrations import ensure_at_head
-from shared.outbox import OutboxRow, enqueue
+from shared.outbox import enqueue
 from shared.settings import Settings
 from shared.signing import KeySigning, key_signing
 from shared.topics import API_KEYS
@@ -66,9 +65,6 @@ async def _database(settings: Settings) -> Database:
     return db
 
 
-"""What the key commands touch, created if missing (intake may never have run)."""
-
-
 async def announce(
     session: AsyncSession, key: store.ApiKey, *, at: datetime, signing: KeySigning
 ) -> None:
@@ -92,14 +88,7 @@ async def announce(
         dossier_code=None,
         key=key.key_id,
     )
-    insert = upsert_insert(session, table(store.ApiKeyPublication)).values(
-        key_id=key.key_id, revoked=key.revoked_at is not None
-    )
-    await session.exec(
-        insert.on_conflict_do_update(
-            index_elements=["key_id"], set_={"revoked": insert.excluded.revoked}
-        )
-    )
+    await store.mark_announced(session, key)
 
 
 async def announce_keys(db: Database, signing: KeySigning, *, clock: Clock = utc_now) -> int:
@@ -121,12 +110,7 @@ async def _signed_otherwise(session: AsyncSession, signing: KeySigning) -> list[
     """The keys whose newest announcement in the outbox is not signed under the current
     secret. The outbox keeps the newest row of every key on the keys topic for ever
     (``shared.outbox.purge_outbox``, compacted topics), so this sees every key announced."""
-    rows = await session.exec(
-        select(OutboxRow.key, OutboxRow.value)
-        .where(col(OutboxRow.topic) == API_KEYS.name)
-        .order_by(col(OutboxRow.id))
-    )
-    newest = {key_id: value for key_id, value in rows.all() if key_id is not None}
+    newest = await store.newest_on_topic(session, API_KEYS.name)
     stale: list[str] = []
     for key_id, value in newest.items():
         try:
@@ -167,7 +151,7 @@ async def create_key(
                 label=label,
                 created_at=clock(),
             )
-            session.add(key)
+            await store.add_key(session, key)
             await announce(session, key, at=key.created_at, signing=signing)
     finally:
         await db.dispose()
@@ -196,9 +180,9 @@ async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now)
             if row is None:
                 raise KeyCommandError(f"key_id: no key {key_id!r}")
             if row.revoked_at is None:
-                row.revoked_at = clock()
-                session.add(row)
-                await announce(session, row, at=row.revoked_at, signing=signing)
+                at = clock()
+                await store.revoke_key(session, row, at)
+                await announce(session, row, at=at, signing=signing)
     finally:
         await db.dispose()
 

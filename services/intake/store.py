@@ -1,5 +1,6 @@
 """Intake's tables and queries: dossiers, their history, the per-unit daily sequence,
-API keys and the answers kept for idempotent retries."""
+API keys (and their announcements in the outbox) and the answers kept for idempotent
+retries. Every SQL statement of intake's use cases is here."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from sqlalchemy import (
     delete,
     update,
 )
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import Role, StoredKey
 from shared.db import AwareDateTime, table, upsert_insert
+from shared.outbox import OutboxRow
 
 
 class Dossier(SQLModel, table=True):
@@ -288,3 +290,77 @@ async def get_answer(
 ) -> IdempotentAnswer | None:
     """The answer kept for this caller and idempotency key, if any."""
     return await session.get(IdempotentAnswer, (key_id, idempotency_key))
+
+
+async def add_dossier(session: AsyncSession, dossier: Dossier, first: DossierHistory) -> None:
+    """Insert a new dossier and its first history entry (position 1) in the caller's
+    transaction. Its code is unique: the sequence in it comes from :func:`next_sequence`
+    in the same transaction."""
+    session.add(dossier)
+    session.add(first)
+
+
+async def next_history_position(session: AsyncSession, code: str) -> int:
+    """The position of the dossier's next history entry.
+
+    Call it with the dossier locked (:func:`lock_dossier`) in the transaction that adds
+    the entry: concurrent actions wait for the lock, so positions stay unique and gap-free.
+    """
+    return await history_length(session, code) + 1
+
+
+async def save_action(session: AsyncSession, dossier: Dossier, entry: DossierHistory) -> None:
+    """Write an action on a dossier: its new state and its history entry, in the caller's
+    transaction, which holds the dossier's lock (:func:`lock_dossier`) and took ``entry``'s
+    position from :func:`next_history_position`."""
+    session.add(dossier)
+    session.add(entry)
+
+
+async def keep_answer(session: AsyncSession, answer: IdempotentAnswer) -> None:
+    """Keep the answer to an idempotent request, in the transaction of the change it
+    answers (so it exists if and only if the change was committed).
+
+    Two concurrent first tries of one key both get here: the second's commit fails on the
+    answer's primary key (``IntegrityError``), rolling its whole change back, and the
+    caller replays the first answer.
+    """
+    session.add(answer)
+
+
+async def add_key(session: AsyncSession, key: ApiKey) -> None:
+    """Insert a new API key in the caller's transaction (which announces it too)."""
+    session.add(key)
+
+
+async def revoke_key(session: AsyncSession, key: ApiKey, at: datetime) -> None:
+    """Mark ``key`` revoked at ``at`` in the caller's transaction (which announces it)."""
+    key.revoked_at = at
+    session.add(key)
+
+
+async def mark_announced(session: AsyncSession, key: ApiKey) -> None:
+    """Record ``key``'s current state (revoked or not) as put in the outbox, in the
+    caller's transaction, the one that enqueued the announcement. An upsert: announcing a
+    state again only rewrites the row."""
+    publications = table(ApiKeyPublication)
+    insert = upsert_insert(session, publications).values(
+        key_id=key.key_id, revoked=key.revoked_at is not None
+    )
+    await session.exec(
+        insert.on_conflict_do_update(
+            index_elements=["key_id"], set_={"revoked": insert.excluded.revoked}
+        )
+    )
+
+
+async def newest_on_topic(session: AsyncSession, topic: str) -> dict[str, bytes]:
+    """The value of the newest outbox row of each key on ``topic`` (rows without a key
+    left out). Rows are read in id order, so a later row of a key replaces an earlier one.
+    """
+    rows = await session.exec(
+        select(OutboxRow.key, OutboxRow.value)
+        .where(col(OutboxRow.topic) == topic)
+        .order_by(col(OutboxRow.id))
+    )
+    return {key: value for key, value in rows.all() if key is not None}

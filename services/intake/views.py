@@ -12,11 +12,7 @@ from pydantic import BaseModel, Field
 from services.intake import domain
 from services.intake.store import Dossier, DossierHistory
 from shared.calendar.slip import format_slip_time
-from shared.clock import in_vietnam
-
-
-def _vn(value: datetime | None) -> datetime | None:
-    return in_vietnam(value) if value is not None else None
+from shared.clock import in_vietnam, in_vietnam_or_none
 
 
 class DossierOut(BaseModel):
@@ -47,9 +43,9 @@ class DossierOut(BaseModel):
             channel=dossier.channel,
             receiving_unit=dossier.receiving_unit,
             submitted_at=in_vietnam(dossier.submitted_at),
-            received_at=_vn(dossier.received_at),
-            due_at=_vn(dossier.due_at),
-            extended_due_at=_vn(dossier.extended_due_at),
+            received_at=in_vietnam_or_none(dossier.received_at),
+            due_at=in_vietnam_or_none(dossier.due_at),
+            extended_due_at=in_vietnam_or_none(dossier.extended_due_at),
             office=dossier.office,
             slip=f"/api/v1/dossiers/{dossier.code}/slip",
         )
@@ -79,7 +75,7 @@ class HistoryEntryOut(BaseModel):
             status=row.status,
             national_status=domain.DossierStatus(row.status).national_code,
             reason=row.reason,
-            new_due_at=_vn(row.new_due_at),
+            new_due_at=in_vietnam_or_none(row.new_due_at),
             office=row.office,
         )
 
@@ -120,7 +116,7 @@ class PublicDossierOut(BaseModel):
             code=dossier.code,
             status=state.value,
             national_status=state.national_code,
-            due_at=_vn(due),
+            due_at=in_vietnam_or_none(due),
             status_text=domain.STATUS_TEXT[state],
             due_text=None if due is None else format_slip_time(due),
         )

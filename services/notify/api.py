@@ -47,17 +47,13 @@ from shared.auth import (
     may,
     may_reach,
 )
-from shared.clock import Clock, in_vietnam, utc_now
+from shared.clock import Clock, in_vietnam, in_vietnam_or_none, utc_now
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
 REPORT_TOKEN_HEADER = "X-Report-Token"
 """Where the SMS gateway puts the delivery-report secret."""
-
-
-def _vn(value: datetime | None) -> datetime | None:
-    return value and in_vietnam(value)
 
 
 class MessageOut(BaseModel):
@@ -177,9 +173,11 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
                 attempts=r.attempts,
                 last_error=r.last_error,
                 created_at=in_vietnam(r.created_at),
-                next_attempt_at=_vn(r.next_attempt_at) if r.status == "queued" else None,
-                sent_at=_vn(r.sent_at),
-                delivered_at=_vn(r.delivered_at),
+                next_attempt_at=in_vietnam_or_none(r.next_attempt_at)
+                if r.status == "queued"
+                else None,
+                sent_at=in_vietnam_or_none(r.sent_at),
+                delivered_at=in_vietnam_or_none(r.delivered_at),
                 sink=r.sink,
             )
             for r in rows

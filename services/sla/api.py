@@ -29,14 +29,10 @@ from shared.auth import (
     may_reach,
     require_access,
 )
-from shared.clock import in_vietnam
+from shared.clock import in_vietnam, in_vietnam_or_none
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
-
-
-def _vn(value: datetime | None) -> datetime | None:
-    return None if value is None else in_vietnam(value)
 
 
 class LedgerLineOut(BaseModel):
@@ -141,7 +137,7 @@ def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
         policy = tracker.policy
         return ClockOut(
             code=code,
-            due_at=_vn(clock.due_at),
+            due_at=in_vietnam_or_none(clock.due_at),
             state=clock.state_at(now, policy),
             outcome=clock.outcome(policy),
             working_hours_used=round(clock.working_used(now) / HOUR, 4),
@@ -151,8 +147,8 @@ def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
                     at=in_vietnam(line.at),
                     kind=line.kind,
                     reason=line.reason,
-                    due_at=_vn(line.due_at),
-                    extended_due_at=_vn(line.extended_due_at),
+                    due_at=in_vietnam_or_none(line.due_at),
+                    extended_due_at=in_vietnam_or_none(line.extended_due_at),
                     note=line.note,
                 )
                 for line in clock.ledger
@@ -161,14 +157,14 @@ def router(tracker: Tracker, auth: Authenticator) -> APIRouter:
                 StepOut(
                     index=step.index,
                     office=step.office,
-                    started_at=_vn(step.started_at),
-                    due_at=_vn(step.due_at),
-                    ended_at=_vn(step.ended_at),
+                    started_at=in_vietnam_or_none(step.started_at),
+                    due_at=in_vietnam_or_none(step.due_at),
+                    ended_at=in_vietnam_or_none(step.ended_at),
                     outcome=clock.step_outcome(step, policy),
                 )
                 for step in clock.steps
             ],
-            extended_due_at=_vn(clock.shown_due_at if clock.extensions else None),
+            extended_due_at=in_vietnam_or_none(clock.shown_due_at if clock.extensions else None),
             started_at=in_vietnam(clock.started_at),
             office=row.office,
             supplement_requests=clock.supplement_requests,

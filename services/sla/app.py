@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -192,56 +192,97 @@ class Tracker:
             code = envelope.dossier_code
             if code is None or envelope.type not in _HANDLED:
                 continue
-            row = clocks.get(code)
-            if row is None:
-                row = clocks[code] = store.DossierClock(code=code, tracked_at=now)
-                session.add(row)
+            if not self._record(session, envelope, code, clocks=clocks, ledgers=ledgers, now=now):
+                continue
             if envelope.type == DossierReceived.event_type:
-                if row.started_at is not None:
-                    continue
-                self._received(row, envelope.body(DossierReceived))
                 started.add(code)
-            elif envelope.type == DossierActionRecorded.event_type:
-                action = envelope.body(DossierActionRecorded)
-                if any(e.sequence == action.sequence for e in ledgers[code]):
-                    continue
-                entry = store.LedgerRow(
-                    code=code,
-                    sequence=action.sequence,
-                    action=action.action.value,
-                    at=action.at,
-                    reason=action.reason,
-                    new_due_at=action.new_due_at,
-                    office=action.office,
-                )
-                session.add(entry)
-                ledgers[code].append(entry)
-            else:
-                routed = envelope.body(DossierRouted)
-                row.office = routed.office
-                row.steps = [[s.office, str(s.hours)] for s in routed.steps]
             touched[code] = envelope.correlation_id
         for code, correlation_id in touched.items():
-            clock = self._refold(session, clocks[code], ledgers[code], emitted[code], now)
-            if code in started and clock is not None:
-                self._emit(
-                    session,
-                    ClockStarted(started_at=clock.started_at, due_at=clock.due_at),
-                    code,
-                    correlation_id,
-                    now,
-                )
-                TRACKED.inc()
-            if clock is not None:
-                self._finished(
-                    session,
-                    row=clocks[code],
-                    clock=clock,
-                    emitted=emitted[code],
-                    correlation_id=correlation_id,
-                    now=now,
-                )
+            self._announce(
+                session,
+                clocks[code],
+                ledgers[code],
+                emitted[code],
+                started=code in started,
+                correlation_id=correlation_id,
+                now=now,
+            )
         event.listen(session.sync_session, "after_commit", self._wake_scheduler, once=True)
+
+    def _record(
+        self,
+        session: AsyncSession,
+        envelope: Envelope,
+        code: str,
+        *,
+        clocks: dict[str, store.DossierClock],
+        ledgers: Mapping[str, list[store.LedgerRow]],
+        now: datetime,
+    ) -> bool:
+        """Record one event of ``code`` on its clock row (made if it is the first) or its
+        ledger; ``False`` for a repeated reception or an action whose ``sequence`` is
+        already in the ledger (kept once)."""
+        row = clocks.get(code)
+        if row is None:
+            row = clocks[code] = store.new_clock(session, code, now)
+        if envelope.type == DossierReceived.event_type:
+            if row.started_at is not None:
+                return False
+            self._received(row, envelope.body(DossierReceived))
+        elif envelope.type == DossierActionRecorded.event_type:
+            action = envelope.body(DossierActionRecorded)
+            if any(e.sequence == action.sequence for e in ledgers[code]):
+                return False
+            entry = store.LedgerRow(
+                code=code,
+                sequence=action.sequence,
+                action=action.action.value,
+                at=action.at,
+                reason=action.reason,
+                new_due_at=action.new_due_at,
+                office=action.office,
+            )
+            store.add_ledger_entry(session, entry)
+            ledgers[code].append(entry)
+        else:
+            routed = envelope.body(DossierRouted)
+            row.office = routed.office
+            row.steps = [[s.office, str(s.hours)] for s in routed.steps]
+        return True
+
+    def _announce(
+        self,
+        session: AsyncSession,
+        row: store.DossierClock,
+        ledger: Sequence[store.LedgerRow],
+        emitted: set[tuple[str, int]],
+        *,
+        started: bool,
+        correlation_id: uuid.UUID,
+        now: datetime,
+    ) -> None:
+        """Refold a touched dossier and put in the outbox its clock start (when this batch
+        started it) and its final class (once)."""
+        clock = self._refold(session, row, ledger, emitted, now)
+        if clock is None:
+            return
+        if started:
+            self._emit(
+                session,
+                ClockStarted(started_at=clock.started_at, due_at=clock.due_at),
+                row.code,
+                correlation_id,
+                now,
+            )
+            TRACKED.inc()
+        self._finished(
+            session,
+            row=row,
+            clock=clock,
+            emitted=emitted,
+            correlation_id=correlation_id,
+            now=now,
+        )
 
     def _wake_scheduler(self, _session: object) -> None:
         self._wake.set()
@@ -280,7 +321,7 @@ class Tracker:
         outcome = clock.outcome(self.policy)
         row.outcome = outcome.value if outcome else None
         row.next_deadline = clock.next_deadline(self.policy, emitted)
-        session.add(row)
+        store.save_clock(session, row)
         return clock
 
     def _finished(
@@ -298,9 +339,7 @@ class Tracker:
         if outcome is None or clock.closed_at is None or key in emitted:
             return
         emitted.add(key)
-        session.add(
-            store.FlagRow(code=row.code, kind=FINISHED_FLAG, step=DOSSIER_STEP, emitted_at=now)
-        )
+        store.add_flag(session, row.code, FINISHED_FLAG, DOSSIER_STEP, now)
         self._emit(
             session,
             SlaFinished(

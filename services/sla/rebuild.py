@@ -16,19 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete
-from sqlmodel import SQLModel
-
 from services.sla import store
 from services.sla.app import FINISHED_FLAG, Tracker
 from services.sla.domain import DOSSIER_STEP
-from shared.db import table
 from shared.events import ClockStarted, Envelope, SlaFinished, SlaWarning, decode
-from shared.inbox import InboxRow
 from shared.migrations import upgrade
-from shared.outbox import OutboxRow
-
-_DELETE_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +61,7 @@ async def rebuild(
     """Replace the tracker's tables with the fold of ``facts`` (topic order per partition)."""
     db = tracker.runtime.db
     await upgrade(db, "sla")  # the tables made again below are the newest revision's
-    async with db.engine.begin() as conn:
-        await conn.run_sync(
-            lambda sync: SQLModel.metadata.drop_all(sync, tables=tracker.runtime.tables)
-        )
+    await store.drop_tables(db, tracker.runtime.tables)
     await db.create_tables(tracker.runtime.tables)
     flags, started = announced(published)
     now: datetime = tracker.now()
@@ -85,9 +74,7 @@ async def rebuild(
         chunk = facts[start : start + batch]
         async with db.transaction() as session:
             await tracker.apply(session, chunk)
-            session.add_all(
-                InboxRow(event_id=str(e.event_id), event_type=e.type, applied_at=now) for e in chunk
-            )
+            store.mark_applied(session, chunk, now)
     await _drop_announced_starts(tracker, started)
     async with db.sessions() as session:
         clocks = await store.count_clocks(session)
@@ -96,15 +83,10 @@ async def rebuild(
 
 async def _drop_announced_starts(tracker: Tracker, started: set[str]) -> None:
     """Remove the outbox rows of clock starts the sla topic already carries."""
-    outbox = table(OutboxRow)
     async with tracker.runtime.db.transaction() as session:
-        conn = await session.connection()
-        rows = (await conn.execute(outbox.select())).all()
         stale = [
-            row.id
-            for row in rows
-            if row.key in started and decode(row.value).type == ClockStarted.event_type
+            row_id
+            for row_id, key, value in await store.outbox_rows(session)
+            if key in started and decode(value).type == ClockStarted.event_type
         ]
-        for start in range(0, len(stale), _DELETE_CHUNK):
-            chunk = stale[start : start + _DELETE_CHUNK]
-            await conn.execute(delete(outbox).where(outbox.c.id.in_(chunk)))
+        await store.delete_outbox_rows(session, stale)

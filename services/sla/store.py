@@ -1,4 +1,6 @@
-"""SLA's tables: each dossier's terms, its ledger, the flags already emitted.
+"""SLA's tables and queries: each dossier's terms, its ledger, the flags already emitted
+(and, for a rebuild, the service's outbox and inbox). Every SQL statement of the
+tracker is here.
 
 - ``tracked_dossier``: one row per dossier; its terms as received, and a summary of the
   fold of its ledger (``due_at``, ``phase``, ``outcome``, ``next_deadline``...) kept
@@ -15,7 +17,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -25,18 +27,23 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     and_,
     bindparam,
     case,
+    delete,
     func,
     update,
 )
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import AwareDateTime, table, upsert_insert
+from shared.db import AwareDateTime, Database, table, upsert_insert
+from shared.events import Envelope
+from shared.inbox import InboxRow
+from shared.outbox import OutboxRow
 
 
 class DossierClock(SQLModel, table=True):
@@ -100,6 +107,8 @@ CLOCKS = table(DossierClock)
 LEDGER = table(LedgerRow)
 FLAGS = table(FlagRow)
 TABLES = [CLOCKS, LEDGER, FLAGS]
+OUTBOX = table(OutboxRow)
+_DELETE_CHUNK = 10_000
 
 
 Emitted = defaultdict[str, set[tuple[str, int]]]
@@ -260,3 +269,60 @@ async def count_clocks(session: AsyncSession) -> int:
     """How many dossiers the tracker holds."""
     conn = await session.connection()
     return int((await conn.execute(select(func.count()).select_from(CLOCKS))).scalar_one())
+
+
+def new_clock(session: AsyncSession, code: str, at: datetime) -> DossierClock:
+    """A clock row for a dossier seen for the first time (received and routed may come in
+    either order), added to the caller's transaction."""
+    row = DossierClock(code=code, tracked_at=at)
+    session.add(row)
+    return row
+
+
+def save_clock(session: AsyncSession, row: DossierClock) -> None:
+    """Write a clock row whose summary was refolded (with its ``version`` bumped) in the
+    transaction that changed its terms or ledger."""
+    session.add(row)
+
+
+def add_ledger_entry(session: AsyncSession, entry: LedgerRow) -> None:
+    """Record an action in the caller's transaction. The caller skipped a ``sequence``
+    already in the ledger (a late or repeated action is kept once): (code, sequence) is
+    unique."""
+    session.add(entry)
+
+
+def add_flag(session: AsyncSession, code: str, kind: str, step: int, at: datetime) -> None:
+    """Record a flag as emitted, in the transaction that puts its outbox row. The caller
+    checked the flags loaded in this transaction; (code, kind, step) is the primary key,
+    so a second writer's commit fails rather than announce it twice."""
+    session.add(FlagRow(code=code, kind=kind, step=step, emitted_at=at))
+
+
+async def drop_tables(db: Database, tables: Sequence[Table]) -> None:
+    """Drop ``tables`` (a rebuild makes them again). Only with the sla service stopped."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(lambda sync: SQLModel.metadata.drop_all(sync, tables=list(tables)))
+
+
+def mark_applied(session: AsyncSession, events: Iterable[Envelope], at: datetime) -> None:
+    """Record ``events`` in the inbox as applied, in the transaction that applied them, so
+    the consumer does not apply them again."""
+    session.add_all(
+        InboxRow(event_id=str(e.event_id), event_type=e.type, applied_at=at) for e in events
+    )
+
+
+async def outbox_rows(session: AsyncSession) -> list[tuple[int, str | None, bytes]]:
+    """Every row of the outbox: (id, key, value)."""
+    conn = await session.connection()
+    return [(row.id, row.key, row.value) for row in await conn.execute(OUTBOX.select())]
+
+
+async def delete_outbox_rows(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Delete the outbox rows with these ids, in the caller's transaction, in chunks of
+    ``_DELETE_CHUNK`` (an ``IN`` list the databases accept)."""
+    conn = await session.connection()
+    for start in range(0, len(ids), _DELETE_CHUNK):
+        chunk = ids[start : start + _DELETE_CHUNK]
+        await conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(chunk)))
