@@ -11,7 +11,7 @@ import pytest
 
 from motcua.stack import Stack
 from shared.events import DossierActionRecorded, decode
-from shared.topics import DOSSIER_LIFECYCLE
+from shared.topics import DOSSIER_CONTACTS, DOSSIER_LIFECYCLE
 from tests.factories import api_key_header
 from tests.integration.conftest import PostMany, Probe
 from tests.integration.test_pipeline import read_topic
@@ -42,8 +42,11 @@ async def test_actions_while_the_broker_is_frozen_are_published_once_in_order(
                     )
                 )
                 assert [a.status_code for a in answers] == [200] * len(codes), answers[0].text
-        unsent = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
-        assert await probe.scalar("intake", unsent) == len(codes) * (1 + len(ACTIONS))
+        unsent = "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND topic = '{}'"
+        lifecycle = unsent.format(DOSSIER_LIFECYCLE.name)
+        assert await probe.scalar("intake", lifecycle) == len(codes) * (1 + len(ACTIONS))
+        contacts = unsent.format(DOSSIER_CONTACTS.name)
+        assert await probe.scalar("intake", contacts) == len(codes)
     finally:
         stack.broker.thaw()
 
