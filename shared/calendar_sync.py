@@ -23,7 +23,7 @@ from shared.calendar import (
     overrides_path,
     write_overrides,
 )
-from shared.events import CalendarChanged, Envelope, SpecialDayRow
+from shared.events import CalendarChanged, Envelope, SpecialDayRow, of_type
 from shared.inbox import Apply
 
 
@@ -79,11 +79,9 @@ def following_calendar(
 
     async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
         changed = False
-        for envelope in events:
-            if envelope.type == CalendarChanged.event_type:
-                change = envelope.body(CalendarChanged)
-                apply_change(var_dir, change)
-                changed = changed or change.province == province
+        for change, _ in of_type(events, CalendarChanged):
+            apply_change(var_dir, change)
+            changed = changed or change.province == province
         if changed:
             use(default_calendar(province))
         await apply(session, [e for e in events if e.type != CalendarChanged.event_type])

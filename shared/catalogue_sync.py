@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.catalogue import Catalogue, catalogue_from, procedures_json
 from shared.db import AwareDateTime, Database, table
-from shared.events import CataloguePublished, Envelope
+from shared.events import CataloguePublished, Envelope, of_type
 from shared.inbox import Apply
 
 
@@ -85,15 +85,13 @@ def following_catalogue(use: Callable[[Catalogue], None], apply: Apply = _nothin
     """
 
     async def wrapped(session: AsyncSession, events: Sequence[Envelope]) -> None:
-        published = [
-            envelope for envelope in events if envelope.type == CataloguePublished.event_type
-        ]
+        published = of_type(events, CataloguePublished)
         if published:
             newest_kept = await session.scalar(select(func.max(col(CatalogueCopy.version))))
             floor = int(newest_kept) if newest_kept is not None else 0
             newest: Catalogue | None = None
-            for envelope in published:
-                catalogue = catalogue_of(envelope.body(CataloguePublished))
+            for event, envelope in published:
+                catalogue = catalogue_of(event)
                 if newest is None or catalogue.version > newest.version:
                     newest = catalogue
                 if catalogue.version <= floor:

@@ -7,13 +7,16 @@ Invariants:
 - messages about a dossier carry its ``dossier_code`` and are keyed by it.
 
 Encoding is JSON (orjson). ``decode`` validates the envelope *and* its payload, so
-a message that ``decode`` accepts can be applied by any consumer of its type.
+a message that ``decode`` accepts can be applied by any consumer of its type; the
+envelope keeps the payload's model, so consumers read it (``Envelope.body``,
+``Envelope.payload_model``) without validating it again.
 """
 
 from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -339,9 +342,21 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
 
 P = TypeVar("P", bound=Payload)
 
+_MODEL_KEY = "_payload_model"
+"""Where an envelope keeps its payload's model: in the instance ``__dict__`` under a name
+that is not a field (as ``functools.cached_property`` does), so pydantic leaves it out of
+equality, ``model_dump`` and ``encode``. A private attribute would not do: pydantic
+compares those."""
+
 
 class Envelope(BaseModel):
     """The one envelope every event travels in."""
+
+    # The docstring above is the envelope's description in docs/asyncapi.json. In code:
+    # ``payload`` is the wire form (a dict, raw: a field a model drops on reading, such as
+    # a legacy ``applicant``, is still there); ``payload_model`` and ``body`` are the
+    # payload as its model, validated once (by ``decode``, by ``wrap`` or by the first
+    # read) and kept with the envelope.
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -366,7 +381,7 @@ class Envelope(BaseModel):
     ) -> Envelope:
         """Put a payload in a new envelope (a fresh ``event_id``)."""
         event_id = uuid.uuid4()
-        return cls(
+        envelope = cls(
             event_id=event_id,
             type=payload.event_type,
             occurred_at=occurred_at,
@@ -375,18 +390,55 @@ class Envelope(BaseModel):
             correlation_id=correlation_id or event_id,
             payload=payload.model_dump(mode="json"),
         )
+        envelope._keep(payload)
+        return envelope
 
     @property
     def key(self) -> bytes | None:
         """The Kafka key: the dossier code, so a dossier's events stay in order."""
         return self.dossier_code.encode() if self.dossier_code else None
 
+    @property
+    def payload_model(self) -> Payload:
+        """The payload as the model of its type (``PAYLOAD_TYPES``), validated once.
+
+        ``TypeError`` for a type the contract does not know (``decode`` refuses those);
+        ``ValidationError`` for an invalid payload of an envelope ``decode`` did not make.
+        """
+        kept = self._kept()
+        if kept is not None:
+            return kept
+        model = PAYLOAD_TYPES.get(self.type)
+        if model is None:
+            msg = f"envelope holds an unknown event type {self.type!r}"
+            raise TypeError(msg)
+        return self._keep(model.model_validate(self.payload))
+
     def body(self, model: builtins.type[P]) -> P:
-        """The payload as its model; ``TypeError`` if the envelope holds another type."""
+        """The payload as its model; ``TypeError`` if the envelope holds another type.
+
+        Validated once: the model ``decode`` or ``wrap`` kept, or the first read's.
+        """
         if self.type != model.event_type:
             msg = f"envelope holds {self.type!r}, not {model.event_type!r}"
             raise TypeError(msg)
-        return model.model_validate(self.payload)
+        kept = self._kept()
+        if isinstance(kept, model):
+            return kept
+        return self._keep(model.model_validate(self.payload))
+
+    def _kept(self) -> Payload | None:
+        """The model kept for the current ``payload``, or ``None``. A copy made with
+        another payload (``model_copy(update=...)``) holds another dict, so it does not
+        take the model kept for the original's."""
+        kept: tuple[dict[str, Any], Payload] | None = self.__dict__.get(_MODEL_KEY)
+        if kept is None or kept[0] is not self.payload:
+            return None
+        return kept[1]
+
+    def _keep(self, model: P) -> P:
+        self.__dict__[_MODEL_KEY] = (self.payload, model)
+        return model
 
     def encode(self) -> bytes:
         """The wire form (JSON)."""
@@ -410,10 +462,15 @@ def decode(raw: bytes) -> Envelope:
     if model is None:
         raise UndecodableEvent(f"unknown event type {envelope.type!r}")
     try:
-        model.model_validate(envelope.payload)
+        envelope._keep(model.model_validate(envelope.payload))
     except ValidationError as exc:
         raise UndecodableEvent(f"invalid {envelope.type} payload: {_first_error(exc)}") from exc
     return envelope
+
+
+def of_type(events: Iterable[Envelope], model: builtins.type[P]) -> list[tuple[P, Envelope]]:
+    """The events of ``model``'s type among ``events``, in order, each with its payload."""
+    return [(env.body(model), env) for env in events if env.type == model.event_type]
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -35,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import KeyLookup, Role, StoredKey
 from shared.db import AwareDateTime, Database, table, upsert_insert
-from shared.events import ApiKeyChanged, Envelope
+from shared.events import ApiKeyChanged, Envelope, of_type
 from shared.inbox import Apply
 from shared.metrics import KEY_EVENTS_REJECTED
 from shared.settings import Settings
@@ -86,10 +86,7 @@ async def keep_keys(session: AsyncSession, events: Sequence[Envelope]) -> None:
 
     It trusts what it is given: from the topic, only ``following_keys`` calls it, with the
     events whose signature it checked."""
-    for envelope in events:
-        if envelope.type != ApiKeyChanged.event_type:
-            continue
-        key = envelope.body(ApiKeyChanged)
+    for key, envelope in of_type(events, ApiKeyChanged):
         insert = upsert_insert(session, _COPY).values(
             key_id=key.key_id,
             secret_hash=key.secret_hash,
@@ -118,9 +115,7 @@ def signed_keys(events: Sequence[Envelope], signing: KeySigning, service: str) -
     """The ``api_key.changed`` events of ``events`` signed under a secret of ``signing``;
     each other one is logged (ids only) and counted for ``service``."""
     kept: list[Envelope] = []
-    for envelope in events:
-        if envelope.type != ApiKeyChanged.event_type:
-            continue
+    for key, envelope in of_type(events, ApiKeyChanged):
         rejection = signing.check(envelope)
         if rejection is None:
             kept.append(envelope)
@@ -130,7 +125,7 @@ def signed_keys(events: Sequence[Envelope], signing: KeySigning, service: str) -
             "%s: ignored api_key.changed %s for key %s from %r: %s",
             service,
             envelope.event_id,
-            envelope.payload.get("key_id"),
+            key.key_id,
             envelope.source,
             rejection.replace("_", " "),
         )

@@ -30,12 +30,10 @@ from services.intake.core import (
     ActionRequest,
     Answer,
     CatalogueError,
-    Forbidden,
     Idempotency,
     IdempotencyConflict,
     NewDossier,
     NoSlip,
-    NotFound,
 )
 from services.intake.lookup import PUBLIC_LOOKUP_PATH, Lookup
 from services.intake.queue import store as queue_store
@@ -47,7 +45,7 @@ from shared.catalogue_sync import TABLES as CATALOGUE_TABLES
 from shared.catalogue_sync import following_catalogue
 from shared.clock import Clock, utc_now
 from shared.consume import follow, subscribe
-from shared.events import DossierRouted, Envelope
+from shared.events import DossierRouted, Envelope, of_type
 from shared.service import ServiceRuntime, every, until_done
 from shared.settings import Settings
 from shared.signing import key_signing
@@ -68,13 +66,11 @@ __all__ = [
     "ActionRequest",
     "Answer",
     "CatalogueError",
-    "Forbidden",
     "Idempotency",
     "IdempotencyConflict",
     "Intake",
     "NewDossier",
     "NoSlip",
-    "NotFound",
     "build",
 ]
 
@@ -89,10 +85,9 @@ class Intake(Reception, Actions, Lookup):
     async def apply_routing(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Keep who handles each dossier from routing's ``dossier.routed`` (a re-route
         replaces the offices before it): the offices whose keys act on it."""
-        for envelope in events:
-            if envelope.type != DossierRouted.event_type or envelope.dossier_code is None:
+        for routed, envelope in of_type(events, DossierRouted):
+            if envelope.dossier_code is None:
                 continue
-            routed = envelope.body(DossierRouted)
             offices = [step.office for step in routed.steps] or [routed.office]
             if offices[0] != routed.office:
                 offices.insert(0, routed.office)

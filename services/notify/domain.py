@@ -23,6 +23,7 @@ from shared.events import (
     SlaFinished,
     SlaWarning,
 )
+from shared.handlers import Handlers
 
 
 class Trigger(StrEnum):
@@ -91,6 +92,10 @@ def _times(moment: datetime | None, prefix: str) -> dict[str, str]:
     return {prefix: format_slip_time(moment), f"{prefix}_short": short_time(moment)}
 
 
+_NOTICES: Handlers[Notice | None] = Handlers()
+"""The notice each payload type asks for (``notice_of``, which checks the dossier code)."""
+
+
 def notice_of(envelope: Envelope) -> Notice | None:
     """The notice an event asks for the citizen, or ``None``.
 
@@ -100,31 +105,37 @@ def notice_of(envelope: Envelope) -> Notice | None:
     (``office_warning_of``), as is every warning about one step of a chain: the citizen
     hears of a delay from the apology the office sends when it records ``extend``.
     """
-    code = envelope.dossier_code
-    if not code:
+    if not envelope.dossier_code:
         return None
-    if envelope.type == DossierReceived.event_type:
-        received = envelope.body(DossierReceived)
-        return Notice(code, Trigger.RECEIVED, facts=_times(received.due_at, "due"))
-    if envelope.type == DossierActionRecorded.event_type:
-        return _action_notice(code, envelope.body(DossierActionRecorded))
-    if envelope.type == SlaWarning.event_type:
-        warning = envelope.body(SlaWarning)
-        if warning.step is None and warning.kind == "overdue":
-            return Notice(code, Trigger.OVERDUE, facts=_times(warning.due_at, "due"))
-    return None
+    return _NOTICES.handle(envelope)
 
 
-def _action_notice(code: str, action: DossierActionRecorded) -> Notice | None:
+@_NOTICES.on(DossierReceived)
+def _received_notice(received: DossierReceived, envelope: Envelope) -> Notice | None:
+    code = envelope.dossier_code or ""
+    return Notice(code, Trigger.RECEIVED, facts=_times(received.due_at, "due"))
+
+
+@_NOTICES.on(DossierActionRecorded)
+def _action_notice(action: DossierActionRecorded, envelope: Envelope) -> Notice | None:
     trigger = ACTION_TRIGGERS.get(action.action)
     if trigger is None:
         return None
     # The clerk's free-text reason never goes into a message: an SMS or e-mail under the
     # official sender that carries whatever a request typed (an account number, a link)
     # is a phishing channel. The citizen reads the reason at the counter or in the look-up.
+    code = envelope.dossier_code or ""
     return Notice(
         code, trigger, occurrence=str(action.sequence), facts=_times(action.new_due_at, "new_due")
     )
+
+
+@_NOTICES.on(SlaWarning)
+def _overdue_notice(warning: SlaWarning, envelope: Envelope) -> Notice | None:
+    if warning.step is not None or warning.kind != "overdue":
+        return None
+    code = envelope.dossier_code or ""
+    return Notice(code, Trigger.OVERDUE, facts=_times(warning.due_at, "due"))
 
 
 OFFICE_WARNING_TRIGGER = "office_warning"

@@ -20,6 +20,7 @@ from services.notify.render import Renderer
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Contact, DossierContact, DossierReceived, DossierSubmitted, Envelope
+from shared.handlers import Handlers
 
 NOTICES_UNADDRESSED = Counter(
     "motcua_notifications_unaddressed_total",
@@ -192,25 +193,33 @@ async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft], key:
     return {key for key, ts in wanted.items() if ts & found}
 
 
-def _contact_of(envelope: Envelope) -> tuple[Contact, str, str] | None:
+_Found = tuple[Contact, str, str] | None
+_CONTACTS: Handlers[_Found] = Handlers()
+"""The applicant's contact an event carries (``_contact_of``)."""
+
+
+def _contact_of(envelope: Envelope) -> _Found:
     """The applicant's contact an event carries, with the dossier's procedure and
     receiving unit: a ``dossier.contact``, or a ``dossier.submitted`` /
     ``dossier.received`` of contract 1, which still carried the contact (the lifecycle
     models drop that field, so it is read from the raw payload)."""
-    if envelope.type == DossierContact.event_type:
-        body = envelope.body(DossierContact)
-        return body.applicant, body.procedure_code, body.receiving_unit
-    legacy: DossierReceived | DossierSubmitted
-    if envelope.type == DossierReceived.event_type:
-        legacy = envelope.body(DossierReceived)
-    elif envelope.type == DossierSubmitted.event_type:
-        legacy = envelope.body(DossierSubmitted)
-    else:
-        return None
+    return _CONTACTS.handle(envelope)
+
+
+@_CONTACTS.on(DossierContact)
+def _contact(contact: DossierContact, _envelope: Envelope) -> _Found:
+    return contact.applicant, contact.procedure_code, contact.receiving_unit
+
+
+def _legacy_contact(legacy: DossierReceived | DossierSubmitted, envelope: Envelope) -> _Found:
     applicant = envelope.payload.get("applicant")
     if applicant is None:
         return None
     return Contact.model_validate(applicant), legacy.procedure_code, legacy.receiving_unit
+
+
+_CONTACTS.add(DossierReceived, _legacy_contact)
+_CONTACTS.add(DossierSubmitted, _legacy_contact)
 
 
 def _waiting_key(notice: domain.Notice) -> str:

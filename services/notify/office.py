@@ -30,7 +30,7 @@ from services.notify.render import Renderer
 from services.notify.reports.query import procedure_text
 from shared.catalogue import Catalogue, seed_catalogue
 from shared.clock import Clock
-from shared.events import Envelope, SlaWarning
+from shared.events import Envelope, SlaWarning, of_type
 
 OFFICE_WARNINGS = Counter(
     "motcua_office_warnings_total",
@@ -65,10 +65,8 @@ class OfficeWarnings:
         (inside the inbox transaction, after the batch's contacts are stored); a key
         already stored is skipped."""
         warnings: list[domain.OfficeWarning] = []
-        for envelope in events:
-            if envelope.type == SlaWarning.event_type:
-                sla_warning = envelope.body(SlaWarning)
-                OFFICE_WARNINGS.labels(sla_warning.kind, sla_warning.office or "").inc()
+        for sla_warning, envelope in of_type(events, SlaWarning):
+            OFFICE_WARNINGS.labels(sla_warning.kind, sla_warning.office or "").inc()
             warning = domain.office_warning_of(envelope)
             if warning is not None:
                 warnings.append(warning)

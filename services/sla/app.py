@@ -51,6 +51,7 @@ from shared.events import (
     SlaFinished,
     SlaWarning,
 )
+from shared.handlers import Handlers
 from shared.keys_sync import TABLES as KEY_TABLES
 from shared.keys_sync import following_keys
 from shared.outbox import enqueue
@@ -188,14 +189,11 @@ class Tracker:
         now = self.now()
         touched: dict[str, uuid.UUID] = {}
         started: set[str] = set()
+        record = self._recorders(session, clocks=clocks, ledgers=ledgers, started=started, now=now)
         for envelope in events:
             code = envelope.dossier_code
-            if code is None or envelope.type not in _HANDLED:
+            if code is None or not record.handle(envelope):
                 continue
-            if not self._record(session, envelope, code, clocks=clocks, ledgers=ledgers, now=now):
-                continue
-            if envelope.type == DossierReceived.event_type:
-                started.add(code)
             touched[code] = envelope.correlation_id
         for code, correlation_id in touched.items():
             self._announce(
@@ -209,32 +207,45 @@ class Tracker:
             )
         event.listen(session.sync_session, "after_commit", self._wake_scheduler, once=True)
 
-    def _record(
+    def _recorders(
         self,
         session: AsyncSession,
-        envelope: Envelope,
-        code: str,
         *,
         clocks: dict[str, store.DossierClock],
         ledgers: Mapping[str, list[store.LedgerRow]],
+        started: set[str],
         now: datetime,
-    ) -> bool:
-        """Record one event of ``code`` on its clock row (made if it is the first) or its
-        ledger; ``False`` for a repeated reception or an action whose ``sequence`` is
-        already in the ledger (kept once)."""
-        row = clocks.get(code)
-        if row is None:
-            row = clocks[code] = store.new_clock(session, code, now)
-        if envelope.type == DossierReceived.event_type:
+    ) -> Handlers[bool]:
+        """Handlers that record one event of a dossier (with a code) on its clock row
+        (made if it is the first) or its ledger; each returns ``False`` for a repeated
+        reception or an action whose ``sequence`` is already in the ledger (kept once).
+        A reception recorded adds its dossier to ``started``."""
+        record: Handlers[bool] = Handlers()
+
+        def row_of(envelope: Envelope) -> store.DossierClock:
+            code = envelope.dossier_code or ""
+            row = clocks.get(code)
+            if row is None:
+                row = clocks[code] = store.new_clock(session, code, now)
+            return row
+
+        @record.on(DossierReceived)
+        def received(received: DossierReceived, envelope: Envelope) -> bool:
+            row = row_of(envelope)
             if row.started_at is not None:
                 return False
-            self._received(row, envelope.body(DossierReceived))
-        elif envelope.type == DossierActionRecorded.event_type:
-            action = envelope.body(DossierActionRecorded)
-            if any(e.sequence == action.sequence for e in ledgers[code]):
+            self._received(row, received)
+            started.add(row.code)
+            return True
+
+        @record.on(DossierActionRecorded)
+        def action(action: DossierActionRecorded, envelope: Envelope) -> bool:
+            row = row_of(envelope)
+            ledger = ledgers[row.code]
+            if any(e.sequence == action.sequence for e in ledger):
                 return False
             entry = store.LedgerRow(
-                code=code,
+                code=row.code,
                 sequence=action.sequence,
                 action=action.action.value,
                 at=action.at,
@@ -243,12 +254,17 @@ class Tracker:
                 office=action.office,
             )
             store.add_ledger_entry(session, entry)
-            ledgers[code].append(entry)
-        else:
-            routed = envelope.body(DossierRouted)
+            ledger.append(entry)
+            return True
+
+        @record.on(DossierRouted)
+        def routed(routed: DossierRouted, envelope: Envelope) -> bool:
+            row = row_of(envelope)
             row.office = routed.office
             row.steps = [[s.office, str(s.hours)] for s in routed.steps]
-        return True
+            return True
+
+        return record
 
     def _announce(
         self,

@@ -35,6 +35,7 @@ from shared.events import (
     SlaFinished,
     SlaWarning,
 )
+from shared.handlers import Handlers
 
 _RELEVANT = {
     DossierReceived.event_type,
@@ -72,10 +73,7 @@ class ReportProjection:
         facts = {code: row.to_fact() for code, row in rows.items()}
         warned: Warned = {model: {} for model in _WARNING_TABLES.values()}
         closed: set[str] = set()
-        for envelope in relevant:
-            code = envelope.dossier_code or ""
-            fact = facts.setdefault(code, domain.Fact(code=code))
-            self._fold(fact, envelope, warned, closed)
+        self._folds(facts, warned, closed).run(relevant)
         changes = domain.delta(before, facts.values())
         for code, fact in facts.items():
             row = rows.get(code)
@@ -88,15 +86,20 @@ class ReportProjection:
         for model, rows_of_model in warned.items():
             await replace_warned(session, model, rows_of_model, closed)
 
-    def _fold(
-        self,
-        fact: domain.Fact,
-        envelope: Envelope,
-        warned: Warned,
-        closed: set[str],
-    ) -> None:
-        if envelope.type == DossierReceived.event_type:
-            received = envelope.body(DossierReceived)
+    def _folds(
+        self, facts: dict[str, domain.Fact], warned: Warned, closed: set[str]
+    ) -> Handlers[None]:
+        """Handlers that fold one event into its dossier's fact (made if it is the first),
+        the warned dossiers and the dossiers ``closed`` for good."""
+        fold: Handlers[None] = Handlers()
+
+        def fact_of(envelope: Envelope) -> domain.Fact:
+            code = envelope.dossier_code or ""
+            return facts.setdefault(code, domain.Fact(code=code))
+
+        @fold.on(DossierReceived)
+        def received(received: DossierReceived, envelope: Envelope) -> None:
+            fact = fact_of(envelope)
             procedure = self._catalogue().get(received.procedure_code)
             fact.unit = received.receiving_unit
             fact.field = received.field
@@ -108,18 +111,25 @@ class ReportProjection:
             fact.received_at = received.received_at
             if fact.finished_at is None:
                 fact.due_at = received.due_at
-        elif envelope.type == DossierActionRecorded.event_type:
-            action = envelope.body(DossierActionRecorded)
+
+        @fold.on(DossierActionRecorded)
+        def action(action: DossierActionRecorded, envelope: Envelope) -> None:
+            fact = fact_of(envelope)
             if action.action == DossierAction.REQUEST_SUPPLEMENT and fact.finished_at is None:
                 fact.supplement_requests += 1
             elif action.action in _CLOSING_ACTIONS and fact.finished_at is None:
                 fact.withdrawn_at = action.at
                 closed.add(fact.code)
-        elif envelope.type == ClockStarted.event_type:
+
+        @fold.on(ClockStarted)
+        def clock_started(started: ClockStarted, envelope: Envelope) -> None:
+            fact = fact_of(envelope)
             if fact.finished_at is None:
-                fact.due_at = envelope.body(ClockStarted).due_at
-        elif envelope.type == SlaWarning.event_type:
-            warning = envelope.body(SlaWarning)
+                fact.due_at = started.due_at
+
+        @fold.on(SlaWarning)
+        def warning(warning: SlaWarning, envelope: Envelope) -> None:
+            fact = fact_of(envelope)
             if warning.step is None and fact.finished_at is None:
                 fact.due_at = warning.due_at
                 model = _WARNING_TABLES.get(warning.kind)
@@ -131,9 +141,14 @@ class ReportProjection:
                         due_at=warning.due_at,
                         warned_at=warning.at,
                     )
-        else:
-            self._finish(fact, envelope.body(SlaFinished))
+
+        @fold.on(SlaFinished)
+        def finished(finished: SlaFinished, envelope: Envelope) -> None:
+            fact = fact_of(envelope)
+            self._finish(fact, finished)
             closed.add(fact.code)
+
+        return fold
 
     def _finish(self, fact: domain.Fact, finished: SlaFinished) -> None:
         procedure = self._catalogue().get(finished.procedure_code)

@@ -29,7 +29,8 @@ from shared.calendar import WorkCalendar
 from shared.catalogue import Catalogue, Step
 from shared.clock import Clock, utc_now
 from shared.db import Database
-from shared.events import DossierActionRecorded, DossierReceived, Envelope
+from shared.events import DossierActionRecorded, DossierReceived, Envelope, of_type
+from shared.handlers import Handlers
 from shared.service import every
 
 __all__ = ["AssignError", "Move", "RerouteReport", "Routing"]
@@ -44,6 +45,9 @@ LATENCY = Histogram(
 )
 
 _GAUGE_SECONDS = 5.0
+
+_TAKEN = frozenset({DossierReceived.event_type, DossierActionRecorded.event_type})
+"""The event types ``Routing.apply`` handles."""
 
 
 class Routing:
@@ -87,61 +91,61 @@ class Routing:
         the batch; events are then applied in order, so a dossier received and
         transferred in the same batch ends at its second step.
         """
-        relevant = [
-            env
-            for env in events
-            if env.dossier_code
-            and env.type in (DossierReceived.event_type, DossierActionRecorded.event_type)
-        ]
+        relevant = [env for env in events if env.dossier_code and env.type in _TAKEN]
         if not relevant:
             return
         await self.catalogues.refresh(session)
         codes = list(dict.fromkeys(env.dossier_code for env in relevant if env.dossier_code))
         assignments = await store.assignments_of(session, codes)
         queued = await store.queued_among(session, codes)
-        acted = [
+        acted = {
             env.dossier_code
-            for env in relevant
-            if env.type == DossierActionRecorded.event_type and env.dossier_code in assignments
-        ]
+            for _, env in of_type(relevant, DossierActionRecorded)
+            if env.dossier_code in assignments
+        }
         chains = await store.chain_of(session, [c for c in codes if c in acted])
         rule_set = await store.current_rule_set(session)
         decisions = self._decisions
         now = self.clock()
-        for env in relevant:
+        handlers: Handlers[None] = Handlers()
+
+        @handlers.on(DossierReceived)
+        def on_received(received: DossierReceived, env: Envelope) -> None:
             code = env.dossier_code or ""
-            if env.type == DossierReceived.event_type:
-                if code in assignments or code in queued:
-                    continue
-                received = env.body(DossierReceived)
-                decision = domain.decide(self.catalogue, rule_set, decisions.facts(received))
-                if isinstance(decision, domain.Routed):
-                    row, chain = decisions.assign(
-                        session,
-                        code,
-                        facts=decisions.facts(received),
-                        decision=decision,
-                        received_at=received.received_at,
-                        now=now,
-                        dossier_due=received.due_at,
-                    )
-                    assignments[code], chains[code] = row, chain
-                    decisions.emit_routed(session, row, decision, env.correlation_id, now)
-                    LATENCY.observe(max(0.0, (now - received.received_at).total_seconds()))
-                else:
-                    decisions.queue(
-                        session,
-                        code,
-                        received=received,
-                        decision=decision,
-                        correlation_id=env.correlation_id,
-                        now=now,
-                    )
-                    queued.add(code)
-            elif code in assignments:
-                decisions.on_action(
-                    assignments[code], chains[code], env.body(DossierActionRecorded)
+            if code in assignments or code in queued:
+                return
+            decision = domain.decide(self.catalogue, rule_set, decisions.facts(received))
+            if isinstance(decision, domain.Routed):
+                row, chain = decisions.assign(
+                    session,
+                    code,
+                    facts=decisions.facts(received),
+                    decision=decision,
+                    received_at=received.received_at,
+                    now=now,
+                    dossier_due=received.due_at,
                 )
+                assignments[code], chains[code] = row, chain
+                decisions.emit_routed(session, row, decision, env.correlation_id, now)
+                LATENCY.observe(max(0.0, (now - received.received_at).total_seconds()))
+            else:
+                decisions.queue(
+                    session,
+                    code,
+                    received=received,
+                    decision=decision,
+                    correlation_id=env.correlation_id,
+                    now=now,
+                )
+                queued.add(code)
+
+        @handlers.on(DossierActionRecorded)
+        def on_action(action: DossierActionRecorded, env: Envelope) -> None:
+            code = env.dossier_code or ""
+            if code in assignments:
+                decisions.on_action(assignments[code], chains[code], action)
+
+        handlers.run(relevant)
 
     # -- rules -------------------------------------------------------------------------
 
@@ -171,13 +175,14 @@ class Routing:
             )
 
     async def remove_rule(self, priority: int, *, by: str) -> domain.RuleSet:
-        """A new version without the rule of ``priority``; ``RuleError`` if there is none."""
+        """A new version without the rule of ``priority``; ``NoSuchRule`` (a ``RuleError``)
+        if there is none."""
         async with self.db.transaction() as session:
             base = await store.current_rule_set(session)
             kept = tuple(rule for rule in base.rules if rule.priority != priority)
             if len(kept) == len(base.rules):
                 msg = f"no rule of priority {priority} in rules v{base.version}"
-                raise domain.RuleError(msg)
+                raise domain.NoSuchRule(msg)
             return await store.write_rule_set(
                 session,
                 kept,
