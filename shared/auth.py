@@ -36,6 +36,8 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, status
 from fastapi.security import APIKeyHeader
 
+from shared.errors import Forbidden, NotFound
+
 __all__ = [
     "ALL_UNITS",
     "API_KEY_HEADER",
@@ -161,9 +163,9 @@ def may_reach(principal: Principal, access: Access, units: DossierUnits) -> bool
     return principal.unit in units.for_access(access)
 
 
-def dossier_not_found(code: str) -> HTTPException:
-    """The one answer to an unknown dossier and to one the key may not reach."""
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"no dossier {code}")
+def dossier_not_found(code: str) -> NotFound:
+    """The one answer to an unknown dossier and to one the key may not reach (404)."""
+    return NotFound(f"no dossier {code}")
 
 
 def require_access(
@@ -253,10 +255,9 @@ class Authenticator:
         ) -> Principal:
             principal = await self.authenticate(token)
             if allowed and principal.role is not Role.ADMIN and principal.role not in allowed:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
+                raise Forbidden(
                     f"role {principal.role.value} may not do this; "
-                    f"needs {' or '.join(sorted(r.value for r in allowed))}",
+                    f"needs {' or '.join(sorted(r.value for r in allowed))}"
                 )
             return principal
 
@@ -264,8 +265,6 @@ class Authenticator:
 
 
 def forbid_unless_covers(principal: Principal, unit: str) -> None:
-    """``HTTPException(403)`` unless the principal may act for ``unit``."""
+    """``Forbidden`` (403) unless the principal may act for ``unit``."""
     if not principal.covers(unit):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"this key belongs to another unit than {unit}"
-        )
+        raise Forbidden(f"this key belongs to another unit than {unit}")

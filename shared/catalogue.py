@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.calendar import VN_TZ, Duration, DurationUnit
+from shared.errors import InvalidFields, NotFound
 
 PROCEDURE_CODE_PATTERN = r"^\d\.\d{6}(\.[0-9A-Z.]+)?$"
 AGENCY_CODE_PATTERN = r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$"
@@ -134,16 +135,25 @@ _PATTERN_MESSAGES = {
 }
 
 
-class ProcedureError(ValueError):
-    """A catalogue change refused; ``errors`` holds (field, what is wrong) pairs.
+class ProcedureError(InvalidFields, ValueError):
+    """A catalogue change refused; ``errors`` holds (field, what is wrong) pairs (422).
 
     The field is a dotted path into the procedure's JSON (``duration.unit``,
-    ``steps.0.hours``), prefixed with ``procedures.<n>.`` for an import.
+    ``steps.0.hours``), prefixed with ``procedures.<n>.`` for an import; the answer's
+    ``loc`` gives the path's parts (``["body", "steps", "0", "hours"]``).
     """
 
-    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{field}: {message}" for field, message in errors))
-        self.errors = list(errors)
+    def loc(self, field: str) -> list[str]:
+        """The body, then each part of the dotted path."""
+        return [self.where, *field.split(".")]
+
+
+class UnknownProcedure(NotFound, ProcedureError):
+    """A change names a procedure the catalogue does not hold (404, with the message)."""
+
+    def body(self) -> dict[str, Any]:
+        """``{"detail": <the message>}``, not the list of fields."""
+        return {"detail": str(self)}
 
 
 MOST_WORKING_HOURS_PER_UNIT: dict[DurationUnit, Decimal] = {
@@ -224,10 +234,11 @@ def added(catalogue: Catalogue, procedure: Procedure, *, replace: bool = False) 
 
 
 def removed(catalogue: Catalogue, code: str) -> Catalogue:
-    """The next version without ``code``; ``ProcedureError`` on ``code`` if it is absent."""
+    """The next version without ``code``; ``UnknownProcedure`` (a ``ProcedureError``) on
+    ``code`` if it is absent."""
     if code not in catalogue.procedures:
         message = f"no procedure {code} in catalogue v{catalogue.version}"
-        raise ProcedureError([("code", message)])
+        raise UnknownProcedure([("code", message)])
     kept = {key: value for key, value in catalogue.procedures.items() if key != code}
     return Catalogue(version=catalogue.version + 1, procedures=kept)
 

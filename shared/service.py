@@ -30,6 +30,7 @@ from shared.broker import EndOffsetReader, ensure_topics, make_broker
 from shared.clock import utc_now
 from shared.db import Database, table
 from shared.deadletter import DeadLetters
+from shared.errors import Refusal
 from shared.events import Envelope
 from shared.faults import is_transient
 from shared.inbox import Apply, BatchConsumer, InboxRow, purge_inbox
@@ -270,6 +271,18 @@ class BodySizeLimit:
         await self.app(scope, counted, send)
 
 
+async def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+
+
+def answer_refusals(app: FastAPI) -> None:
+    """Answer every ``shared.errors.Refusal`` a route (or its dependencies) raises with
+    its status, headers and body. ``create_http_app`` does it for every service; an app
+    built otherwise (a test's bare ``FastAPI()``) calls it itself."""
+    app.add_exception_handler(Refusal, _refused)
+
+
 def create_http_app(
     runtime: ServiceRuntime,
     *,
@@ -279,7 +292,9 @@ def create_http_app(
     background: Sequence[Job] = (),
 ) -> FastAPI:
     """The service's HTTP app: its routers plus ``/metrics`` and ``/health/*``; request
-    bodies over ``settings.max_body_bytes`` are refused (413).
+    bodies over ``settings.max_body_bytes`` are refused (413); a ``shared.errors.Refusal``
+    is answered with its own status and body (``answer_refusals``), a transient failure
+    with 503 and ``Retry-After``, anything else with 500.
 
     The app's lifespan starts and stops the runtime (FastStream's FastAPI plugin is
     deprecated; this is the supported way to run both in one process).
@@ -317,6 +332,7 @@ def create_http_app(
             )
         return JSONResponse({"detail": f"{runtime.name}: internal error"}, status_code=500)
 
+    answer_refusals(app)
     app.add_exception_handler(Exception, unhandled)
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
 

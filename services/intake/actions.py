@@ -8,10 +8,11 @@ from prometheus_client import Counter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import domain, store, views
-from services.intake.core import ActionRequest, Answer, Forbidden, Idempotency, IntakeCore, NotFound
+from services.intake.core import ActionRequest, Answer, Idempotency, IntakeCore
 from services.intake.reception import TIME_SETTERS
-from shared.auth import Access, Principal, Role, may_reach
+from shared.auth import Access, Principal, Role, dossier_not_found, may_reach
 from shared.calendar import CalendarRangeError
+from shared.errors import Forbidden
 from shared.events import DossierActionRecorded, DossierReceived, Payload
 
 DOSSIER_ACTIONS = Counter(
@@ -131,11 +132,11 @@ class Actions(IntakeCore):
         it; else ``NotFound``, as for an unknown code."""
         dossier = await store.lock_dossier(session, code)
         if dossier is None:
-            raise NotFound(code)
+            raise dossier_not_found(code)
         units = await self._units(session, dossier)
         accesses = _accesses(command, actor.role)
         if not any(may_reach(actor, access, units) for access in accesses):
-            raise NotFound(code)
+            raise dossier_not_found(code)
         return dossier
 
     def _decide(

@@ -3,7 +3,7 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -12,14 +12,9 @@ from services.intake.app import (
     PUBLIC_LOOKUP_PATH,
     ActionRequest,
     Answer,
-    CatalogueError,
-    Forbidden,
     Idempotency,
-    IdempotencyConflict,
     Intake,
     NewDossier,
-    NoSlip,
-    NotFound,
     build,
 )
 from services.intake.pages import render_lookup_page
@@ -27,18 +22,10 @@ from services.intake.queue import api as queue_api
 from services.intake.queue.app import Queue
 from services.intake.ratelimit import TokenBuckets
 from services.intake.settings import IntakeSettings
-from shared.auth import (
-    ROLE_ACCESS,
-    Access,
-    Authenticator,
-    Principal,
-    Role,
-    dossier_not_found,
-    require_access,
-)
-from shared.calendar import CalendarRangeError
+from shared.auth import ROLE_ACCESS, Access, Authenticator, Principal, Role, require_access
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
 from shared.clock import Clock, utc_now
+from shared.errors import NotFound, TooMany
 from shared.events import Channel, Contact
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
@@ -103,41 +90,10 @@ class ActionIn(BaseModel):
     )
 
 
-def _field_errors(errors: list[tuple[str, str]]) -> JSONResponse:
-    """A 422 in FastAPI's own shape, naming each field."""
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={
-            "detail": [{"loc": ["body", f], "msg": m, "type": "value_error"} for f, m in errors]
-        },
-    )
-
-
 async def _answer(run: Callable[[], Awaitable[Answer]]) -> JSONResponse:
-    """Run a use case and map its errors onto HTTP."""
-    try:
-        answer = await run()
-    except CatalogueError as exc:
-        return _field_errors(exc.errors)
-    except domain.InvalidCommand as exc:
-        return _field_errors([(exc.field, exc.message)])
-    except domain.IllegalTransition as exc:
-        return JSONResponse(
-            status_code=status.HTTP_409_CONFLICT,
-            content={
-                "detail": str(exc),
-                "status": exc.current.value,
-                "national_status": exc.current.national_code,
-            },
-        )
-    except IdempotencyConflict as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except NotFound as exc:
-        raise dossier_not_found(str(exc)) from exc
-    except Forbidden as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-    except CalendarRangeError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    """Run a use case and answer its result (its refusals, ``shared.errors``, are answered
+    by the app)."""
+    answer = await run()
     return JSONResponse(status_code=answer.status_code, content=answer.body)
 
 
@@ -216,10 +172,7 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
         code: str, principal: Annotated[Principal, Depends(reader)]
     ) -> views.DossierDetailOut:
         """A dossier's status (ours and the national code), due time and history."""
-        try:
-            dossier, history = await intake.detail(code, actor=principal)
-        except NotFound as exc:
-            raise dossier_not_found(code) from exc
+        dossier, history = await intake.detail(code, actor=principal)
         return views.DossierDetailOut(
             **views.DossierOut.of(dossier).model_dump(),
             history=[views.HistoryEntryOut.of(row) for row in history],
@@ -243,14 +196,7 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
         """The receipt and appointment slip (Mẫu 01) as printable HTML or PDF: the
         applicant's name and phone, so counter, importer and admin keys only, and a
         unit's key only for the dossiers its unit received."""
-        try:
-            printed = await intake.slip(code, actor=principal)
-        except NotFound as exc:
-            raise dossier_not_found(code) from exc
-        except Forbidden as exc:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
-        except NoSlip as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        printed = await intake.slip(code, actor=principal)
         if format == "pdf":
             return Response(
                 slip.render_pdf(printed),
@@ -296,11 +242,9 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
     whoever guesses: a code that had too many wrong phones answers 429 for a while."""
     api = APIRouter(tags=["public"])
 
-    def too_many(buckets: TokenBuckets, key: str, what: str) -> HTTPException:
-        return HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many look-ups {what}; try again later",
-            headers={"Retry-After": str(max(1, round(buckets.retry_after(key))))},
+    def too_many(buckets: TokenBuckets, key: str, what: str) -> TooMany:
+        return TooMany(
+            f"too many look-ups {what}; try again later", retry_after=buckets.retry_after(key)
         )
 
     @api.post(PUBLIC_LOOKUP, response_model=views.PublicDossierOut, responses={404: {}, 429: {}})
@@ -314,7 +258,7 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
             raise too_many(per_code, body.code, "of this dossier")
         dossier = await intake.public_lookup(body.code, body.phone)
         if dossier is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no dossier with this code and phone")
+            raise NotFound("no dossier with this code and phone")
         per_code.give_back(body.code)  # the right phone is no guess
         return views.PublicDossierOut.of(dossier)
 

@@ -6,6 +6,10 @@ applies it when it arrives on the calendar topic. So all services change calenda
 by the same path and in the same order. Edits are computed from this instance's
 current table; two administrators editing at the same moment may overwrite each
 other (the later event wins whole).
+
+A refused edit (a province name that is not a plain word, a day out of range, a removal
+of a day that is not special) is a ``shared.calendar.CalendarEditError``: 422 with the
+reason, nothing published.
 """
 
 # No ``from __future__ import annotations``: FastAPI must evaluate the ``Depends`` in the
@@ -14,7 +18,7 @@ other (the later event wins whole).
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.auth import Authenticator, Principal, Role
@@ -80,10 +84,7 @@ def router(runtime: ServiceRuntime, auth: Authenticator) -> APIRouter:
     var_dir = runtime.settings.var_dir
 
     def current(province: str) -> ProvinceOverrides:
-        try:
-            return read_overrides(overrides_path(var_dir, province))
-        except ValueError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+        return read_overrides(overrides_path(var_dir, province))
 
     async def publish(province: str, edited: ProvinceOverrides, by: Principal) -> None:
         async with runtime.db.transaction() as session:
@@ -114,10 +115,7 @@ def router(runtime: ServiceRuntime, auth: Authenticator) -> APIRouter:
     ) -> CalendarOut:
         """Add or replace a special day; every service applies it from the calendar topic."""
         row = SpecialDay(day, DayKind(body.kind), body.description, body.source)
-        try:
-            edited = with_days(current(province), [row])
-        except ValueError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+        edited = with_days(current(province), [row])
         await publish(province, edited, principal)
         return _table(province, edited, day.year)
 
@@ -128,10 +126,7 @@ def router(runtime: ServiceRuntime, auth: Authenticator) -> APIRouter:
         province: Annotated[str, Query()] = "default",
     ) -> CalendarOut:
         """Return a day to the weekly pattern; every service applies it from the topic."""
-        try:
-            edited = without_day(current(province), day)
-        except ValueError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+        edited = without_day(current(province), day)
         await publish(province, edited, principal)
         return _table(province, edited, day.year)
 

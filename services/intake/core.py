@@ -22,11 +22,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import domain, store
 from services.intake.settings import IntakeSettings
-from shared.auth import Access, DossierUnits, Principal, may_reach
+from shared.auth import Access, DossierUnits, Principal, dossier_not_found, may_reach
 from shared.calendar import WorkCalendar, default_calendar
 from shared.catalogue import Catalogue, Procedure
 from shared.catalogue_sync import kept_catalogues
 from shared.clock import Clock, utc_now
+from shared.errors import Conflict, Invalid, InvalidFields
 from shared.events import Channel, Contact, DossierReceived, Payload, TimeLimit
 from shared.outbox import enqueue
 from shared.service import ServiceRuntime
@@ -35,29 +36,16 @@ from shared.settings import ServiceName
 SERVICE: ServiceName = "intake"
 
 
-class CatalogueError(ValueError):
-    """The dossier does not fit the catalogue; ``errors`` names the fields."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
-        self.errors = errors
+class CatalogueError(InvalidFields, ValueError):
+    """The dossier does not fit the catalogue; ``errors`` names the fields (422)."""
 
 
-class NotFound(LookupError):
-    """No dossier with that code, or none the caller's key may reach (HTTP 404: the same
-    answer, so that a foreign key learns nothing of which codes exist)."""
+class NoSlip(Conflict, ValueError):
+    """The dossier has no slip: it was never received (409)."""
 
 
-class Forbidden(PermissionError):
-    """The caller's key may not do this (HTTP 403)."""
-
-
-class NoSlip(ValueError):
-    """The dossier has no slip: it was never received (HTTP 409)."""
-
-
-class IdempotencyConflict(ValueError):
-    """An ``Idempotency-Key`` reused with a different request (HTTP 422)."""
+class IdempotencyConflict(Invalid, ValueError):
+    """An ``Idempotency-Key`` reused with a different request (422)."""
 
 
 class NewDossier(BaseModel):
@@ -180,7 +168,7 @@ class IntakeCore:
         unknown code."""
         dossier = await store.get_dossier(session, code)
         if dossier is None or not may_reach(actor, access, await self._units(session, dossier)):
-            raise NotFound(code)
+            raise dossier_not_found(code)
         return dossier
 
     def _received(

@@ -9,9 +9,11 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from shared.calendar import VN_TZ
 from shared.catalogue import Catalogue
+from shared.errors import Conflict, InvalidFields
 from shared.events import Channel, DossierAction
 
 # Vietnamese mobile numbers: 0 or +84 then a carrier prefix 3, 5, 7, 8 or 9 and 8 digits.
@@ -147,8 +149,9 @@ COMMAND_ROLES: dict[Command, frozenset[str]] = {
 }
 
 
-class IllegalTransition(ValueError):
-    """A command that the dossier's current state does not allow (HTTP 409)."""
+class IllegalTransition(Conflict, ValueError):
+    """A command that the dossier's current state does not allow (409; the answer also
+    gives the current ``status`` and its ``national_status``)."""
 
     def __init__(self, command: Command, current: DossierStatus, why: str | None = None) -> None:
         self.command = command
@@ -156,12 +159,20 @@ class IllegalTransition(ValueError):
         message = why or f"{command.value} is not allowed when the dossier is {current.value}"
         super().__init__(message)
 
+    def body(self) -> dict[str, Any]:
+        """The message, the current status and its national code."""
+        return {
+            **super().body(),
+            "status": self.current.value,
+            "national_status": self.current.national_code,
+        }
 
-class InvalidCommand(ValueError):
-    """A command whose own fields are wrong; ``field`` names the culprit (HTTP 422)."""
+
+class InvalidCommand(InvalidFields, ValueError):
+    """A command whose own fields are wrong; ``field`` names the culprit (422)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__([(field, message)])
         self.field = field
         self.message = message
 

@@ -4,9 +4,10 @@ API keys intake's own authentication looks up."""
 from __future__ import annotations
 
 from services.intake import domain, store
-from services.intake.core import Forbidden, IntakeCore, NoSlip
+from services.intake.core import IntakeCore, NoSlip
 from services.intake.slip import Slip, time_limit_text, unit_name
 from shared.auth import Access, Principal, StoredKey, may
+from shared.errors import Forbidden
 from shared.events import Channel
 
 PUBLIC_LOOKUP_PATH = "/api/v1/public/dossiers"

@@ -12,7 +12,6 @@ from services.intake import domain, store, views
 from services.intake.core import (
     Answer,
     CatalogueError,
-    Forbidden,
     Idempotency,
     IntakeCore,
     NewDossier,
@@ -20,6 +19,7 @@ from services.intake.core import (
 from shared.auth import Access, DossierUnits, Principal, Role, may_reach
 from shared.calendar import CalendarRangeError
 from shared.catalogue import Procedure
+from shared.errors import Forbidden
 from shared.events import DossierContact, DossierSubmitted, Payload
 
 DOSSIERS_RECEIVED = Counter(

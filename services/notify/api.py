@@ -48,6 +48,7 @@ from shared.auth import (
     may_reach,
 )
 from shared.clock import Clock, in_vietnam, in_vietnam_or_none, utc_now
+from shared.errors import Forbidden, NotFound, Unavailable
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
@@ -153,7 +154,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         if not body.contact or may(principal, Access.CONTACT_OPT_OUT):
             return
         if not body.dossier or not await notifier.is_applicant_contact(body.dossier, body.contact):
-            raise HTTPException(403, "contact: only the applicant's own, named with their dossier")
+            raise Forbidden("contact: only the applicant's own, named with their dossier")
 
     @api.get("", response_model=list[MessageOut], responses={**_NEEDS_ROLE, 404: {}})
     async def list_notifications(
@@ -215,7 +216,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         """
         expected = notifier.settings.sms_report_token.get_secret_value()
         if not expected:
-            raise HTTPException(503, "delivery reports are off: set MOTCUA_NOTIFY_SMS_REPORT_TOKEN")
+            raise Unavailable("delivery reports are off: set MOTCUA_NOTIFY_SMS_REPORT_TOKEN")
         if token_in_url is not None:
             raise HTTPException(
                 400,
@@ -227,7 +228,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         if not await notifier.delivery_report(
             report.reference, report.status == "delivered", report.reason
         ):
-            raise HTTPException(404, "no message sent or being sent with this reference")
+            raise NotFound("no message sent or being sent with this reference")
 
     @api.post("/opt-outs", responses={**_NEEDS_ROLE, 404: {}})
     async def opt_out(

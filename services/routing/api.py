@@ -33,17 +33,15 @@ from fastapi import (
     Body,
     Depends,
     FastAPI,
-    HTTPException,
     Query,
     Request,
     Response,
     status,
 )
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.routing import domain
-from services.routing.app import AssignError, Catalogues, Routing, build
+from services.routing.app import Catalogues, Routing, build
 from shared.auth import (
     ALL_UNITS,
     Access,
@@ -61,11 +59,11 @@ from shared.catalogue import (
     MAX_STEPS,
     PROCEDURE_CODE_PATTERN,
     Procedure,
-    ProcedureError,
     Step,
     parse_procedure,
 )
 from shared.clock import Clock, utc_now
+from shared.errors import NotFound
 from shared.keys_sync import key_lookup
 from shared.paging import PAGED, Page, page_query, set_page_headers
 from shared.service import create_http_app
@@ -121,19 +119,6 @@ def recorded_by(principal: Principal, by: str | None) -> str:
     return f"{by} (key {principal.key_id})" if by else f"key {principal.key_id}"
 
 
-def _field_errors(error: ProcedureError) -> JSONResponse:
-    """A 422 in FastAPI's own shape, naming each field of the procedure."""
-    return JSONResponse(
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={
-            "detail": [
-                {"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}
-                for field, message in error.errors
-            ]
-        },
-    )
-
-
 def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
     """The catalogue endpoints: reading public, the history any key, writes admin."""
     api = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
@@ -171,14 +156,11 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
         replace: Annotated[
             bool, Query(description="Replace the procedure of the same code if there is one.")
         ] = False,
-    ) -> CatalogueChangeOut | JSONResponse:
+    ) -> CatalogueChangeOut:
         """Add (or with ``replace`` replace) a procedure: a new version, published."""
         author = recorded_by(principal, by)
-        try:
-            procedure = parse_procedure(body)
-            catalogue = await catalogues.add_procedure(procedure, replace=replace, by=author)
-        except ProcedureError as error:
-            return _field_errors(error)
+        procedure = parse_procedure(body)
+        catalogue = await catalogues.add_procedure(procedure, replace=replace, by=author)
         verb = "replaced" if replace else "added"
         return CatalogueChangeOut(
             version=catalogue.version,
@@ -191,10 +173,7 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
         code: str, principal: Annotated[Principal, Depends(admin)], by: ChangedBy = None
     ) -> CatalogueChangeOut:
         """Remove a procedure: a new version, published; 404 if there is none."""
-        try:
-            catalogue = await catalogues.remove_procedure(code, by=recorded_by(principal, by))
-        except ProcedureError as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+        catalogue = await catalogues.remove_procedure(code, by=recorded_by(principal, by))
         return CatalogueChangeOut(
             version=catalogue.version,
             procedures=len(catalogue.procedures),
@@ -222,7 +201,7 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
         """One procedure."""
         procedure = (await catalogues.current()).get(code)
         if procedure is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no procedure {code}")
+            raise NotFound(f"no procedure {code}")
         return procedure
 
     return api
@@ -375,10 +354,6 @@ def decision_out(decision: domain.Routed | domain.Unroutable) -> DecisionOut:
     )
 
 
-def _refused(error: ValueError) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error))
-
-
 def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
     """The rules endpoints: reads any key, writes admin."""
     api = APIRouter(prefix="/api/v1/rules", tags=["rules"])
@@ -403,10 +378,7 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
     ) -> RuleSetOut:
         """Add a rule (a new version); 422 with the reason, rules unchanged, if refused."""
         author = recorded_by(principal, body.by)
-        try:
-            current = await routing.add_rule(domain.parse_rule(body.rule), by=author)
-        except domain.RuleError as error:
-            raise _refused(error) from None
+        current = await routing.add_rule(domain.parse_rule(body.rule), by=author)
         return RuleSetOut(version=current.version, rules=list(current.rules))
 
     @api.delete("/{priority}", response_model=RuleSetOut, responses={**ADMIN, 404: {}})
@@ -414,10 +386,7 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
         priority: int, principal: Annotated[Principal, Depends(admin)], by: ChangedBy = None
     ) -> RuleSetOut:
         """Remove the rule of ``priority`` (a new version); 404 if there is none."""
-        try:
-            current = await routing.remove_rule(priority, by=recorded_by(principal, by))
-        except domain.RuleError as error:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+        current = await routing.remove_rule(priority, by=recorded_by(principal, by))
         return RuleSetOut(version=current.version, rules=list(current.rules))
 
     @api.post("/test", response_model=DecisionOut, responses=KEYED, dependencies=[Depends(reader)])
@@ -490,12 +459,7 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
     ) -> SheetOut:
         """Route a queued dossier by hand (or re-assign one still at its first step)."""
         author = recorded_by(principal, body.by)
-        try:
-            await routing.assign(code, body.office, steps=body.steps, by=author)
-        except domain.RuleError as error:
-            raise _refused(error) from None
-        except AssignError as error:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+        await routing.assign(code, body.office, steps=body.steps, by=author)
         return await _sheet(routing, code, principal)
 
     @api.get("/sheet/{code}", response_model=SheetOut, responses={**ADMIN, 404: {}})

@@ -34,6 +34,7 @@ from shared.catalogue import (
     Step,
     level_at,
 )
+from shared.errors import Invalid, NotFound
 
 Level = Literal["tinh", "xa", "huyen"]
 ChannelName = Literal["counter", "online", "post"]
@@ -42,8 +43,12 @@ _AGENCY = re.compile(AGENCY_CODE_PATTERN)
 _PROCEDURE = re.compile(PROCEDURE_CODE_PATTERN)
 
 
-class RuleError(ValueError):
-    """A rule or rule set refused; the message says what to fix."""
+class RuleError(Invalid, ValueError):
+    """A rule or rule set refused; the message says what to fix (422)."""
+
+
+class NoSuchRule(NotFound, RuleError):
+    """No rule of the priority a change names (404)."""
 
 
 class Rule(BaseModel):

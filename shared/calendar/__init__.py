@@ -1,7 +1,10 @@
 """The working-day calendar and the due time (ngày hẹn trả), shared by intake and sla.
 
-Exceptions: :class:`CalendarRangeError` (a :class:`ValueError`) when a computation needs
-a day outside the known years; :class:`ValueError` for naive datetimes and bad values.
+Exceptions: :class:`CalendarRangeError` (a :class:`ValueError`, and a
+``shared.errors.Unavailable``) when a computation needs a day outside the known years;
+:class:`CalendarEditError` (a :class:`ValueError`, and a ``shared.errors.Invalid``) for
+refused special days or province edits; :class:`ValueError` for naive datetimes and bad
+values.
 """
 
 from shared.calendar.duetime import WorkCalendar
@@ -12,6 +15,7 @@ from shared.calendar.model import (
     HOURS_0730,
     VN_TZ,
     WORKING_DAY,
+    CalendarEditError,
     CalendarRangeError,
     DayKind,
     Duration,
@@ -43,6 +47,7 @@ __all__ = [
     "HOURS_0730",
     "VN_TZ",
     "WORKING_DAY",
+    "CalendarEditError",
     "CalendarRangeError",
     "DayKind",
     "Duration",

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from datetime import date
 
-from shared.calendar.model import SpecialDay
+from shared.calendar.model import CalendarEditError, SpecialDay
 from shared.calendar.overrides import ProvinceOverrides
 from shared.calendar.seed import province_table
 
 
 def with_days(overrides: ProvinceOverrides, rows: list[SpecialDay]) -> ProvinceOverrides:
-    """``overrides`` with ``rows`` added or replaced; ValueError naming a day out of range."""
+    """``overrides`` with ``rows`` added or replaced; ``CalendarEditError`` naming a day
+    out of range."""
     if not rows:
-        raise ValueError("no days to add")
+        raise CalendarEditError("no days to add")
     known, _ = province_table(overrides)
     last_year = known.stop - 1
     for row in rows:
         if not known.start <= row.day.year <= last_year + 1:
-            raise ValueError(
+            raise CalendarEditError(
                 f"{row.day.isoformat()} is outside {known.start}-{last_year}; "
                 f"only the next year, {last_year + 1}, can be added"
             )
@@ -34,10 +35,11 @@ def with_days(overrides: ProvinceOverrides, rows: list[SpecialDay]) -> ProvinceO
 
 
 def without_day(overrides: ProvinceOverrides, day: date) -> ProvinceOverrides:
-    """``day`` back to the weekly pattern; ValueError if it is not a special day."""
+    """``day`` back to the weekly pattern;
+    ``CalendarEditError`` if it is not a special day."""
     _, table = province_table(overrides)
     if all(row.day != day for row in table):
-        raise ValueError(f"{day.isoformat()} is not a special day")
+        raise CalendarEditError(f"{day.isoformat()} is not a special day")
     _, base = province_table(ProvinceOverrides(last_year=overrides.last_year))
     return overrides.without(day, in_base=any(row.day == day for row in base))
 

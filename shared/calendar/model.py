@@ -12,6 +12,8 @@ from enum import StrEnum
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from shared.errors import Invalid, Unavailable
+
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 """Every time the calendar returns is in this zone (UTC+07:00, no daylight saving)."""
 
@@ -19,8 +21,14 @@ WORKING_DAY = timedelta(hours=8)
 """One working day (ngày làm việc) is eight working hours, whatever the daily schedule."""
 
 
-class CalendarRangeError(ValueError):
-    """A computation needs a day outside the years the calendar knows; never guessed."""
+class CalendarRangeError(Unavailable, ValueError):
+    """A computation needs a day outside the years the calendar knows; never guessed
+    (503 where it reaches a request: the server's calendar lacks the year)."""
+
+
+class CalendarEditError(Invalid, ValueError):
+    """Special days, or a province's edits, refused: the message names the day, row or
+    file and what is wrong (422 where it reaches a request)."""
 
 
 class DayKind(StrEnum):

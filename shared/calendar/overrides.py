@@ -18,25 +18,28 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from shared.calendar.model import DayKind, SpecialDay
+from shared.calendar.model import CalendarEditError, DayKind, SpecialDay
 
 _PROVINCE = re.compile(r"[A-Za-z0-9_-]+")
 ROW_FIELDS = ("date", "kind", "description", "source")
 
 
 def row_from_mapping(raw: Mapping[str, Any], origin: str) -> SpecialDay:
-    """A special day from ``{"date", "kind", "description", "source"}``; ValueError if bad."""
+    """A special day from ``{"date", "kind", "description", "source"}``;
+    ``CalendarEditError`` if bad."""
     missing = [name for name in ROW_FIELDS if not str(raw.get(name) or "").strip()]
     if missing:
-        raise ValueError(f"{origin}: row {dict(raw)!r} lacks {', '.join(missing)}")
+        raise CalendarEditError(f"{origin}: row {dict(raw)!r} lacks {', '.join(missing)}")
     try:
         day = date.fromisoformat(str(raw["date"]).strip())
     except ValueError:
-        raise ValueError(f"{origin}: {raw['date']!r} is not a date YYYY-MM-DD") from None
+        raise CalendarEditError(f"{origin}: {raw['date']!r} is not a date YYYY-MM-DD") from None
     try:
         kind = DayKind(str(raw["kind"]).strip())
     except ValueError:
-        raise ValueError(f"{origin}: kind {raw['kind']!r} is not off or makeup_workday") from None
+        raise CalendarEditError(
+            f"{origin}: kind {raw['kind']!r} is not off or makeup_workday"
+        ) from None
     return SpecialDay(day, kind, str(raw["description"]).strip(), str(raw["source"]).strip())
 
 
@@ -66,12 +69,16 @@ def _load_json(text: str, origin: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{origin}: not valid JSON ({error.msg}, line {error.lineno})") from None
+        raise CalendarEditError(
+            f"{origin}: not valid JSON ({error.msg}, line {error.lineno})"
+        ) from None
 
 
 def _rows(raws: Any, origin: str) -> list[SpecialDay]:
     if not isinstance(raws, list) or not all(isinstance(raw, dict) for raw in raws):
-        raise ValueError(f"{origin}: expected a list of rows or an object with a 'rows' list")
+        raise CalendarEditError(
+            f"{origin}: expected a list of rows or an object with a 'rows' list"
+        )
     return [row_from_mapping(raw, origin) for raw in raws]
 
 
@@ -120,24 +127,25 @@ class ProvinceOverrides:
 
     @classmethod
     def from_json(cls, text: str, origin: str) -> ProvinceOverrides:
-        """Parse the file form; ValueError naming ``origin`` if it is malformed."""
+        """Parse the file form; ``CalendarEditError`` naming ``origin`` if it is malformed."""
         loaded = _load_json(text, origin)
         if not isinstance(loaded, dict):
-            raise ValueError(f"{origin}: expected an object with 'rows' and 'removed'")
+            raise CalendarEditError(f"{origin}: expected an object with 'rows' and 'removed'")
         last_year = loaded.get("last_year")
         if last_year is not None and not isinstance(last_year, int):
-            raise ValueError(f"{origin}: last_year must be a year, got {last_year!r}")
+            raise CalendarEditError(f"{origin}: last_year must be a year, got {last_year!r}")
         try:
             removed = tuple(date.fromisoformat(day) for day in loaded.get("removed", []))
         except (TypeError, ValueError):
-            raise ValueError(f"{origin}: 'removed' must list dates YYYY-MM-DD") from None
+            raise CalendarEditError(f"{origin}: 'removed' must list dates YYYY-MM-DD") from None
         return cls(tuple(_rows(loaded.get("rows", []), origin)), removed, last_year)
 
 
 def overrides_path(var_dir: Path, province: str) -> Path:
-    """Where a province's edits live; ValueError for a name that is not a plain word."""
+    """Where a province's edits live;
+    ``CalendarEditError`` for a name that is not a plain word."""
     if not _PROVINCE.fullmatch(province):
-        raise ValueError(f"province {province!r} must be letters, digits, '-' or '_'")
+        raise CalendarEditError(f"province {province!r} must be letters, digits, '-' or '_'")
     return var_dir / f"calendar-{province}.json"
 
 

@@ -36,6 +36,7 @@ from shared.auth import Authenticator
 from shared.calendar import VN_TZ, load_calendar
 from shared.events import Envelope
 from shared.keys_sync import key_lookup
+from shared.service import answer_refusals
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
 from tests.component.test_reports_sla import FIXTURE, UNIT_A, UNIT_B, a, received, warning
@@ -349,6 +350,7 @@ async def test_heads_are_managed_over_http(start: Callable[[], Awaitable[Notify]
     notify: Notify = await start()
     db = notify.notifier.runtime.db
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     app.include_router(router(notify.digests, Authenticator(key_lookup(db))))
     admin = await grant_key(db)
     transport = httpx.ASGITransport(app=app)

@@ -57,6 +57,7 @@ from shared.events import (
     TimeLimit,
 )
 from shared.keys_sync import key_lookup
+from shared.service import answer_refusals
 from shared.settings import Settings
 from shared.topics import TopicSpec
 from tests.factories import grant_key
@@ -588,6 +589,7 @@ async def test_api_shows_statuses_and_takes_delivery_reports(
     notifier = await make_notifier(settings, notify_settings, clock)
     db = notifier.runtime.db
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     app.include_router(router(notifier, Authenticator(key_lookup(db))))
     viewer = await grant_key(db, Role.VIEWER)
     admin = await grant_key(db, Role.ADMIN)
@@ -648,6 +650,7 @@ async def test_bodies_refuse_unknown_fields_and_overlong_values(
     notifier = await make_notifier(settings, notify_settings, clock)
     db = notifier.runtime.db
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     app.include_router(router(notifier, Authenticator(key_lookup(db))))
     counter = await grant_key(db, Role.COUNTER)
     admin = await grant_key(db, Role.ADMIN)
@@ -692,6 +695,7 @@ async def test_a_contact_opt_out_is_a_keyed_fingerprint_and_can_be_undone(
     notifier = await make_notifier(settings, notify_settings, clock)
     db = notifier.runtime.db
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     app.include_router(router(notifier, Authenticator(key_lookup(db))))
     admin = await grant_key(db, Role.ADMIN)  # a bare contact: every unit's dossiers
     secret_file = settings.var_dir / notify_app.OPT_OUT_SECRET_FILE

@@ -45,6 +45,7 @@ from shared.auth import Authenticator
 from shared.calendar import VN_TZ
 from shared.db import Database
 from shared.keys_sync import key_lookup
+from shared.service import answer_refusals
 from shared.settings import Settings
 from tests.component.test_notify_delivery import (
     CODE,
@@ -419,6 +420,7 @@ async def test_a_delivery_report_that_overtakes_the_record_of_its_send_is_kept(
     clock = FakeClock(MONDAY_MORNING)
     notifier = await make_notifier(settings, notify_settings, clock)
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     app.include_router(router(notifier, Authenticator(key_lookup(notifier.runtime.db))))
     await feed(notifier, received(email=None))
     key = f"{CODE}:received:sms"

@@ -42,6 +42,7 @@ from shared.events import (
     TimeLimit,
 )
 from shared.keys_sync import key_lookup
+from shared.service import answer_refusals
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_SLA
 from tests.factories import grant_key
@@ -243,6 +244,7 @@ async def feed(notifier: notify_app.Notifier, events: list[Envelope]) -> None:
 def client(notifier: notify_app.Notifier) -> httpx.AsyncClient:
     """The reports' endpoints, called without a key (the reports are public)."""
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     reports = Reports(notifier.runtime, clock=FakeClock(TODAY))
     app.include_router(router(reports, Authenticator(key_lookup(notifier.runtime.db))))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

@@ -41,6 +41,7 @@ from shared.events import (
 )
 from shared.keys_sync import key_lookup
 from shared.outbox import OutboxRow
+from shared.service import answer_refusals
 from shared.settings import Settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING
 from tests.factories import grant_key
@@ -259,6 +260,7 @@ async def test_the_api_explains_the_clock(settings: Settings, clock: VirtualCloc
     clock.at = vn("2026-06-04 13:00")
     db = tracker.runtime.db
     app = FastAPI()
+    answer_refusals(app)  # as create_http_app does
     app.include_router(sla_api.router(tracker, Authenticator(key_lookup(db))))
     key = await grant_key(db)
     async with httpx.AsyncClient(

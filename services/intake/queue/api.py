@@ -14,20 +14,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.queue import domain, store
-from services.intake.queue.app import (
-    AlreadyLinked,
-    CounterSetup,
-    NewTicket,
-    NothingWaiting,
-    Queue,
-    QueueForbidden,
-    QueueInvalid,
-    QueueNotFound,
-)
+from services.intake.queue.app import CounterSetup, NewTicket, Queue
 from services.intake.queue.domain import TicketAction
 from shared.auth import ALL_UNITS, Authenticator, Principal, Role
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
 from shared.clock import in_vietnam
+from shared.errors import Forbidden, InvalidFields
 
 _COUNTER_ID = r"^[A-Za-z0-9._-]{1,40}$"
 
@@ -165,32 +157,9 @@ class CounterOut(BaseModel):
 async def _answer(
     run: Callable[[], Awaitable[BaseModel]], status_code: int = status.HTTP_200_OK
 ) -> JSONResponse:
-    """Run a use case and map its errors onto HTTP: 409 answers carry the current state."""
-    try:
-        answer = await run()
-    except domain.IllegalTicketTransition as exc:
-        state = exc.current.value if exc.current else None
-        return JSONResponse({"detail": str(exc), "state": state}, status.HTTP_409_CONFLICT)
-    except domain.CounterPaused as exc:
-        return JSONResponse(
-            {"detail": str(exc), "state": domain.CounterState.PAUSED.value, "reason": exc.reason},
-            status.HTTP_409_CONFLICT,
-        )
-    except domain.IllegalCounterChange as exc:
-        return JSONResponse(
-            {"detail": str(exc), "state": exc.current.value}, status.HTTP_409_CONFLICT
-        )
-    except AlreadyLinked as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    except QueueInvalid as exc:
-        return JSONResponse(
-            {"detail": [{"loc": ["body", exc.field], "msg": exc.message, "type": "value_error"}]},
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-    except (QueueNotFound, NothingWaiting) as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-    except QueueForbidden as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    """Run a use case and answer its result (its refusals, ``shared.errors``, are answered
+    by the app: 409 answers carry the current state)."""
+    answer = await run()
     return JSONResponse(answer.model_dump(mode="json"), status_code)
 
 
@@ -225,10 +194,7 @@ def _ticket_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
         """Issue the next number of the queue serving the field or procedure, today."""
         unit = body.unit or principal.unit
         if unit == ALL_UNITS:
-            return JSONResponse(
-                {"detail": [{"loc": ["body", "unit"], "msg": "required", "type": "missing"}]},
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-            )
+            raise InvalidFields([("unit", "required")], kind="missing")
         new = NewTicket(
             unit=unit,
             field=body.field,
@@ -284,7 +250,7 @@ def _counter_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
         """The counters of a unit (default: the key's; an admin key without ``unit``: all)."""
         wanted = unit or principal.unit
         if not principal.covers(wanted):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key cannot read {wanted}")
+            raise Forbidden(f"this key cannot read {wanted}")
         counters = await queue.counters(None if wanted == ALL_UNITS else wanted)
         return [CounterOut.of(c) for c in counters]
 
@@ -396,7 +362,7 @@ def _board_route(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
     ) -> str:
         wanted = unit or principal.unit
         if not principal.covers(wanted):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key cannot watch {wanted}")
+            raise Forbidden(f"this key cannot watch {wanted}")
         return wanted
 
     @api.get(

@@ -25,6 +25,7 @@ from services.intake.queue.domain import TicketAction, TicketState
 from shared.auth import Principal
 from shared.catalogue import Catalogue
 from shared.clock import Clock, utc_now
+from shared.errors import Conflict, Forbidden, InvalidFields, NotFound
 from shared.service import ServiceRuntime
 
 # Labels are counter ids and group names: never anything about a person.
@@ -59,30 +60,22 @@ SERVICE_SECONDS = Histogram(
 T = TypeVar("T")
 
 
-class QueueNotFound(LookupError):
-    """No such counter, ticket or dossier (HTTP 404)."""
-
-
-class QueueForbidden(PermissionError):
-    """The caller's key is of another unit (HTTP 403)."""
-
-
-class QueueInvalid(ValueError):
-    """The request does not fit the configuration or the catalogue (HTTP 422, naming
+class QueueInvalid(InvalidFields, ValueError):
+    """The request does not fit the configuration or the catalogue (422, naming
     ``field``)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__([(field, message)])
         self.field = field
         self.message = message
 
 
-class NothingWaiting(LookupError):
-    """The counter's queue is empty (HTTP 404)."""
+class NothingWaiting(NotFound):
+    """The counter's queue is empty (404)."""
 
 
-class AlreadyLinked(ValueError):
-    """The ticket is linked to another dossier already (HTTP 409)."""
+class AlreadyLinked(Conflict, ValueError):
+    """The ticket is linked to another dossier already (409)."""
 
 
 class NewTicket(BaseModel):
@@ -166,7 +159,7 @@ class Queue:
         """Issue the next number of the serving group's queue today, and the ids of the
         counters that serve it there. The number is unique per unit, group and day."""
         if not actor.covers(new.unit):
-            raise QueueForbidden(f"this key cannot issue tickets for {new.unit}")
+            raise Forbidden(f"this key cannot issue tickets for {new.unit}")
         field = self._field_of(new)
         now = self.clock()
         day = domain.queue_day(now)
@@ -318,9 +311,9 @@ class Queue:
         async def work(session: AsyncSession) -> store.Ticket:
             ticket = await store.get_ticket(session, ticket_id)
             if ticket is None:
-                raise QueueNotFound(f"no ticket {ticket_id}")
+                raise NotFound(f"no ticket {ticket_id}")
             if not actor.covers(ticket.unit):
-                raise QueueForbidden(f"this key cannot read tickets of {ticket.unit}")
+                raise Forbidden(f"this key cannot read tickets of {ticket.unit}")
             return ticket
 
         return await self._transaction(work)
@@ -333,13 +326,13 @@ class Queue:
         async def work(session: AsyncSession) -> store.Ticket:
             ticket = await store.lock_ticket(session, ticket_id)
             if ticket is None:
-                raise QueueNotFound(f"no ticket {ticket_id}")
+                raise NotFound(f"no ticket {ticket_id}")
             if not actor.covers(ticket.unit):
-                raise QueueForbidden(f"this key cannot act for {ticket.unit}")
+                raise Forbidden(f"this key cannot act for {ticket.unit}")
             dossier = await intake_store.get_dossier(session, code)
             # a dossier of another unit answers as an unknown one (shared.auth's rule)
             if dossier is None or dossier.receiving_unit != ticket.unit:
-                raise QueueNotFound(f"no dossier {code}")
+                raise NotFound(f"no dossier {code}")
             if ticket.dossier_code == code:
                 return ticket
             if ticket.dossier_code is not None:
@@ -368,9 +361,9 @@ class Queue:
     ) -> store.QueueCounter:
         counter = await store.lock_counter(session, counter_id)
         if counter is None:
-            raise QueueNotFound(f"no counter {counter_id}")
+            raise NotFound(f"no counter {counter_id}")
         if not actor.covers(counter.unit):
-            raise QueueForbidden(f"this key cannot act for counter {counter_id}")
+            raise Forbidden(f"this key cannot act for counter {counter_id}")
         return counter
 
     async def _transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:

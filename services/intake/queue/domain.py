@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 from shared.clock import in_vietnam
+from shared.errors import Conflict
 
 __all__ = [
     "GROUP_PATTERN",
@@ -92,8 +94,9 @@ _TRANSITIONS: dict[tuple[TicketState, TicketAction], TicketState] = {
 }
 
 
-class IllegalTicketTransition(ValueError):
-    """``action`` is not allowed in ticket state ``current`` (HTTP 409)."""
+class IllegalTicketTransition(Conflict, ValueError):
+    """``action`` is not allowed in ticket state ``current`` (409; the answer gives the
+    ticket's ``state``, null for no ticket at the counter)."""
 
     def __init__(self, current: TicketState | None, action: TicketAction) -> None:
         where = current.value if current else "no ticket at the counter"
@@ -101,21 +104,35 @@ class IllegalTicketTransition(ValueError):
         self.current = current
         self.action = action
 
+    def body(self) -> dict[str, Any]:
+        """The message and the ticket's state."""
+        return {**super().body(), "state": self.current.value if self.current else None}
 
-class CounterPaused(ValueError):
-    """A paused counter cannot call (HTTP 409)."""
+
+class CounterPaused(Conflict, ValueError):
+    """A paused counter cannot call (409; the answer gives ``state`` paused and the
+    ``reason``)."""
 
     def __init__(self, counter_id: str, reason: str) -> None:
         super().__init__(f"counter {counter_id} is paused: {reason}")
         self.reason = reason
 
+    def body(self) -> dict[str, Any]:
+        """The message, the counter's state and why it is paused."""
+        return {**super().body(), "state": CounterState.PAUSED.value, "reason": self.reason}
 
-class IllegalCounterChange(ValueError):
-    """Pausing a paused counter or resuming an open one (HTTP 409)."""
+
+class IllegalCounterChange(Conflict, ValueError):
+    """Pausing a paused counter or resuming an open one (409; the answer gives the
+    counter's ``state``)."""
 
     def __init__(self, current: CounterState) -> None:
         super().__init__(f"the counter is already {current.value}")
         self.current = current
+
+    def body(self) -> dict[str, Any]:
+        """The message and the counter's state."""
+        return {**super().body(), "state": self.current.value}
 
 
 class NoCounterServes(ValueError):

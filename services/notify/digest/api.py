@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, model_validator
 
 from services.notify.digest import domain
 from services.notify.digest.service import Digests
 from shared.auth import Authenticator, Role
+from shared.errors import NotFound
 
 _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
     401: {"description": "No live API key."},
@@ -64,15 +65,12 @@ def router(digests: Digests, auth: Authenticator) -> APIRouter:
     async def delete_head(unit: Annotated[str, Query(description="Agency code.")]) -> None:
         """Forget the head of a unit (its digests stop)."""
         if not await digests.remove_head(unit):
-            raise HTTPException(404, "no head recorded for this unit")
+            raise NotFound("no head recorded for this unit")
 
     @api.post("/digests")
     async def queue_digest(body: DigestIn) -> dict[str, list[str]]:
         """Queue the digest of a period now; answers the keys newly queued."""
-        try:
-            period = domain.parse_period(body.period)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
+        period = domain.parse_period(body.period)
         return {"queued": await digests.queue(period, unit=body.unit)}
 
     return api

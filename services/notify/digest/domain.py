@@ -18,6 +18,7 @@ from typing import Literal
 
 from services.notify.reports import domain as report
 from shared.calendar import VN_TZ
+from shared.errors import Invalid
 
 PeriodKind = Literal["month", "week"]
 DIGEST_TRIGGER = "digest"
@@ -72,8 +73,13 @@ def previous_period(day: date, kind: PeriodKind) -> DigestPeriod:
     return period_containing(period_containing(day, kind).first - timedelta(days=1), kind)
 
 
+class PeriodError(Invalid, ValueError):
+    """A label that names no month nor ISO week (422)."""
+
+
 def parse_period(label: str) -> DigestPeriod:
-    """A period from its label (``2026-10`` or ``2026-W43``); ``ValueError`` otherwise."""
+    """A period from its label (``2026-10`` or ``2026-W43``); ``PeriodError`` (a
+    ``ValueError``) otherwise."""
     try:
         if match := _MONTH.match(label):
             return period_containing(date(int(match["year"]), int(match["month"]), 1), "month")
@@ -84,7 +90,7 @@ def parse_period(label: str) -> DigestPeriod:
     except ValueError:
         pass
     msg = f"not a period: {label!r} (use 2026-10 for a month or 2026-W43 for a week)"
-    raise ValueError(msg)
+    raise PeriodError(msg)
 
 
 def send_time(period: DigestPeriod, at: time, is_working_day: Callable[[date], bool]) -> datetime:

@@ -18,7 +18,7 @@ from datetime import date, timedelta
 from importlib import resources
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from prometheus_client import Gauge
 
@@ -27,6 +27,7 @@ from services.notify.reports.projection import recompute
 from services.notify.reports.store import DueSoon, NeedsApology, WarnedDossier
 from shared.auth import Authenticator, Role
 from shared.clock import Clock, in_vietnam, utc_now
+from shared.errors import Invalid, InvalidFields, NotFound
 from shared.service import ServiceRuntime, every
 
 log = logging.getLogger(__name__)
@@ -177,13 +178,10 @@ def router(reports: Reports, auth: Authenticator) -> APIRouter:
         - rates have two decimals (half up), ``null`` when nothing to count.
         """
         if last < first:
-            raise HTTPException(422, "`to` is before `from`")
+            raise Invalid("`to` is before `from`")
         problems = period_problems(first, last, reports.today())
         if problems:
-            raise HTTPException(
-                422,
-                [{"loc": ["query", f], "msg": m, "type": "value_error"} for f, m in problems],
-            )
+            raise InvalidFields(problems, location="query")
         report = await reports.report(first, last, group_by)
         name = f"bao-cao-{group_by}-{first.isoformat()}-{last.isoformat()}"
         if format == "csv":
@@ -225,7 +223,7 @@ def router(reports: Reports, auth: Authenticator) -> APIRouter:
     @api.get("/dashboard/{asset}", include_in_schema=False)
     async def dashboard_asset(asset: str) -> FileResponse:
         if asset not in _ASSETS:
-            raise HTTPException(404)
+            raise NotFound("Not Found")
         with resources.as_file(_DASHBOARD.joinpath(asset)) as path:
             return FileResponse(path, media_type=_ASSETS[asset])
 

@@ -16,12 +16,14 @@ from services.routing import domain, store
 from services.routing.app.decisions import Decisions, chain_in_minutes, stored_chain
 from shared.catalogue import Step
 from shared.db import Database
+from shared.errors import Conflict
 
 __all__ = ["AssignError", "Move", "RerouteReport", "assign_by_hand", "reroute"]
 
 
-class AssignError(ValueError):
-    """A manual assignment refused; the message says why."""
+class AssignError(Conflict, ValueError):
+    """A manual assignment refused: not queued nor re-assignable, or no chain to give it
+    (409); the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
