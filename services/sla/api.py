@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 
 from services.sla import store
-from services.sla.app import SlaSettings, Tracker, build
+from services.sla.app import Tracker, build
 from services.sla.domain import DOSSIER_STEP, HOUR, ClockState, Outcome
+from services.sla.settings import SlaSettings
 from shared.auth import (
     Access,
     Authenticator,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.sla.app import SlaSettings
+from services.sla.settings import SlaSettings
 
 
 def test_defaults_follow_domain_md() -> None:
