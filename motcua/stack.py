@@ -95,7 +95,7 @@ class Stack:
             "MOTCUA_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "MOTCUA_KAFKA_IDEMPOTENCE": "false",
             # the local broker holds a joining consumer for half the session timeout
-            "MOTCUA_KAFKA_SESSION_TIMEOUT_MS": "4000",
+            "MOTCUA_KAFKA_SESSION_TIMEOUT_MS": "2000",
             "MOTCUA_VAR_DIR": str(self.var_dir),
             **({"MOTCUA_KEYS_SIGNING_SECRET": self.signing_secret} if self.signing_secret else {}),
             **self.env,
