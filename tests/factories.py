@@ -45,6 +45,10 @@ def received_envelope(code: str | None = None, *, procedure: str = "2.000635") -
     )
 
 
+CONTACT_AT = datetime(2026, 6, 2, 2, 0, tzinfo=UTC)
+"""When the factory's contacts were taken: a fixed instant (notify does not read it)."""
+
+
 def contact_envelope(
     code: str,
     *,
@@ -61,7 +65,7 @@ def contact_envelope(
             procedure_code=procedure,
             receiving_unit=unit,
         ),
-        occurred_at=datetime.now(UTC),
+        occurred_at=CONTACT_AT,
         source="test",
         dossier_code=code,
     )

@@ -73,12 +73,18 @@ class Notice:
     facts: Mapping[str, str] = field(default_factory=dict)
 
 
+def notice_key(dossier_code: str, trigger: Trigger, occurrence: str = "") -> str:
+    """One notice per (dossier, trigger[, occurrence]): ``<dossier>:<trigger>[#<occurrence>]``
+    (a notice waiting for its contact is stored under it)."""
+    suffix = f"#{occurrence}" if occurrence else ""
+    return f"{dossier_code}:{trigger.value}{suffix}"
+
+
 def message_key(
     dossier_code: str, trigger: Trigger, channel: MessageChannel, occurrence: str = ""
 ) -> str:
     """One message per (dossier, trigger[, occurrence], channel): stored under it before sending."""
-    suffix = f"#{occurrence}" if occurrence else ""
-    return f"{dossier_code}:{trigger.value}{suffix}:{channel.value}"
+    return f"{notice_key(dossier_code, trigger, occurrence)}:{channel.value}"
 
 
 def short_time(moment: datetime) -> str:

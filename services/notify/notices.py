@@ -222,14 +222,9 @@ _CONTACTS.add(DossierReceived, _legacy_contact)
 _CONTACTS.add(DossierSubmitted, _legacy_contact)
 
 
-def _waiting_key(notice: domain.Notice) -> str:
-    suffix = f"#{notice.occurrence}" if notice.occurrence else ""
-    return f"{notice.dossier_code}:{notice.trigger.value}{suffix}"
-
-
 def _waiting(notice: domain.Notice, came: datetime) -> store.WaitingNotice:
     return store.WaitingNotice(
-        key=_waiting_key(notice),
+        key=domain.notice_key(notice.dossier_code, notice.trigger, notice.occurrence),
         dossier_code=notice.dossier_code,
         trigger=notice.trigger.value,
         occurrence=notice.occurrence,
