@@ -85,7 +85,10 @@ class Procedure(BaseModel):
     duration: ProcessingTime
     online_duration: ProcessingTime | None = None
     supplement_rule: Literal["pause", "restart"] = "pause"
-    fee_vnd: int | None = None
+    fee_vnd: int | None = Field(None, description="Lệ phí in VND; null: not known.")
+    online_fee_vnd: int | None = Field(
+        None, description="Lệ phí for a dossier handed in online, when it differs; null: fee_vnd."
+    )
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     source: str = Field(
         max_length=SOURCE_MAX_LENGTH, description="Where the time limit and fee come from."
@@ -94,6 +97,12 @@ class Procedure(BaseModel):
     def time_limit_for(self, *, online: bool) -> ProcessingTime:
         """The time limit that applies to a dossier of this channel."""
         return self.online_duration if online and self.online_duration else self.duration
+
+    def fee_for(self, *, online: bool) -> int | None:
+        """The fee that applies to a dossier of this channel."""
+        if online and self.online_fee_vnd is not None:
+            return self.online_fee_vnd
+        return self.fee_vnd
 
     def duration_for(self, *, online: bool) -> Duration:
         """The calendar duration of that time limit."""

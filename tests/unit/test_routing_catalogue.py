@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from importlib import resources
 
 import pytest
 
@@ -77,3 +80,53 @@ def test_lien_thong_chain_due_times_end_at_the_dossier_due_time(code: str, start
     for (_, due), (next_start, _) in itertools.pairwise(schedule):
         assert next_start == due
     assert all(step_start < due for step_start, due in schedule)
+
+
+def _raw_entries() -> list[dict[str, object]]:
+    """The seed file's entries as written (``seed_catalogue`` keys them by code, which
+    would hide a repeated code)."""
+    raw = json.loads(resources.files("shared.data").joinpath("procedures.json").read_text("utf-8"))
+    entries: list[dict[str, object]] = raw["procedures"]
+    return entries
+
+
+def test_no_two_seed_entries_share_a_code_and_every_code_is_national() -> None:
+    codes = [str(e["code"]) for e in _raw_entries()]
+    assert len(codes) == len(set(codes)), sorted(c for c in codes if codes.count(c) > 1)
+    assert [c for c in codes if not re.fullmatch(r"[12]\.\d{6}", c)] == []
+    unsourced = [e["code"] for e in _raw_entries() if "code" not in str(e["source"])]
+    assert unsourced == [], "every source says where its code comes from (or that it is unverified)"
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("1.004222", "thường trú"),
+        ("1.001612", "thành lập hộ kinh doanh"),
+        ("1.001570", "Tạm ngừng"),
+        ("1.001266", "Chấm dứt"),
+        ("1.000689", "kết hợp nhận cha, mẹ, con"),
+        ("1.001731", "mai táng"),
+    ],
+)
+def test_corrected_codes_name_their_procedure(code: str, words: str) -> None:
+    procedure = seed_catalogue().get(code)
+    assert procedure is not None
+    assert words in procedure.name
+    assert "public procedure data" in procedure.source
+
+
+@pytest.mark.parametrize("wrong", ["1.004194", "2.000575", "2.000719", "2.000549", "2.000528"])
+def test_codes_of_other_procedures_are_gone(wrong: str) -> None:
+    assert seed_catalogue().get(wrong) is None
+
+
+def test_permanent_residence_limit_and_fees() -> None:
+    residence = seed_catalogue().get("1.004222")
+    assert residence is not None
+    assert (residence.duration.value, residence.duration.unit) == (7, DurationUnit.WORKING_DAYS)
+    assert residence.fee_for(online=False) == 20_000
+    assert residence.fee_for(online=True) == 10_000
+    disability = seed_catalogue().get("1.001699")
+    assert disability is not None
+    assert (disability.duration.value, disability.duration.unit) == (25, DurationUnit.WORKING_DAYS)

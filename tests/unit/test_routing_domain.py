@@ -156,9 +156,9 @@ def test_the_level_is_what_the_procedure_and_the_reception_date_tell() -> None:
     after = datetime(2025, 7, 1, 0, 0, tzinfo=VN_TZ)
     assert domain.level_of(catalogue.get("2.000635"), before) == "xa"
     # xã or huyện: ambiguous before the reform; from 01/07/2025 there is no huyện
-    assert domain.level_of(catalogue.get("2.000575"), before) is None
-    assert domain.level_of(catalogue.get("2.000575"), after) == "xa"
-    assert domain.level_of(catalogue.get("2.000575"), after.astimezone(UTC)) == "xa"
+    assert domain.level_of(catalogue.get("1.001612"), before) is None
+    assert domain.level_of(catalogue.get("1.001612"), after) == "xa"
+    assert domain.level_of(catalogue.get("1.001612"), after.astimezone(UTC)) == "xa"
     # xã or tỉnh stays ambiguous: the receiving unit decides
     assert domain.level_of(catalogue.get("1.012795"), after) is None
     assert domain.level_of(None, after) is None
