@@ -283,6 +283,48 @@ def answer_refusals(app: FastAPI) -> None:
     app.add_exception_handler(Refusal, _refused)
 
 
+_MOMENTARILY_DOWN = "its database or broker is unavailable for a moment; try again"
+
+
+def _unhandled(service: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """The answer to an exception no route answered: 503 with ``Retry-After`` when the
+    database or broker failed for a moment (the client retries), else 500. Neither names
+    more than the service: the exception's text may hold data."""
+
+    async def unhandled(_request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            return JSONResponse(
+                {"detail": f"{service}: {_MOMENTARILY_DOWN}"},
+                status_code=503,
+                headers={"Retry-After": "2"},
+            )
+        return JSONResponse({"detail": f"{service}: internal error"}, status_code=500)
+
+    return unhandled
+
+
+def _health_router(runtime: ServiceRuntime) -> APIRouter:
+    """``/health/live`` (the process answers) and ``/health/ready`` (database, broker and
+    consumers are up: 200, else 503 with the same report)."""
+    health = APIRouter(include_in_schema=False)
+
+    @health.get("/health/live")
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.name}
+
+    @health.get("/health/ready")
+    async def ready() -> JSONResponse:
+        report = await runtime.readiness()
+        ok = (
+            report["database"] == "ok"
+            and report["broker"] == "connected"
+            and report["consumers"] == "ok"
+        )
+        return JSONResponse(report, status_code=200 if ok else 503)
+
+    return health
+
+
 def create_http_app(
     runtime: ServiceRuntime,
     *,
@@ -320,36 +362,10 @@ def create_http_app(
     serve_api_docs(app, title=f"{title} API")
     app.state.runtime = runtime
 
-    async def unhandled(_request: Request, exc: Exception) -> JSONResponse:
-        if is_transient(exc):
-            return JSONResponse(
-                {
-                    "detail": f"{runtime.name}: its database or broker is unavailable for a "
-                    "moment; try again"
-                },
-                status_code=503,
-                headers={"Retry-After": "2"},
-            )
-        return JSONResponse({"detail": f"{runtime.name}: internal error"}, status_code=500)
-
     answer_refusals(app)
-    app.add_exception_handler(Exception, unhandled)
+    app.add_exception_handler(Exception, _unhandled(runtime.name))
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
-
-    @app.get("/health/live", include_in_schema=False)
-    async def live() -> dict[str, str]:
-        return {"status": "ok", "service": runtime.name}
-
-    @app.get("/health/ready", include_in_schema=False)
-    async def ready() -> JSONResponse:
-        report = await runtime.readiness()
-        ok = (
-            report["database"] == "ok"
-            and report["broker"] == "connected"
-            and report["consumers"] == "ok"
-        )
-        return JSONResponse(report, status_code=200 if ok else 503)
-
+    app.include_router(_health_router(runtime))
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
