@@ -185,6 +185,16 @@ class ServiceRuntime:
             await self.offsets.stop()
         await self.db.dispose()
 
+    async def _start_broker(self) -> None:
+        """``KafkaBroker.start`` with the subscribers started together: each consumer
+        group's join waits for the coordinator's rebalance delay, and FastStream starts
+        them one after another (about 1.5 s off a service's start on the local broker)."""
+        await self.broker.connect()
+        await asyncio.gather(*(subscriber.start() for subscriber in self.broker.subscribers))
+        for publisher in self.broker.publishers:
+            await publisher.start()
+        self.broker.running = True
+
     async def _connect_broker(self) -> None:
         delay = 0.5
         while True:
@@ -193,7 +203,7 @@ class ServiceRuntime:
                     await ensure_topics(
                         self.settings.kafka_bootstrap_servers, **client_security(self.settings)
                     )
-                await self.broker.start()
+                await self._start_broker()
                 await self.offsets.start()
             except Exception as exc:
                 log.warning(
