@@ -3,11 +3,11 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime
 
-from services.intake import calendar_api, domain, slip, views
+from services.intake import calendar_api, domain, process, slip, store, views
 from services.intake.app import (
     PUBLIC_LOOKUP_PATH,
     ActionRequest,
@@ -15,13 +15,12 @@ from services.intake.app import (
     Idempotency,
     Intake,
     NewDossier,
-    build,
 )
 from services.intake.pages import render_lookup_page
 from services.intake.queue import api as queue_api
-from services.intake.queue.app import Queue
 from services.intake.ratelimit import TokenBuckets
 from services.intake.settings import IntakeSettings
+from services.intake.views import ActionIn, DossierIn, LookupIn
 from shared.auth import ROLE_ACCESS, Access, Authenticator, Principal, Role, require_access
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
 from shared.clock import Clock, utc_now
@@ -29,6 +28,9 @@ from shared.errors import NotFound, TooMany
 from shared.events import Channel, Contact
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
+
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 200
 
 IdempotencyKey = Annotated[
     str | None,
@@ -39,55 +41,6 @@ IdempotencyKey = Annotated[
         description="Makes a retried request return the first answer instead of acting twice.",
     ),
 ]
-
-
-class ApplicantIn(BaseModel):
-    """The applicant (người nộp hồ sơ)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = Field(min_length=1, max_length=200)
-    phone: str | None = Field(
-        None,
-        pattern=domain.MOBILE_PATTERN,
-        description="Vietnamese mobile number, 0xxxxxxxxx or +84xxxxxxxxx.",
-    )
-    email: str | None = Field(None, max_length=200, pattern=domain.EMAIL_PATTERN)
-    id_number: str | None = Field(
-        None,
-        pattern=domain.ID_NUMBER_PATTERN,
-        description="CCCD (12 digits) or old CMND (9 digits).",
-    )
-
-
-class DossierIn(BaseModel):
-    """A dossier handed in at a counter, a kiosk, by post or online."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    procedure_code: str = Field(pattern=PROCEDURE_CODE_PATTERN, examples=["2.000635"])
-    channel: Channel
-    receiving_unit: str = Field(pattern=AGENCY_CODE_PATTERN, examples=["000.00.00.H56"])
-    applicant: ApplicantIn
-    documents: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
-        default_factory=list, max_length=100
-    )
-    received_at: AwareDatetime | None = Field(
-        None, description="Original reception time; importer and admin keys only."
-    )
-
-
-class ActionIn(BaseModel):
-    """An action on a dossier and its fields."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    action: domain.Command
-    at: AwareDatetime | None = Field(
-        None, description="When it happened; importer and admin keys only (default: now)."
-    )
-    reason: str | None = Field(None, min_length=1, max_length=1000)
-    new_due_at: AwareDatetime | None = Field(None, description="With `extend` only.")
-    office: str | None = Field(
-        None, pattern=AGENCY_CODE_PATTERN, description="With `transfer`: the next office."
-    )
 
 
 async def _answer(run: Callable[[], Awaitable[Answer]]) -> JSONResponse:
@@ -112,10 +65,15 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
     """The dossier endpoints (every one needs an API key; ``shared.auth``'s access rule:
     a dossier the key's unit has no part in answers 404, as an unknown one)."""
     api = APIRouter(prefix="/api/v1/dossiers", tags=["dossiers"])
+    _list_route(api, intake, auth)
+    _receive_route(api, intake, auth)
+    _action_route(api, intake, auth)
+    _read_routes(api, intake, auth)
+    return api
+
+
+def _receive_route(api: APIRouter, intake: Intake, auth: Authenticator) -> None:
     receiver = require_access(auth, Access.RECEIVE)
-    actor = auth.require(*_roles_with(Access.COUNTER_ACTION, Access.OFFICE_ACTION))
-    reader = require_access(auth, Access.READ)
-    personal_reader = require_access(auth, Access.READ_PERSONAL)
 
     @api.post(
         "",
@@ -144,6 +102,10 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
         idem = _idempotency(principal, idempotency_key, request)
         return await _answer(lambda: intake.receive(new, actor=principal, idempotency=idem))
 
+
+def _action_route(api: APIRouter, intake: Intake, auth: Authenticator) -> None:
+    actor = auth.require(*_roles_with(Access.COUNTER_ACTION, Access.OFFICE_ACTION))
+
     @api.post(
         "/{code}/actions",
         response_model=views.ActionOut,
@@ -166,6 +128,11 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
         request = {"route": "act", "code": code, "body": body.model_dump(mode="json")}
         idem = _idempotency(principal, idempotency_key, request)
         return await _answer(lambda: intake.act(code, action, actor=principal, idempotency=idem))
+
+
+def _read_routes(api: APIRouter, intake: Intake, auth: Authenticator) -> None:
+    reader = require_access(auth, Access.READ)
+    personal_reader = require_access(auth, Access.READ_PERSONAL)
 
     @api.get("/{code}", response_model=views.DossierDetailOut, responses={403: {}, 404: {}})
     async def get_dossier(
@@ -205,35 +172,65 @@ def router(intake: Intake, auth: Authenticator) -> APIRouter:
             )
         return HTMLResponse(slip.render_html(printed))
 
-    return api
+
+ListLimit = Annotated[
+    int,
+    Query(ge=1, le=MAX_LIST_LIMIT, description=f"At most this many (1 to {MAX_LIST_LIMIT})."),
+]
+
+
+def _list_route(api: APIRouter, intake: Intake, auth: Authenticator) -> None:
+    reader = require_access(auth, Access.READ)
+
+    @api.get("", response_model=views.DossierPageOut, responses={403: {}, 422: {}})
+    async def list_dossiers(
+        *,
+        request: Request,
+        response: Response,
+        principal: Annotated[Principal, Depends(reader)],
+        receiving_unit: Annotated[str | None, Query(pattern=AGENCY_CODE_PATTERN)] = None,
+        office: Annotated[str | None, Query(pattern=AGENCY_CODE_PATTERN)] = None,
+        status: Annotated[list[domain.DossierStatus] | None, Query()] = None,
+        channel: Channel | None = None,
+        procedure: Annotated[str | None, Query(pattern=PROCEDURE_CODE_PATTERN)] = None,
+        received_from: AwareDatetime | None = None,
+        received_to: AwareDatetime | None = None,
+        due_before: AwareDatetime | None = None,
+        overdue: bool | None = None,
+        code_prefix: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+        sort: Literal["due", "received"] = "due",
+        limit: ListLimit = DEFAULT_LIST_LIMIT,
+        cursor: Annotated[str | None, Query(min_length=1, max_length=400)] = None,
+    ) -> views.DossierPageOut:
+        """The dossiers the key's unit received or handles (every one for an admin key),
+        narrowed by each filter given (``status`` repeatable; ``received_to`` and
+        ``due_before`` exclusive; ``overdue`` against the due time in force, now), sorted
+        by ``due`` (appointment time ascending, then code) or ``received`` (newest
+        first), those without that time last. Keyset pages: pass ``next_cursor`` as
+        ``cursor`` for the next (also in ``Link: rel="next"``); walking them meets every
+        dossier present at the start once, whatever is received meanwhile. The
+        applicant's name only for keys that may read the dossier's personal data."""
+        wanted = store.DossierFilter(
+            receiving_unit=receiving_unit,
+            office=office,
+            statuses=tuple(s.value for s in status or ()),
+            channel=channel.value if channel else None,
+            procedure_code=procedure,
+            received_from=received_from,
+            received_to=received_to,
+            due_before=due_before,
+            overdue=overdue,
+            code_prefix=code_prefix,
+        )
+        page = await intake.dossiers(wanted, actor=principal, sort=sort, cursor=cursor, limit=limit)
+        if page.next_cursor is not None:
+            target = request.url.include_query_params(cursor=page.next_cursor)
+            response.headers["Link"] = f'<{target.path}?{target.query}>; rel="next"'
+        return page
 
 
 PUBLIC_LOOKUP = "/api/v1/public/lookup"
 """The citizen's look-up: a POST, so that the phone never travels in a URL (URLs are logged)."""
-
-
-class LookupIn(BaseModel):
-    """A citizen's look-up: the dossier code from the slip and the applicant's phone."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    code: str = Field(
-        min_length=1, max_length=40, examples=["000.00.00.H56-261124-0001"], description="Mã hồ sơ."
-    )
-    phone: str = Field(
-        min_length=9,
-        max_length=20,
-        pattern=r"^[0-9+ .\-]+$",
-        examples=["0912345678"],
-        description="The applicant's phone, 0xxxxxxxxx or +84xxxxxxxxx.",
-    )
-
-    @field_validator("code")
-    @classmethod
-    def _a_dossier_code(cls, code: str) -> str:
-        if domain.parse_dossier_code(code) is None:
-            msg = "not a dossier code (<unit>-YYMMDD-NNNN)"
-            raise ValueError(msg)
-        return code
 
 
 def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBuckets) -> APIRouter:
@@ -288,7 +285,8 @@ def create_app(
 ) -> FastAPI:
     """Intake's process: HTTP API, metrics, health, outbox relay."""
     options = options or IntakeSettings()
-    intake = build(settings or get_settings(), clock=clock, options=options)
+    built = process.build(settings or get_settings(), clock=clock, options=options)
+    intake = built.intake
     per_client = TokenBuckets(
         burst=options.lookup_burst, per_second=options.lookup_per_minute / 60.0
     )
@@ -299,8 +297,6 @@ def create_app(
         max_clients=100_000,
     )
     auth = Authenticator(intake.find_key)
-    queue = Queue(intake.runtime, catalogue=intake.catalogue, clock=clock)
-    intake.catalogue_users.append(lambda catalogue: setattr(queue, "catalogue", catalogue))
     app = create_http_app(
         intake.runtime,
         title="motcua intake",
@@ -309,9 +305,10 @@ def create_app(
             router(intake, auth),
             public_router(intake, per_client, per_code),
             calendar_api.router(intake.runtime, auth),
-            queue_api.router(queue, auth),
+            queue_api.router(built.queue, auth),
         ],
         background=[intake.keys_job, intake.purge_job],
     )
     app.state.intake = intake
+    app.state.queue = built.queue
     return app

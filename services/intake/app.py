@@ -12,7 +12,7 @@ seed. A procedure a later version removed stays known for dossiers already in ha
 The use cases are by role (:mod:`~services.intake.reception`,
 :mod:`~services.intake.actions`, :mod:`~services.intake.lookup`, over
 :mod:`~services.intake.core`); :class:`Intake` joins them with the consumers and
-background jobs, and :func:`build` wires it all. Every SQL statement is in
+background jobs; :mod:`~services.intake.process` wires it all. Every SQL statement is in
 :mod:`~services.intake.store`.
 """
 
@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake import keys, store
+from services.intake import store
 from services.intake.actions import DOSSIER_ACTIONS, Actions
 from services.intake.core import (
     SERVICE,
@@ -35,28 +35,12 @@ from services.intake.core import (
     NewDossier,
     NoSlip,
 )
+from services.intake.keyring import announce_keys
 from services.intake.lookup import PUBLIC_LOOKUP_PATH, Lookup
-from services.intake.queue import store as queue_store
 from services.intake.reception import DOSSIERS_RECEIVED, Reception
-from services.intake.settings import IntakeSettings
-from shared.calendar_sync import following_calendar
-from shared.catalogue import seed_catalogue
-from shared.catalogue_sync import TABLES as CATALOGUE_TABLES
-from shared.catalogue_sync import following_catalogue
-from shared.clock import Clock, utc_now
-from shared.consume import follow, subscribe
 from shared.events import DossierRouted, Envelope, of_type
-from shared.service import ServiceRuntime, every, until_done
-from shared.settings import Settings
+from shared.service import every, until_done
 from shared.signing import key_signing
-from shared.topics import (
-    API_KEYS,
-    CALENDAR,
-    CATALOGUE,
-    DOSSIER_CONTACTS,
-    DOSSIER_LIFECYCLE,
-    DOSSIER_ROUTING,
-)
 
 __all__ = [
     "DOSSIERS_RECEIVED",
@@ -71,7 +55,6 @@ __all__ = [
     "Intake",
     "NewDossier",
     "NoSlip",
-    "build",
 ]
 
 _KEYS_RETRY_SECONDS = 2.0
@@ -100,7 +83,7 @@ class Intake(Reception, Actions, Lookup):
 
         async def catch_up() -> None:
             signing = key_signing(self.runtime.settings)
-            if await keys.announce_keys(self.runtime.db, signing, clock=self.clock):
+            if await announce_keys(self.runtime.db, signing, clock=self.clock):
                 self.runtime.relay.wake()
 
         await until_done(catch_up, "intake key announcement", _KEYS_RETRY_SECONDS)
@@ -115,30 +98,3 @@ class Intake(Reception, Actions, Lookup):
     async def purge_job(self) -> None:
         """Purge old idempotent answers hourly (a background job of the process)."""
         await every(_PURGE_SECONDS, self.purge_answers, "intake idempotency purge")
-
-
-def build(
-    settings: Settings, *, clock: Clock = utc_now, options: IntakeSettings | None = None
-) -> Intake:
-    """Intake's runtime and use cases: it publishes the lifecycle, calendar and keys topics,
-    consumes the routing topic (who handles each dossier, for the access rule), and
-    follows the calendar topic like every service that computes due times, and the
-    catalogue topic for its read copy of the catalogue."""
-    runtime = ServiceRuntime(
-        SERVICE,
-        settings,
-        tables=[*store.TABLES, *queue_store.TABLES, *CATALOGUE_TABLES],
-        publishes=[DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, CALENDAR, API_KEYS],
-    )
-    intake = Intake(runtime, catalogue=seed_catalogue(), clock=clock, options=options)
-    subscribe(runtime, intake.apply_routing, DOSSIER_ROUTING)
-    follow(
-        runtime,
-        following_catalogue(
-            intake.use_catalogue,
-            following_calendar(settings.var_dir, settings.province, intake.use_calendar),
-        ),
-        CALENDAR,
-        CATALOGUE,
-    )
-    return intake

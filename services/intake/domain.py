@@ -5,6 +5,8 @@ No I/O here: every function takes what it needs and returns a decision.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -108,6 +110,21 @@ S = DossierStatus
 _OPEN = frozenset({S.RECEIVED, S.PROCESSING})
 _WAITING = frozenset({S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED})
 _IN_PROGRESS = _OPEN | _WAITING
+
+FINISHED = frozenset({S.REFUSED, S.WITHDRAWN, S.RESOLVED, S.RETURNED})
+"""States after which no due time can be missed any more."""
+UNFINISHED = frozenset(DossierStatus) - FINISHED
+
+
+def is_overdue(
+    status: DossierStatus, due_at: datetime | None, extended_due_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a dossier is past its due time in force (the apology's new date, else the
+    appointment) at ``now`` and not finished. Pauses are sla's clock, not this one: this
+    is the date the citizen was promised."""
+    due = extended_due_at or due_at
+    return status in UNFINISHED and due is not None and due < now
+
 
 # command -> (states it is legal in, state after it; None keeps the state)
 TRANSITIONS: dict[Command, tuple[frozenset[DossierStatus], DossierStatus | None]] = {
@@ -321,3 +338,27 @@ def catalogue_errors(catalogue: Catalogue, procedure_code: str) -> list[tuple[st
     if catalogue.get(procedure_code) is None:
         return [("procedure_code", f"unknown procedure {procedure_code!r}")]
     return []
+
+
+class BadCursor(ValueError):
+    """A list cursor this service did not make, or made for another sort."""
+
+
+def encode_cursor(sort: str, at: datetime | None, code: str) -> str:
+    """An opaque cursor: the sort and the last row's sort value and code (URL-safe)."""
+    raw = json.dumps([sort, None if at is None else at.isoformat(), code], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[datetime | None, str]:
+    """The (sort value, code) in a cursor of :func:`encode_cursor` for ``sort``;
+    :class:`BadCursor` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        made_for, at, code = json.loads(raw)
+        when = None if at is None else datetime.fromisoformat(at)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor("not a cursor of this list") from exc
+    if made_for != sort or not isinstance(code, str) or (when and when.tzinfo is None):
+        raise BadCursor(f"not a cursor of this list sorted by {sort}")
+    return when, code

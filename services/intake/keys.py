@@ -1,204 +1,72 @@
-"""Managing API keys in intake's database (used by ``motcua keys`` and ``motcua up``).
+"""The operator's key commands (``motcua keys``, ``motcua up``), each over intake's
+database as :func:`services.intake.process.standalone` gives it: brought to the newest
+migration (or refused, per the settings), used, disposed of.
 
-Only the hash of a key's secret is written; the key itself is shown once, to whoever
-created it. Each issue and revocation puts ``api_key.changed``, signed with the keys
-signing secret (``shared.signing``), in intake's outbox in the same transaction
-(``shared.keys_sync``), so the other services check the same keys and nobody else can
-announce one; the relay of the running intake publishes it (a key made while intake is
-down is published when it starts). ``announce_keys``, run at every start of intake, also
-catches up keys made before keys were events, and announces again, signed under the
-current secret, every key whose newest announcement is not (made before key events were
-signed, or before the secret was rotated), so that an old secret can be retired.
+The use cases and their invariants are in :mod:`services.intake.keyring`.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from services.intake import store
-from shared.auth import ALL_UNITS, Role, hash_secret, issue_key, parse_key
-from shared.catalogue import AGENCY_CODE_PATTERN
+from services.intake import process
+from services.intake.keyring import KeyCommandError, KeyInfo, Keyring, announce_keys
+from shared.auth import ALL_UNITS, Role
 from shared.clock import Clock, utc_now
-from shared.db import Database
-from shared.events import ApiKeyChanged, UndecodableEvent, decode
-from shared.migrations import ensure_at_head
-from shared.outbox import enqueue
 from shared.settings import Settings
-from shared.signing import KeySigning, key_signing
-from shared.topics import API_KEYS
 
-_AGENCY_RE = re.compile(AGENCY_CODE_PATTERN)
-SOURCE = "intake"
-"""The ``source`` of every key event (signed with it)."""
-
-
-class KeyCommandError(ValueError):
-    """A key command with a bad argument; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    """A key as ``list`` shows it (never the secret nor its hash)."""
-
-    key_id: str
-    role: str
-    unit: str
-    label: str
-    created_at: datetime
-    revoked_at: datetime | None
+__all__ = [
+    "KeyCommandError",
+    "KeyInfo",
+    "announce_keys",
+    "create_key",
+    "ensure_dev_admin_key_async",
+    "ensure_dev_key_async",
+    "is_live",
+    "list_keys",
+    "revoke_key",
+]
 
 
-async def _database(settings: Settings) -> Database:
-    """Intake's database, at the newest migration (or refused, per the settings)."""
-    db = Database(settings.database_url_for("intake"), schema=settings.schema_for("intake"))
+@asynccontextmanager
+async def _keyring(settings: Settings, clock: Clock = utc_now) -> AsyncIterator[Keyring]:
+    """Intake's keys over its database at the newest migration, disposed of after."""
+    keyring = process.standalone(settings, clock=clock)
     try:
-        await ensure_at_head(db, "intake", may_upgrade=settings.db_upgrade_at_start)
-    except BaseException:
-        await db.dispose()
-        raise
-    return db
-
-
-async def announce(
-    session: AsyncSession, key: store.ApiKey, *, at: datetime, signing: KeySigning
-) -> None:
-    """Put ``key``'s current state in the outbox, signed, and record it as announced, in
-    the caller's transaction. Announcing a state twice is harmless (receivers upsert)."""
-    enqueue(
-        session,
-        signing.sign(
-            ApiKeyChanged(
-                key_id=key.key_id,
-                secret_hash=key.secret_hash,
-                role=key.role,
-                unit=key.unit,
-                revoked_at=key.revoked_at,
-            ),
-            occurred_at=at,
-            source=SOURCE,
-        ),
-        occurred_at=at,
-        source=SOURCE,
-        dossier_code=None,
-        key=key.key_id,
-    )
-    await store.mark_announced(session, key)
-
-
-async def announce_keys(db: Database, signing: KeySigning, *, clock: Clock = utc_now) -> int:
-    """Announce every key whose current state was never announced, or whose newest
-    announcement is not signed under the current secret; how many were."""
-    async with db.transaction() as session:
-        keys = await store.unannounced_keys(session)
-        chosen = {key.key_id for key in keys}
-        for key_id in await _signed_otherwise(session, signing):
-            key = await store.get_key(session, key_id)
-            if key is not None and key_id not in chosen:
-                keys.append(key)
-        for key in keys:
-            await announce(session, key, at=clock(), signing=signing)
-    return len(keys)
-
-
-async def _signed_otherwise(session: AsyncSession, signing: KeySigning) -> list[str]:
-    """The keys whose newest announcement in the outbox is not signed under the current
-    secret. The outbox keeps the newest row of every key on the keys topic for ever
-    (``shared.outbox.purge_outbox``, compacted topics), so this sees every key announced."""
-    newest = await store.newest_on_topic(session, API_KEYS.name)
-    stale: list[str] = []
-    for key_id, value in newest.items():
-        try:
-            current = signing.signs_now(decode(value))
-        except (UndecodableEvent, TypeError):  # not a key event: announce the key again
-            current = False
-        if not current:
-            stale.append(key_id)
-    return stale
-
-
-def check_unit(role: Role, unit: str) -> None:
-    """``KeyCommandError`` unless ``unit`` is an agency code, or ``*`` on an admin key."""
-    if unit == ALL_UNITS and role is Role.ADMIN:
-        return
-    if not _AGENCY_RE.match(unit):
-        msg = f"unit: {unit!r} is not an agency code like 000.00.00.H56"
-        if role is Role.ADMIN:
-            msg += " (or * for every unit)"
-        raise KeyCommandError(msg)
+        await process.prepare(keyring, settings)
+        yield keyring
+    finally:
+        await keyring.db.dispose()
 
 
 async def create_key(
     settings: Settings, role: Role, unit: str, label: str = "", *, clock: Clock = utc_now
 ) -> str:
     """Store a new key and return it (the only time it is shown)."""
-    check_unit(role, unit)
-    signing = key_signing(settings)
-    issued = issue_key()
-    db = await _database(settings)
-    try:
-        async with db.transaction() as session:
-            key = store.ApiKey(
-                key_id=issued.key_id,
-                secret_hash=issued.secret_hash,
-                role=role.value,
-                unit=unit,
-                label=label,
-                created_at=clock(),
-            )
-            await store.add_key(session, key)
-            await announce(session, key, at=key.created_at, signing=signing)
-    finally:
-        await db.dispose()
-    return issued.token
+    async with _keyring(settings, clock) as keyring:
+        return await keyring.create(role, unit, label)
 
 
 async def list_keys(settings: Settings) -> list[KeyInfo]:
     """Every key, oldest first."""
-    db = await _database(settings)
-    try:
-        async with db.sessions() as session:
-            rows = await store.list_keys(session)
-    finally:
-        await db.dispose()
-    return [KeyInfo(r.key_id, r.role, r.unit, r.label, r.created_at, r.revoked_at) for r in rows]
+    async with _keyring(settings) as keyring:
+        return await keyring.list()
 
 
 async def revoke_key(settings: Settings, key_id: str, *, clock: Clock = utc_now) -> None:
     """Revoke a key at once; ``KeyCommandError`` if there is no such key. Revoking twice is a
     no-op that keeps the first revocation time."""
-    signing = key_signing(settings)
-    db = await _database(settings)
-    try:
-        async with db.transaction() as session:
-            row = await store.get_key(session, key_id)
-            if row is None:
-                raise KeyCommandError(f"key_id: no key {key_id!r}")
-            if row.revoked_at is None:
-                at = clock()
-                await store.revoke_key(session, row, at)
-                await announce(session, row, at=at, signing=signing)
-    finally:
-        await db.dispose()
+    async with _keyring(settings, clock) as keyring:
+        await keyring.revoke(key_id)
 
 
 async def is_live(settings: Settings, token: str) -> bool:
     """Whether ``token`` is a stored, unrevoked key."""
-    parsed = parse_key(token)
-    if parsed is None:
-        return False
-    db = await _database(settings)
-    try:
-        async with db.sessions() as session:
-            row = await store.get_key(session, parsed[0])
-    finally:
-        await db.dispose()
-    return row is not None and row.revoked_at is None and row.secret_hash == hash_secret(parsed[1])
+    async with _keyring(settings) as keyring:
+        return await keyring.is_live(token)
 
 
 async def ensure_dev_key_async(settings: Settings, role: Role, unit: str) -> str:

@@ -4,25 +4,36 @@ retries. Every SQL statement of intake's use cases is here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    ColumnElement,
     Date,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     String,
     Table,
+    and_,
     delete,
+    exists,
+    func,
+    literal,
+    or_,
+    true,
+    tuple_,
     update,
 )
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.auth import Role, StoredKey
+from shared.clock import utc_now
 from shared.db import AwareDateTime, table, upsert_insert
 from shared.outbox import OutboxRow
 
@@ -36,6 +47,10 @@ class Dossier(SQLModel, table=True):
     """
 
     __tablename__ = "dossier"
+    __table_args__ = (
+        Index("ix_dossier_due_at_code", "due_at", "code"),
+        Index("ix_dossier_received_at_code", "received_at", "code"),
+    )
 
     code: str = Field(sa_column=Column(String(40), primary_key=True))
     procedure_code: str = Field(sa_column=Column(String(40), nullable=False))
@@ -147,7 +162,10 @@ class DossierHandler(SQLModel, table=True):
     office of each chain step, step 0 being the routed office. Who may act as the office."""
 
     __tablename__ = "dossier_handler"
-    __table_args__ = (PrimaryKeyConstraint("code", "step"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("code", "step"),
+        Index("ix_dossier_handler_office", "office"),
+    )
 
     code: str = Field(sa_column=Column(String(40), nullable=False))
     step: int = Field(sa_column=Column(Integer, nullable=False))
@@ -364,3 +382,131 @@ async def newest_on_topic(session: AsyncSession, topic: str) -> dict[str, bytes]
         .order_by(col(OutboxRow.id))
     )
     return {key: value for key, value in rows.all() if key is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class DossierFilter:
+    """What a dossier list keeps: each field set narrows it (``None``: no condition).
+
+    ``reader_unit`` is the key's unit scope (``None``: every unit, an admin or all-unit
+    key): the dossiers it received or handles, as ``shared.auth``'s READ rule says.
+    ``overdue`` compares the due time in force (the apology's, else the appointment) with
+    ``now`` for the unfinished states ``unfinished``.
+    """
+
+    reader_unit: str | None = None
+    receiving_unit: str | None = None
+    office: str | None = None
+    statuses: tuple[str, ...] = ()
+    channel: str | None = None
+    procedure_code: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    due_before: datetime | None = None
+    overdue: bool | None = None
+    code_prefix: str | None = None
+    unfinished: frozenset[str] = frozenset()
+    now: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True, slots=True)
+class Keyset:
+    """Where a page starts: after the row with this sort value and code (``None``: the
+    first page). ``at`` is ``None`` for a row whose sort column is null."""
+
+    at: datetime | None
+    code: str
+
+
+DossierSort = Literal["due", "received"]
+
+
+def _handled_by(unit: str) -> ColumnElement[bool]:
+    """The dossier is handled by ``unit``: a routed office, a chain step's, a transfer's."""
+    dossiers, handlers = table(Dossier), table(DossierHandler).alias("handled_by")
+    return or_(
+        dossiers.c.office == unit,
+        exists().where(handlers.c.code == dossiers.c.code, handlers.c.office == unit),
+    )
+
+
+def _conditions(wanted: DossierFilter) -> list[ColumnElement[bool]]:
+    c = table(Dossier).c
+    found: list[ColumnElement[bool]] = []
+    if wanted.reader_unit is not None:
+        found.append(or_(c.receiving_unit == wanted.reader_unit, _handled_by(wanted.reader_unit)))
+    if wanted.office is not None:
+        found.append(_handled_by(wanted.office))
+    pairs = [
+        (wanted.receiving_unit, c.receiving_unit),
+        (wanted.channel, c.channel),
+        (wanted.procedure_code, c.procedure_code),
+    ]
+    found += [column == value for value, column in pairs if value is not None]
+    if wanted.statuses:
+        found.append(c.status.in_(wanted.statuses))
+    if wanted.received_from is not None:
+        found.append(c.received_at >= wanted.received_from)
+    if wanted.received_to is not None:
+        found.append(c.received_at < wanted.received_to)
+    if wanted.due_before is not None:
+        found.append(c.due_at < wanted.due_before)
+    if wanted.code_prefix is not None:
+        found.append(c.code.startswith(wanted.code_prefix, autoescape=True))
+    if wanted.overdue is not None:
+        due = func.coalesce(c.extended_due_at, c.due_at)
+        late = and_(c.status.in_(wanted.unfinished), due < wanted.now)
+        on_time = or_(c.status.not_in(wanted.unfinished), due.is_(None), due >= wanted.now)
+        found.append(late if wanted.overdue else on_time)
+    return found
+
+
+def _after(sort: DossierSort, after: Keyset) -> ColumnElement[bool]:
+    """The rows past ``after`` in ``sort``'s order (rows with a null sort column last)."""
+    c = table(Dossier).c
+    column = c.due_at if sort == "due" else c.received_at
+    if after.at is None:  # in the trailing rows without a sort value: by code
+        beyond = c.code > after.code if sort == "due" else c.code < after.code
+        return and_(column.is_(None), beyond)
+    keyed = tuple_(column, c.code)
+    point = tuple_(literal(after.at, AwareDateTime()), literal(after.code, String(40)))
+    return or_(keyed > point if sort == "due" else keyed < point, column.is_(None))
+
+
+async def list_dossiers(
+    session: AsyncSession,
+    wanted: DossierFilter,
+    *,
+    sort: DossierSort,
+    after: Keyset | None,
+    limit: int,
+) -> list[tuple[Dossier, str | None]]:
+    """At most ``limit`` dossiers kept by ``wanted``, after ``after``, each with the office
+    routing sent it to (chain step 0; ``None`` before routing decided).
+
+    Order, total on the unique code: ``due`` by appointment time ascending then code;
+    ``received`` by reception time descending then code descending; dossiers without that
+    time (submitted online, not yet received) last, by code. A keyset walk (each page after
+    the previous page's last row) meets every dossier present at its start exactly once,
+    whatever is inserted meanwhile: neither column changes once set. Reads without locks.
+    Served by ``ix_dossier_due_at_code`` and ``ix_dossier_received_at_code``.
+    """
+    dossiers, handlers = table(Dossier), table(DossierHandler)
+    column = dossiers.c.due_at if sort == "due" else dossiers.c.received_at
+    order = (
+        (column.asc().nulls_last(), dossiers.c.code.asc())
+        if sort == "due"
+        else (column.desc().nulls_last(), dossiers.c.code.desc())
+    )
+    conditions = _conditions(wanted)
+    if after is not None:
+        conditions.append(_after(sort, after))
+    statement = (
+        select(Dossier, handlers.c.office)
+        .outerjoin(handlers, and_(handlers.c.code == dossiers.c.code, handlers.c.step == 0))
+        .where(and_(true(), *conditions))
+        .order_by(*order)
+        .limit(limit)
+    )
+    rows = await session.exec(statement)
+    return [(dossier, office) for dossier, office in rows.all()]

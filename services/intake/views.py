@@ -1,4 +1,6 @@
-"""What intake's API answers: output models built from the store's rows.
+"""What intake's API takes and answers: the request bodies (shapes only; the use cases
+check them against the catalogue and the state) and the output models built from the
+store's rows.
 
 No personal data leaves through these models except where a model says so.
 """
@@ -6,13 +8,89 @@ No personal data leaves through these models except where a model says so.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.intake import domain
 from services.intake.store import Dossier, DossierHistory
 from shared.calendar.slip import format_slip_time
+from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
 from shared.clock import in_vietnam, in_vietnam_or_none
+from shared.events import Channel
+
+
+class ApplicantIn(BaseModel):
+    """The applicant (người nộp hồ sơ)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(
+        None,
+        pattern=domain.MOBILE_PATTERN,
+        description="Vietnamese mobile number, 0xxxxxxxxx or +84xxxxxxxxx.",
+    )
+    email: str | None = Field(None, max_length=200, pattern=domain.EMAIL_PATTERN)
+    id_number: str | None = Field(
+        None,
+        pattern=domain.ID_NUMBER_PATTERN,
+        description="CCCD (12 digits) or old CMND (9 digits).",
+    )
+
+
+class DossierIn(BaseModel):
+    """A dossier handed in at a counter, a kiosk, by post or online."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    procedure_code: str = Field(pattern=PROCEDURE_CODE_PATTERN, examples=["2.000635"])
+    channel: Channel
+    receiving_unit: str = Field(pattern=AGENCY_CODE_PATTERN, examples=["000.00.00.H56"])
+    applicant: ApplicantIn
+    documents: list[Annotated[str, Field(min_length=1, max_length=300)]] = Field(
+        default_factory=list, max_length=100
+    )
+    received_at: AwareDatetime | None = Field(
+        None, description="Original reception time; importer and admin keys only."
+    )
+
+
+class ActionIn(BaseModel):
+    """An action on a dossier and its fields."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    action: domain.Command
+    at: AwareDatetime | None = Field(
+        None, description="When it happened; importer and admin keys only (default: now)."
+    )
+    reason: str | None = Field(None, min_length=1, max_length=1000)
+    new_due_at: AwareDatetime | None = Field(None, description="With `extend` only.")
+    office: str | None = Field(
+        None, pattern=AGENCY_CODE_PATTERN, description="With `transfer`: the next office."
+    )
+
+
+class LookupIn(BaseModel):
+    """A citizen's look-up: the dossier code from the slip and the applicant's phone."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(
+        min_length=1, max_length=40, examples=["000.00.00.H56-261124-0001"], description="Mã hồ sơ."
+    )
+    phone: str = Field(
+        min_length=9,
+        max_length=20,
+        pattern=r"^[0-9+ .\-]+$",
+        examples=["0912345678"],
+        description="The applicant's phone, 0xxxxxxxxx or +84xxxxxxxxx.",
+    )
+
+    @field_validator("code")
+    @classmethod
+    def _a_dossier_code(cls, code: str) -> str:
+        if domain.parse_dossier_code(code) is None:
+            msg = "not a dossier code (<unit>-YYMMDD-NNNN)"
+            raise ValueError(msg)
+        return code
 
 
 class DossierOut(BaseModel):
@@ -120,3 +198,32 @@ class PublicDossierOut(BaseModel):
             status_text=domain.STATUS_TEXT[state],
             due_text=None if due is None else format_slip_time(due),
         )
+
+
+class DossierListItemOut(BaseModel):
+    """A dossier in a list (``GET /api/v1/dossiers``); the applicant's name only for a key
+    that may read the dossier's personal data (``null`` otherwise)."""
+
+    code: str
+    procedure_code: str
+    procedure_name: str | None = Field(description="Null for a procedure intake never knew.")
+    status: str
+    status_text: str = Field(description="The status in Vietnamese.")
+    channel: str
+    receiving_unit: str
+    office: str | None = Field(
+        description="The office handling it: the last transfer's, else where routing sent "
+        "it; null before routing decided."
+    )
+    received_at: datetime | None
+    due_at: datetime | None = Field(description="Appointment time set at reception.")
+    extended_due_at: datetime | None = Field(description="New date of an apology (Mẫu 04).")
+    overdue: bool = Field(description="Past its due time in force and not finished.")
+    applicant_name: str | None = Field(description="Personal data: only for keys allowed it.")
+
+
+class DossierPageOut(BaseModel):
+    """One page of a dossier list and where the next starts (``null``: the last page)."""
+
+    items: list[DossierListItemOut]
+    next_cursor: str | None

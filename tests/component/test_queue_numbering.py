@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from services.intake.app import build
+from services.intake.process import build
 from services.intake.queue.app import NewTicket, NothingWaiting, Queue
 from shared.auth import ALL_UNITS, Principal, Role
 from shared.localbroker import free_port
@@ -19,7 +19,7 @@ CLERK = Principal("clerk", Role.COUNTER, ALL_UNITS)
 
 def test_concurrent_issues_and_calls(tmp_path: Path) -> None:
     settings = Settings(var_dir=tmp_path, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
-    intake = build(settings)
+    intake = build(settings).intake
     queue = Queue(intake.runtime, catalogue=intake.catalogue, clock=FakeClock())
     new = NewTicket(unit="000.00.00.H56", field="Hộ tịch")
 

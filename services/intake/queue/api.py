@@ -5,153 +5,29 @@ names.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from services.intake.queue import domain, store
 from services.intake.queue.app import CounterSetup, NewTicket, Queue
 from services.intake.queue.domain import TicketAction
+from services.intake.queue.views import (
+    COUNTER_ID_PATTERN,
+    CounterIn,
+    CounterOut,
+    IssuedTicketOut,
+    LinkIn,
+    PauseIn,
+    TicketIn,
+    TicketOut,
+)
 from shared.auth import ALL_UNITS, Authenticator, Principal, Role
-from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
+from shared.catalogue import AGENCY_CODE_PATTERN
 from shared.clock import in_vietnam
 from shared.errors import Forbidden, InvalidFields
-
-_COUNTER_ID = r"^[A-Za-z0-9._-]{1,40}$"
-
-
-class TicketIn(BaseModel):
-    """What the citizen picked at the kiosk: a field (lĩnh vực) or a procedure."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    field: str | None = Field(None, min_length=1, max_length=200, examples=["Hộ tịch"])
-    procedure_code: str | None = Field(None, pattern=PROCEDURE_CODE_PATTERN)
-    priority: domain.Priority = domain.Priority.NORMAL
-    group: str | None = Field(
-        None, pattern=domain.GROUP_PATTERN, description="A counter group; default: the first"
-    )
-    unit: str | None = Field(
-        None, pattern=AGENCY_CODE_PATTERN, description="Default: the kiosk key's unit."
-    )
-
-
-class CounterIn(BaseModel):
-    """A counter's configuration."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    unit: str = Field(pattern=AGENCY_CODE_PATTERN)
-    group: str = Field(pattern=domain.GROUP_PATTERN)
-    fields: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(max_length=50)
-    procedures: list[Annotated[str, Field(pattern=PROCEDURE_CODE_PATTERN)]] = Field(
-        default_factory=list, max_length=500
-    )
-
-
-class PauseIn(BaseModel):
-    """Why a counter stops calling."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    reason: str = Field(min_length=1, max_length=300)
-
-
-class LinkIn(BaseModel):
-    """The dossier received from a ticket."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    code: str = Field(min_length=1, max_length=40)
-
-
-class TicketOut(BaseModel):
-    """A ticket and its times (Vietnam time); waiting is issue → call, service is
-    start of service → done."""
-
-    id: str
-    number: str
-    unit: str
-    group: str
-    priority: domain.Priority
-    state: domain.TicketState
-    field: str
-    procedure_code: str | None
-    counter: str | None
-    cancel_reason: str | None
-    issued_at: datetime
-    called_at: datetime | None
-    served_at: datetime | None
-    finished_at: datetime | None
-    waiting_seconds: float | None
-    service_seconds: float | None
-    dossier: str | None
-
-    @classmethod
-    def of(cls, ticket: store.Ticket) -> "TicketOut":
-        """The answer for a stored ticket."""
-
-        def shown(at: datetime | None) -> datetime | None:
-            return in_vietnam(at) if at is not None else None
-
-        waiting = (
-            domain.seconds_between(ticket.issued_at, ticket.called_at) if ticket.called_at else None
-        )
-        service = (
-            domain.seconds_between(ticket.served_at, ticket.finished_at)
-            if ticket.served_at and ticket.finished_at
-            else None
-        )
-        return cls(
-            id=ticket.ticket_id,
-            number=ticket.number,
-            unit=ticket.unit,
-            group=ticket.group,
-            priority=domain.Priority(ticket.priority),
-            state=domain.TicketState(ticket.state),
-            field=ticket.field,
-            procedure_code=ticket.procedure_code,
-            counter=ticket.counter_id,
-            cancel_reason=ticket.cancel_reason,
-            issued_at=in_vietnam(ticket.issued_at),
-            called_at=shown(ticket.called_at),
-            served_at=shown(ticket.served_at),
-            finished_at=shown(ticket.finished_at),
-            waiting_seconds=waiting,
-            service_seconds=service,
-            dossier=ticket.dossier_code,
-        )
-
-
-class IssuedTicketOut(TicketOut):
-    """A new ticket and the counters that serve it (what the kiosk prints)."""
-
-    counters: list[str]
-
-
-class CounterOut(BaseModel):
-    """A counter's configuration and whether it is paused."""
-
-    id: str
-    unit: str
-    group: str
-    fields: list[str]
-    procedures: list[str]
-    state: domain.CounterState
-    paused_reason: str | None
-
-    @classmethod
-    def of(cls, counter: store.QueueCounter) -> "CounterOut":
-        """The answer for a stored counter."""
-        return cls(
-            id=counter.counter_id,
-            unit=counter.unit,
-            group=counter.group,
-            fields=counter.fields,
-            procedures=counter.procedures,
-            state=counter.state,
-            paused_reason=counter.paused_reason,
-        )
 
 
 async def _answer(
@@ -172,7 +48,9 @@ def router(queue: Queue, auth: Authenticator) -> APIRouter:
     """The kiosk, counter and display-board endpoints (every one needs an API key)."""
     api = APIRouter(prefix="/api/v1/queue", tags=["queue"])
     _ticket_routes(api, queue, auth)
-    _counter_routes(api, queue, auth)
+    _counter_setup_routes(api, queue, auth)
+    _counter_call_routes(api, queue, auth)
+    _counter_pause_routes(api, queue, auth)
     _board_route(api, queue, auth)
     return api
 
@@ -237,8 +115,7 @@ def _ticket_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
         return await _answer(run)
 
 
-def _counter_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
-    counter_clerk = auth.require(Role.COUNTER)
+def _counter_setup_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
     admin = auth.require(Role.ADMIN)
     reader = auth.require()
 
@@ -256,7 +133,7 @@ def _counter_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
 
     @api.put("/counters/{counter_id}", response_model=CounterOut, responses={422: {}})
     async def configure_counter(
-        counter_id: Annotated[str, Path(pattern=_COUNTER_ID)],
+        counter_id: Annotated[str, Path(pattern=COUNTER_ID_PATTERN)],
         body: CounterIn,
         _principal: Annotated[Principal, Depends(admin)],
     ) -> JSONResponse:
@@ -269,6 +146,10 @@ def _counter_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
             return CounterOut.of(await queue.configure(counter_id, setup))
 
         return await _answer(run)
+
+
+def _counter_call_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
+    counter_clerk = auth.require(Role.COUNTER)
 
     @api.post(
         "/counters/{counter_id}/call-next",
@@ -312,6 +193,10 @@ def _counter_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
     ticket_step(TicketAction.SERVE, "serve", "Start serving the called ticket")
     ticket_step(TicketAction.DONE, "done", "Finish serving the ticket")
     ticket_step(TicketAction.NO_SHOW, "no-show", "Cancel the called ticket: absent")
+
+
+def _counter_pause_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
+    counter_clerk = auth.require(Role.COUNTER)
 
     @api.post(
         "/counters/{counter_id}/pause",

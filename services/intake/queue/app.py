@@ -155,6 +155,11 @@ class Queue:
         self.board = board or Board()
         self._seeded = False
 
+    def use_catalogue(self, catalogue: Catalogue) -> None:
+        """Map procedures to fields with ``catalogue`` from now on (intake hands on each
+        newer version it takes)."""
+        self.catalogue = catalogue
+
     async def issue(self, new: NewTicket, *, actor: Principal) -> tuple[store.Ticket, list[str]]:
         """Issue the next number of the serving group's queue today, and the ids of the
         counters that serve it there. The number is unique per unit, group and day."""
