@@ -1,7 +1,7 @@
 """The single HTTP entry point of the local stack: routes by path to each service.
 
-It also serves one merged OpenAPI document of all four services at ``/openapi.json``
-and the API docs at ``/docs``.
+It also serves one merged OpenAPI document of all four services at ``/openapi.json``,
+the API docs at ``/docs``, and the screens (``/app/*``, ``/tra-cuu``: ``motcua.screens``).
 
 It is the edge, and guards it (``deploy/proxy/nginx.conf`` does the same in compose):
 
@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from motcua.screens import mount_screens
 from shared.apidocs import serve_api_docs
 from shared.service import BodySizeLimit
 from shared.settings import Settings, get_settings
@@ -44,6 +45,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/sla", "sla"),
     ("/api/v1/reports", "notify"),
     ("/api/v1/notifications", "notify"),
+    ("/api/v1/portal", "portal"),
     ("/dashboard", "notify"),
 )
 
@@ -221,6 +223,7 @@ def create_gateway(upstreams: Mapping[str, str], settings: Settings | None = Non
         return JSONResponse(merge_openapi(docs))
 
     serve_api_docs(app, title="motcua API")
+    mount_screens(app)  # before the catch-all proxy: /app/* and /tra-cuu are served here
 
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
