@@ -15,11 +15,11 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from services.notify.app import Notifier, build
+from services.notify import process
+from services.notify.app import Notifier
 from services.notify.digest import Digests
 from services.notify.digest.domain import head_problem, parse_period
 from services.notify.domain import ANY, Trigger
-from shared.migrations import ensure_at_head
 from shared.settings import get_settings
 
 T = TypeVar("T")
@@ -31,19 +31,24 @@ heads_app = typer.Typer(help="Office heads: who receives each unit's digest e-ma
 notify_app.add_typer(heads_app, name="heads")
 
 
-def _with_notifier(work: Callable[[Notifier], Awaitable[T]]) -> T:
+def _with_process(work: Callable[[process.NotifyProcess], Awaitable[T]]) -> T:
+    """Run ``work`` on notify's use cases over its database (``process.standalone``,
+    prepared), then close the database."""
+
     async def run() -> T:
         settings = get_settings()
-        notifier = build(settings)
-        await ensure_at_head(
-            notifier.runtime.db, "notify", may_upgrade=settings.db_upgrade_at_start
-        )
+        notify = process.standalone(settings)
+        await process.prepare(notify, settings)
         try:
-            return await work(notifier)
+            return await work(notify)
         finally:
-            await notifier.runtime.db.dispose()
+            await notify.runtime.db.dispose()
 
     return asyncio.run(run())
+
+
+def _with_notifier(work: Callable[[Notifier], Awaitable[T]]) -> T:
+    return _with_process(lambda notify: work(notify.notifier))
 
 
 @notify_app.command("toggle")
@@ -89,7 +94,7 @@ def opt_out(
 
 
 def _with_digests(work: Callable[[Digests], Awaitable[T]]) -> T:
-    return _with_notifier(lambda notifier: work(Digests(notifier)))
+    return _with_process(lambda notify: work(notify.digests))
 
 
 @heads_app.command("add")

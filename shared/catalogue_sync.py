@@ -63,9 +63,12 @@ def catalogue_of(event: CataloguePublished) -> Catalogue:
 async def kept_catalogues(db: Database) -> list[Catalogue]:
     """Every version this service kept, oldest first (empty: none received yet)."""
     async with db.sessions() as session:
-        rows = (
-            await session.exec(select(CatalogueCopy).order_by(col(CatalogueCopy.version)))
-        ).all()
+        return await kept_catalogues_in(session)
+
+
+async def kept_catalogues_in(session: AsyncSession) -> list[Catalogue]:
+    """``kept_catalogues`` in the caller's session (inside an inbox transaction, say)."""
+    rows = (await session.exec(select(CatalogueCopy).order_by(col(CatalogueCopy.version)))).all()
     return [catalogue_from(row.version, orjson.loads(row.procedures)) for row in rows]
 
 

@@ -21,22 +21,20 @@ a live key, 403 for a role not allowed, admin passes every role):
 """
 
 # No ``from __future__ import annotations`` here: FastAPI evaluates the endpoints'
-# annotations, and ``Depends(clerk)`` names a variable local to ``router``.
+# annotations, and ``Depends(clerk)`` names a variable local to its route group.
 
 import hmac
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.notify.app import Notifier, build
-from services.notify.digest import Digests
+from services.notify import process
+from services.notify.app import Notifier
 from services.notify.digest.api import router as digest_router
-from services.notify.domain import ANY, Trigger
-from services.notify.reports.api import Reports
+from services.notify.domain import Trigger
 from services.notify.reports.api import router as reports_router
 from services.notify.settings import NotifySettings
+from services.notify.views import DeliveryReport, MessageOut, OptOutIn, ToggleIn, message_out
 from shared.auth import (
     Access,
     Authenticator,
@@ -47,7 +45,7 @@ from shared.auth import (
     may,
     may_reach,
 )
-from shared.clock import Clock, in_vietnam, in_vietnam_or_none, utc_now
+from shared.clock import Clock, utc_now
 from shared.errors import Forbidden, NotFound, Unavailable
 from shared.keys_sync import key_lookup
 from shared.service import create_http_app
@@ -55,72 +53,6 @@ from shared.settings import Settings, get_settings
 
 REPORT_TOKEN_HEADER = "X-Report-Token"
 """Where the SMS gateway puts the delivery-report secret."""
-
-
-class MessageOut(BaseModel):
-    """A message's delivery status (no recipient, no text: those are personal data).
-
-    Messages of a dossier are the citizen's and the office head's warning about it
-    (trigger ``office_warning``)."""
-
-    key: str
-    trigger: str
-    channel: str
-    status: str = Field(
-        description="queued | sending | sent | delivered | failed | unknown | suppressed "
-        "(the citizen opted out) | superseded (no longer true when its turn came: the "
-        "dossier's processing ended first; never sent)"
-    )
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    next_attempt_at: datetime | None = Field(description="When a queued message is tried next.")
-    sent_at: datetime | None
-    delivered_at: datetime | None
-    sink: str | None = Field(description="Which sink accepted it (after failover).")
-
-
-class DeliveryReport(BaseModel):
-    """A gateway's report on one SMS, keyed by the reference id we sent (the message key)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reference: str = Field(min_length=1, max_length=160)
-    status: Literal["delivered", "failed"]
-    reason: str | None = Field(None, max_length=300)
-
-
-class OptOutIn(BaseModel):
-    """Stop messages for one dossier, or for every dossier of one phone or e-mail."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dossier: str | None = Field(None, min_length=1, max_length=60)
-    contact: str | None = Field(
-        None,
-        min_length=1,
-        max_length=200,
-        description="Phone or e-mail; stored only as a keyed fingerprint (HMAC-SHA256).",
-    )
-
-    @model_validator(mode="after")
-    def _one_target(self) -> "OptOutIn":
-        if not (self.dossier or self.contact):
-            msg = "give a dossier or a contact"
-            raise ValueError(msg)
-        return self
-
-
-class ToggleIn(BaseModel):
-    """Switch a trigger on or off for a procedure and a receiving unit (``*``: any)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    trigger: Trigger
-    enabled: bool
-    procedure_code: str = Field(ANY, min_length=1, max_length=40)
-    receiving_unit: str = Field(ANY, min_length=1, max_length=60)
-
 
 _NEEDS_KEY: dict[int | str, dict[str, Any]] = {401: {"description": "No live API key."}}
 _NEEDS_ROLE: dict[int | str, dict[str, Any]] = {
@@ -132,29 +64,38 @@ _NEEDS_ROLE: dict[int | str, dict[str, Any]] = {
 def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
     """The notification endpoints (see the module for who may call which)."""
     api = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+    _message_routes(api, notifier, auth)
+    _delivery_report_route(api, notifier)
+    _opt_out_routes(api, notifier, auth)
+    _toggle_routes(api, notifier, auth)
+    return api
+
+
+async def _reach(notifier: Notifier, principal: Principal, code: str, access: Access) -> None:
+    """``shared.auth``'s rule on the dossier's receiving unit (notify knows no other part):
+    404, as for a dossier notify never heard of, unless the key reaches it. An admin or
+    all-unit key reaches even a dossier notify has no addressee for."""
+    unit = await notifier.receiving_unit(code)
+    if not may_reach(principal, access, DossierUnits.of(unit)):
+        raise dossier_not_found(code)
+
+
+async def _check_opt_out(notifier: Notifier, principal: Principal, body: OptOutIn) -> None:
+    """A unit's clerk opts out (or back in) the dossiers its unit received, and the
+    applicant's own phone or e-mail named with such a dossier; a bare contact, every
+    dossier of it nationwide, needs an admin key (403)."""
+    if body.dossier:
+        await _reach(notifier, principal, body.dossier, Access.COUNTER_ACTION)
+    if not body.contact or may(principal, Access.CONTACT_OPT_OUT):
+        return
+    if not body.dossier or not await notifier.is_applicant_contact(body.dossier, body.contact):
+        raise Forbidden("contact: only the applicant's own, named with their dossier")
+
+
+def _message_routes(api: APIRouter, notifier: Notifier, auth: Authenticator) -> None:
+    """``GET /api/v1/notifications`` (a dossier's messages): viewer or counter of the unit
+    that received it."""
     message_reader = auth.require(Role.VIEWER, Role.COUNTER)
-    clerk = auth.require(Role.COUNTER)
-    any_key = auth.require()
-    admin = auth.require(Role.ADMIN)
-
-    async def reach(principal: Principal, code: str, access: Access) -> None:
-        """``shared.auth``'s rule on the dossier's receiving unit (notify knows no other
-        part): 404, as for a dossier notify never heard of, unless the key reaches it. An
-        admin or all-unit key reaches even a dossier notify has no addressee for."""
-        unit = await notifier.receiving_unit(code)
-        if not may_reach(principal, access, DossierUnits.of(unit)):
-            raise dossier_not_found(code)
-
-    async def check_opt_out(principal: Principal, body: OptOutIn) -> None:
-        """A unit's clerk opts out (or back in) the dossiers its unit received, and the
-        applicant's own phone or e-mail named with such a dossier; a bare contact, every
-        dossier of it nationwide, needs an admin key (403)."""
-        if body.dossier:
-            await reach(principal, body.dossier, Access.COUNTER_ACTION)
-        if not body.contact or may(principal, Access.CONTACT_OPT_OUT):
-            return
-        if not body.dossier or not await notifier.is_applicant_contact(body.dossier, body.contact):
-            raise Forbidden("contact: only the applicant's own, named with their dossier")
 
     @api.get("", response_model=list[MessageOut], responses={**_NEEDS_ROLE, 404: {}})
     async def list_notifications(
@@ -163,26 +104,27 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
     ) -> list[MessageOut]:
         """The messages of one dossier and their delivery status (viewer or counter key
         of the unit that received it)."""
-        await reach(principal, dossier, Access.READ)
-        rows = await notifier.for_dossier(dossier)
-        return [
-            MessageOut(
-                key=r.key,
-                trigger=r.trigger,
-                channel=r.channel,
-                status=r.status,
-                attempts=r.attempts,
-                last_error=r.last_error,
-                created_at=in_vietnam(r.created_at),
-                next_attempt_at=in_vietnam_or_none(r.next_attempt_at)
-                if r.status == "queued"
-                else None,
-                sent_at=in_vietnam_or_none(r.sent_at),
-                delivered_at=in_vietnam_or_none(r.delivered_at),
-                sink=r.sink,
-            )
-            for r in rows
-        ]
+        await _reach(notifier, principal, dossier, Access.READ)
+        return [message_out(row) for row in await notifier.for_dossier(dossier)]
+
+
+def _check_report_token(expected: str, token: str, token_in_url: str | None) -> None:
+    """503 when delivery reports are off (no token set), 400 for a token in the URL
+    (not even looked at), 401 for a wrong one (compared in constant time)."""
+    if not expected:
+        raise Unavailable("delivery reports are off: set MOTCUA_NOTIFY_SMS_REPORT_TOKEN")
+    if token_in_url is not None:
+        raise HTTPException(
+            400,
+            f"token: send it in the {REPORT_TOKEN_HEADER} header, never in the URL "
+            "(URLs are logged: change a secret that was sent there)",
+        )
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(401, "token: not the delivery-report secret")
+
+
+def _delivery_report_route(api: APIRouter, notifier: Notifier) -> None:
+    """``POST /delivery-reports``: the SMS gateway, with the shared secret."""
 
     @api.post(
         "/delivery-reports",
@@ -215,20 +157,17 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         before notify has recorded the send itself; it is taken, and kept.
         """
         expected = notifier.settings.sms_report_token.get_secret_value()
-        if not expected:
-            raise Unavailable("delivery reports are off: set MOTCUA_NOTIFY_SMS_REPORT_TOKEN")
-        if token_in_url is not None:
-            raise HTTPException(
-                400,
-                f"token: send it in the {REPORT_TOKEN_HEADER} header, never in the URL "
-                "(URLs are logged: change a secret that was sent there)",
-            )
-        if not hmac.compare_digest(token.encode(), expected.encode()):
-            raise HTTPException(401, "token: not the delivery-report secret")
+        _check_report_token(expected, token, token_in_url)
         if not await notifier.delivery_report(
             report.reference, report.status == "delivered", report.reason
         ):
             raise NotFound("no message sent or being sent with this reference")
+
+
+def _opt_out_routes(api: APIRouter, notifier: Notifier, auth: Authenticator) -> None:
+    """``POST /opt-outs`` and ``/opt-outs/undo``: counter of the dossier's unit (a bare
+    contact: admin)."""
+    clerk = auth.require(Role.COUNTER)
 
     @api.post("/opt-outs", responses={**_NEEDS_ROLE, 404: {}})
     async def opt_out(
@@ -236,7 +175,7 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
     ) -> dict[str, int]:
         """A citizen's opt-out, recorded by a clerk (counter key of the dossier's unit; a
         bare contact: admin); queued messages it covers are suppressed."""
-        await check_opt_out(principal, body)
+        await _check_opt_out(notifier, principal, body)
         return {"suppressed": await notifier.opt_out(dossier=body.dossier, contact=body.contact)}
 
     @api.post("/opt-outs/undo", responses={**_NEEDS_ROLE, 404: {}})
@@ -247,8 +186,14 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
         as the opt-out (a POST, so that a phone or e-mail never travels in a URL, which is
         logged), under the same rule. ``removed`` 0: none was recorded. Messages already
         suppressed stay so."""
-        await check_opt_out(principal, body)
+        await _check_opt_out(notifier, principal, body)
         return {"removed": await notifier.undo_opt_out(dossier=body.dossier, contact=body.contact)}
+
+
+def _toggle_routes(api: APIRouter, notifier: Notifier, auth: Authenticator) -> None:
+    """``GET /toggles``: any live key; ``PUT /toggles``: admin."""
+    any_key = auth.require()
+    admin = auth.require(Role.ADMIN)
 
     @api.get("/toggles", dependencies=[Depends(any_key)], responses=_NEEDS_KEY)
     async def list_toggles() -> list[ToggleIn]:
@@ -265,22 +210,19 @@ def router(notifier: Notifier, auth: Authenticator) -> APIRouter:
             body.trigger, body.enabled, procedure=body.procedure_code, unit=body.receiving_unit
         )
 
-    return api
-
 
 def create_app(
     settings: Settings | None = None,
     notify: NotifySettings | None = None,
     clock: Clock = utc_now,
 ) -> FastAPI:
-    """Notify's process: consumer, dispatcher, HTTP API (behind the keys intake issues, as
-    notify's copy of them holds them)."""
-    notifier = build(settings or get_settings(), notify, clock=clock)
-    auth = Authenticator(key_lookup(notifier.runtime.db))
-    reports = Reports(notifier.runtime, clock=notifier.clock)
-    digests = Digests(notifier)
+    """Notify's process (``process.build``): consumer, dispatcher, HTTP API (behind the keys
+    intake issues, as notify's copy of them holds them)."""
+    built = process.build(settings or get_settings(), notify, clock=clock)
+    notifier, reports, digests = built.notifier, built.reports, built.digests
+    auth = Authenticator(key_lookup(built.runtime.db))
     return create_http_app(
-        notifier.runtime,
+        built.runtime,
         title="motcua notify",
         description="Messages to citizens, the early / on-time / late reports, the office "
         "heads' digest.",

@@ -1,4 +1,4 @@
-"""Notify's wiring: store each message under its key, then a dispatcher sends it.
+"""Notify's use cases: store each message under its key, then a dispatcher sends it.
 
 Exactly once per key, with any number of dispatchers (in one process or many, on one
 database), and how a crash is handled:
@@ -57,8 +57,9 @@ database), and how a crash is handled:
 Where: ``dispatch`` (``Dispatcher``: claim, lease, send, record, reconcile, delivery
 reports), ``notices`` (``Notices``: contacts, queued and waiting notices, supersession),
 ``office`` (the office heads' warnings), ``store`` (the tables, and every statement run on
-them, with the guards above). ``Notifier`` here puts them together with opt-outs, toggles,
-retention and the queries.
+them, with the guards above), ``catalogue`` (the procedure catalogue notify follows).
+``Notifier`` here puts them together with opt-outs, toggles, retention and the queries;
+``process`` builds it for the server and for the command line.
 """
 
 from __future__ import annotations
@@ -70,24 +71,16 @@ from datetime import timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import domain, store
-from services.notify.channels import FailoverSink, FileSink, HttpSmsSink, Sink, SmtpSink
+from services.notify.catalogue import CatalogueInUse
+from services.notify.channels import FailoverSink
 from services.notify.dispatch import Dispatcher
 from services.notify.notices import Notices, opt_out_targets
 from services.notify.render import Renderer
-from services.notify.reports import TABLES as REPORT_TABLES
-from services.notify.reports import ReportProjection
 from services.notify.settings import NotifySettings
 from shared.clock import Clock, utc_now
-from shared.consume import follow, subscribe
 from shared.events import Envelope
-from shared.keys_sync import TABLES as KEY_TABLES
-from shared.keys_sync import following_keys
 from shared.service import ServiceRuntime, every
-from shared.settings import ServiceName, Settings
-from shared.signing import dev_secret
-from shared.topics import API_KEYS, DOSSIER_CONTACTS, DOSSIER_LIFECYCLE, DOSSIER_SLA
 
-SERVICE: ServiceName = "notify"
 log = logging.getLogger(__name__)
 
 
@@ -100,20 +93,27 @@ class Notifier:
         channels: Mapping[str, FailoverSink],
         settings: NotifySettings,
         *,
+        opt_out_key: bytes,
+        catalogue: CatalogueInUse | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self.runtime = runtime
         self.channels = dict(channels)
         self.settings = settings
         self.clock = clock
+        self.catalogue = catalogue or CatalogueInUse()
         self.renderer = Renderer(sms_max_segments=settings.sms_max_segments)
-        self.opt_out_key = opt_out_key(runtime.settings, settings)
+        self.opt_out_key = opt_out_key
         self.dispatcher = Dispatcher(runtime.db, self.channels, settings, clock=clock)
-        self.notices = Notices(runtime.db, self.renderer, self.wake, self.opt_out_key, clock=clock)
+        self.notices = Notices(
+            runtime.db, self.renderer, self.wake, opt_out_key, catalogue=self.catalogue, clock=clock
+        )
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Store contacts and queue the messages events ask for, inside the inbox
-        transaction (``Notices.apply``)."""
+        transaction (``Notices.apply``), with the catalogue kept before a restart read
+        back first (``CatalogueInUse.restore``)."""
+        await self.catalogue.restore(session)
         await self.notices.apply(session, events)
 
     def wake(self) -> None:
@@ -253,73 +253,3 @@ class Notifier:
         """Messages of one dossier, oldest first."""
         async with self.runtime.db.sessions() as session:
             return await store.messages_of(session, code)
-
-
-def opt_out_key(settings: Settings, notify: NotifySettings) -> bytes:
-    """The key of the contact fingerprints: ``MOTCUA_NOTIFY_OPT_OUT_SECRET``, else (on a
-    PLAINTEXT broker: development) the one generated once in
-    ``<var_dir>/notify-opt-out.secret``, mode 600. A secured deployment must set it, so
-    that every notify process, and the command line, fingerprint alike."""
-    if notify.opt_out_secret is not None:
-        return notify.opt_out_secret.get_secret_value().encode()
-    if settings.kafka_security_protocol != "PLAINTEXT":
-        msg = (
-            "MOTCUA_NOTIFY_OPT_OUT_SECRET is not set: with a secured broker "
-            f"({settings.kafka_security_protocol}) notify refuses to start without the key of "
-            "its opt-out fingerprints"
-        )
-        raise ValueError(msg)
-    return dev_secret(settings.var_dir, OPT_OUT_SECRET_FILE).encode()
-
-
-OPT_OUT_SECRET_FILE = "notify-opt-out.secret"
-"""The generated development key of the opt-out fingerprints, under ``var_dir``."""
-
-
-def build_sinks(settings: Settings, notify: NotifySettings) -> dict[str, FailoverSink]:
-    """The configured sinks per channel, in failover order."""
-    made: dict[str, Sink] = {}
-
-    def sink(name: str) -> Sink:
-        if name not in made:
-            if name == "file":
-                made[name] = FileSink(settings.var_dir / "messages")
-            elif name == "smtp":
-                made[name] = SmtpSink(notify)
-            elif name == "http":
-                made[name] = HttpSmsSink(notify)
-            else:
-                msg = f"unknown sink {name!r}: use file, smtp or http"
-                raise ValueError(msg)
-        return made[name]
-
-    return {
-        domain.MessageChannel.SMS.value: FailoverSink([sink(n) for n in notify.sms_sink_names]),
-        domain.MessageChannel.EMAIL.value: FailoverSink([sink(n) for n in notify.email_sink_names]),
-    }
-
-
-def build(
-    settings: Settings,
-    notify: NotifySettings | None = None,
-    *,
-    channels: Mapping[str, FailoverSink] | None = None,
-    clock: Clock = utc_now,
-) -> Notifier:
-    """Notify's runtime, use cases and subscriber (messages, then the report projection, in
-    one inbox transaction per batch); sinks from ``MOTCUA_NOTIFY_*``. It follows the keys
-    intake issues (its API)."""
-    notify = notify or NotifySettings()
-    runtime = ServiceRuntime(
-        SERVICE, settings, tables=[*store.TABLES, *REPORT_TABLES, *KEY_TABLES], publishes=[]
-    )
-    notifier = Notifier(runtime, channels or build_sinks(settings, notify), notify, clock=clock)
-    projection = ReportProjection()
-
-    async def apply(session: AsyncSession, events: Sequence[Envelope]) -> None:
-        await notifier.apply(session, events)
-        await projection.apply(session, events)
-
-    subscribe(runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, DOSSIER_SLA)
-    follow(runtime, following_keys(settings, SERVICE), API_KEYS)
-    return notifier

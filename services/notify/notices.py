@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notify import domain, store
 from services.notify.office import OfficeWarnings
 from services.notify.render import Renderer
+from shared.catalogue import Catalogue, seed_catalogue
 from shared.clock import Clock
 from shared.db import Database
 from shared.events import Contact, DossierContact, DossierReceived, DossierSubmitted, Envelope
@@ -40,6 +41,7 @@ class Notices:
         wake: Callable[[], None],
         opt_out_key: bytes,
         *,
+        catalogue: Callable[[], Catalogue] = seed_catalogue,
         clock: Clock,
     ) -> None:
         self.db = db
@@ -47,7 +49,7 @@ class Notices:
         self.wake = wake
         self.opt_out_key = opt_out_key
         self.clock = clock
-        self.office = OfficeWarnings(renderer, wake, clock=clock)
+        self.office = OfficeWarnings(renderer, wake, catalogue=catalogue, clock=clock)
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Store contacts and queue the messages events ask for (inside the inbox transaction).

@@ -6,7 +6,8 @@ with that name:
 
 - ``shared/migrations/inbox_outbox/``: the inbox and the outbox, in every service;
 - ``shared/migrations/keys_sync/``: ``api_key_copy`` (routing, sla, notify);
-- ``shared/migrations/catalogue_sync/``: ``catalogue_copy`` (intake);
+- ``shared/migrations/catalogue_sync/``: ``catalogue_copy`` (intake; notify, whose
+  baseline lacked it, creates the same table in its own branch: ``notify_0003``);
 - ``services/<service>/migrations/``: the service's own tables.
 
 A service's script directory is its own branch plus the shared branches it uses
@@ -94,6 +95,7 @@ BRANCHES: Mapping[ServiceName, tuple[str, ...]] = {
     "routing": ("inbox_outbox", "keys_sync", "routing"),
     "sla": ("inbox_outbox", "keys_sync", "sla"),
     "notify": ("inbox_outbox", "keys_sync", "notify"),
+    "portal": ("inbox_outbox", "keys_sync", "portal"),
 }
 """The branches whose tables each service has: the shared ones, then its own."""
 

@@ -27,6 +27,7 @@ from faststream.kafka import TestKafkaBroker
 from sqlmodel import select
 
 from services.notify import app as notify_app
+from services.notify import process as notify_process
 from services.notify import store
 from services.notify.digest import Digests
 from services.notify.digest.api import router
@@ -134,7 +135,7 @@ def start(
     is_working_day: Callable[[date], bool],
 ) -> Callable[[], Awaitable[Notify]]:
     async def started() -> Notify:
-        notifier = notify_app.build(settings, notify_settings, clock=clock)
+        notifier = notify_process.build(settings, notify_settings, clock=clock).notifier
         await notifier.runtime.db.create_tables(notifier.runtime.tables)
         return Notify(notifier, Digests(notifier, is_working_day=is_working_day))
 
@@ -249,7 +250,7 @@ async def test_the_apology_list_keeps_to_the_digest_limit(
 ) -> None:
     clock.now = DUE
     limited = notify_settings.model_copy(update={"digest_overdue_limit": 1})
-    notifier = notify_app.build(settings, limited, clock=clock)
+    notifier = notify_process.build(settings, limited, clock=clock).notifier
     await notifier.runtime.db.create_tables(notifier.runtime.tables)
     digests = Digests(notifier, is_working_day=is_working_day)
     await feed(notifier, [*FIXTURE, *APOLOGY])

@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from sqlmodel import select
 
 from services.notify import app as notify_app
+from services.notify import process as notify_process
 from services.notify import store
 from services.notify.api import router
 from services.notify.channels import FailoverSink, FileSink, HttpSmsSink, SmtpSink
@@ -189,7 +190,7 @@ def notify_settings(
 async def make_notifier(
     settings: Settings, notify: NotifySettings, clock: FakeClock
 ) -> notify_app.Notifier:
-    notifier = notify_app.build(settings, notify, clock=clock)
+    notifier = notify_process.build(settings, notify, clock=clock).notifier
     await notifier.runtime.db.create_tables(notifier.runtime.tables)
     return notifier
 
@@ -544,7 +545,9 @@ async def test_a_failing_sink_fails_over_to_the_next(
         "sms": FailoverSink([HttpSmsSink(down), FileSink(settings.var_dir / "fallback")]),
         "email": FailoverSink([SmtpSink(notify_settings)]),
     }
-    notifier = notify_app.build(settings, notify_settings, channels=channels, clock=clock)
+    notifier = notify_process.build(
+        settings, notify_settings, channels=channels, clock=clock
+    ).notifier
     await notifier.runtime.db.create_tables(notifier.runtime.tables)
     await feed(notifier, received(email=None))
     assert await notifier.dispatch_round() == 1
@@ -698,7 +701,7 @@ async def test_a_contact_opt_out_is_a_keyed_fingerprint_and_can_be_undone(
     answer_refusals(app)  # as create_http_app does
     app.include_router(router(notifier, Authenticator(key_lookup(db))))
     admin = await grant_key(db, Role.ADMIN)  # a bare contact: every unit's dossiers
-    secret_file = settings.var_dir / notify_app.OPT_OUT_SECRET_FILE
+    secret_file = settings.var_dir / notify_process.OPT_OUT_SECRET_FILE
     assert secret_file.stat().st_mode & 0o777 == 0o600  # generated for development
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:

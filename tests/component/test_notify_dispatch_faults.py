@@ -37,6 +37,7 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from services.notify import app as notify_app
+from services.notify import process as notify_process
 from services.notify import store
 from services.notify.api import router
 from services.notify.channels.smtp import message_id
@@ -298,8 +299,8 @@ async def test_two_dispatchers_send_each_message_once_though_each_send_outlasts_
         update={"sending_lease_seconds": 2.0, "dispatch_batch": 8, "send_concurrency": 2}
     )
     mailbox.delay = gateway.delay = 3.0  # each send outlasts the lease
-    first = notify_app.build(settings, notify, clock=clock)
-    second = notify_app.build(settings, notify, clock=clock)
+    first = notify_process.build(settings, notify, clock=clock).notifier
+    second = notify_process.build(settings, notify, clock=clock).notifier
     await first.runtime.db.create_tables(first.runtime.tables)
     await feed(first, *(received(code(n), phone=phone(n), email=email(n)) for n in range(6)))
     keys = await all_statuses(first)
@@ -480,7 +481,7 @@ async def test_a_dispatcher_whose_lease_lapsed_neither_sends_nor_records_over_th
     clock = FakeClock(MONDAY_MORNING)
     notify = notify_settings.model_copy(update={"send_concurrency": 1})
     first = await make_notifier(settings, notify, clock)
-    second = notify_app.build(settings, notify, clock=clock)
+    second = notify_process.build(settings, notify, clock=clock).notifier
     await feed(
         first,
         received(code(1), phone=phone(1), email=email(1)),

@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from sqlmodel import select
 
 from services.notify import app as notify_app
+from services.notify import process as notify_process
 from services.notify.reports import ReportProjection, recompute
 from services.notify.reports.api import Reports, router
 from services.notify.reports.store import NeedsApology, ReportDay, ReportDue
@@ -229,7 +230,7 @@ class FakeClock:
 
 @pytest.fixture
 async def notifier(tmp_path: Path) -> notify_app.Notifier:
-    built = notify_app.build(Settings(var_dir=tmp_path), clock=FakeClock(TODAY))
+    built = notify_process.build(Settings(var_dir=tmp_path), clock=FakeClock(TODAY)).notifier
     await built.runtime.db.create_tables(built.runtime.tables)
     return built
 

@@ -27,7 +27,7 @@ from services.notify.reports import query
 from services.notify.reports import store as report_store
 from services.notify.reports.store import ReportFact
 from shared.calendar import default_calendar
-from shared.catalogue import Catalogue, seed_catalogue
+from shared.catalogue import Catalogue
 from shared.clock import in_vietnam
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,14 @@ class Digests:
         self.is_working_day = (
             is_working_day or default_calendar(self.runtime.settings.province).is_working_day
         )
-        self.catalogue = catalogue or seed_catalogue()
+        self._fixed_catalogue = catalogue
         self._told: set[tuple[str, str | None]] = set()
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The catalogue digests name procedures with: the one given, else the one notify
+        follows (``Notifier.catalogue``)."""
+        return self._fixed_catalogue or self.notifier.catalogue()
 
     # --- office heads -------------------------------------------------------------------
 
@@ -84,6 +90,7 @@ class Digests:
         now = self.clock()
         today = in_vietnam(now).date()
         async with self.runtime.db.sessions() as session:
+            await self.notifier.catalogue.restore(session)
             heads = await store.office_heads(session, unit=unit)
             if not heads:
                 self._tell_no_head(period, unit)

@@ -10,6 +10,7 @@ a fact takes what each event knows, and counts only once it is received.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -56,7 +57,11 @@ Warned = dict[type[WarnedDossier], dict[str, WarnedDossier]]
 
 
 class ReportProjection:
-    """Keeps the report facts and counts; ``apply`` has the inbox ``Apply`` signature."""
+    """Keeps the report facts and counts; ``apply`` has the inbox ``Apply`` signature.
+
+    Levels and fields are looked up in ``catalogue`` (notify's ``CatalogueInUse``: the
+    newest version published, the seed until then) when the dossier is received, or when
+    it finishes if notify did not know the procedure at its receipt."""
 
     def __init__(self, catalogue: Callable[[], Catalogue] = seed_catalogue) -> None:
         self._catalogue = catalogue
@@ -70,12 +75,10 @@ class ReportProjection:
         codes = {e.dossier_code for e in relevant if e.dossier_code}
         rows = await facts_of(session, codes)
         before = [row.to_fact() for row in rows.values()]
-        facts = {code: row.to_fact() for code, row in rows.items()}
-        warned: Warned = {model: {} for model in _WARNING_TABLES.values()}
-        closed: set[str] = set()
-        self._folds(facts, warned, closed).run(relevant)
-        changes = domain.delta(before, facts.values())
-        for code, fact in facts.items():
+        batch = _Batch(self._catalogue(), {code: row.to_fact() for code, row in rows.items()})
+        batch.handlers().run(relevant)
+        changes = domain.delta(before, batch.facts.values())
+        for code, fact in batch.facts.items():
             row = rows.get(code)
             if row is None:
                 row = ReportFact(code=code)
@@ -83,75 +86,79 @@ class ReportProjection:
             session.add(row)
         await session.flush()
         await add_counts(session, changes)
-        for model, rows_of_model in warned.items():
-            await replace_warned(session, model, rows_of_model, closed)
+        for model, rows_of_model in batch.warned.items():
+            await replace_warned(session, model, rows_of_model, batch.closed)
 
-    def _folds(
-        self, facts: dict[str, domain.Fact], warned: Warned, closed: set[str]
-    ) -> Handlers[None]:
-        """Handlers that fold one event into its dossier's fact (made if it is the first),
-        the warned dossiers and the dossiers ``closed`` for good."""
+
+@dataclass
+class _Batch:
+    """One batch's fold: each event into its dossier's fact (made if it is the first), the
+    warned dossiers, and the dossiers ``closed`` for good."""
+
+    catalogue: Catalogue
+    facts: dict[str, domain.Fact]
+    warned: Warned = field(default_factory=lambda: {m: {} for m in _WARNING_TABLES.values()})
+    closed: set[str] = field(default_factory=set)
+
+    def handlers(self) -> Handlers[None]:
+        """The fold of each event type the report reads."""
         fold: Handlers[None] = Handlers()
-
-        def fact_of(envelope: Envelope) -> domain.Fact:
-            code = envelope.dossier_code or ""
-            return facts.setdefault(code, domain.Fact(code=code))
-
-        @fold.on(DossierReceived)
-        def received(received: DossierReceived, envelope: Envelope) -> None:
-            fact = fact_of(envelope)
-            procedure = self._catalogue().get(received.procedure_code)
-            fact.unit = received.receiving_unit
-            fact.field = received.field
-            fact.procedure = received.procedure_code
-            fact.level = (
-                domain.level_of(list(procedure.levels), received.received_at) if procedure else ""
-            )
-            fact.channel = received.channel.value
-            fact.received_at = received.received_at
-            if fact.finished_at is None:
-                fact.due_at = received.due_at
-
-        @fold.on(DossierActionRecorded)
-        def action(action: DossierActionRecorded, envelope: Envelope) -> None:
-            fact = fact_of(envelope)
-            if action.action == DossierAction.REQUEST_SUPPLEMENT and fact.finished_at is None:
-                fact.supplement_requests += 1
-            elif action.action in _CLOSING_ACTIONS and fact.finished_at is None:
-                fact.withdrawn_at = action.at
-                closed.add(fact.code)
-
-        @fold.on(ClockStarted)
-        def clock_started(started: ClockStarted, envelope: Envelope) -> None:
-            fact = fact_of(envelope)
-            if fact.finished_at is None:
-                fact.due_at = started.due_at
-
-        @fold.on(SlaWarning)
-        def warning(warning: SlaWarning, envelope: Envelope) -> None:
-            fact = fact_of(envelope)
-            if warning.step is None and fact.finished_at is None:
-                fact.due_at = warning.due_at
-                model = _WARNING_TABLES.get(warning.kind)
-                # A withdrawal read in an earlier batch closed the dossier for good.
-                if model is not None and fact.withdrawn_at is None:
-                    warned[model][fact.code] = model(
-                        code=fact.code,
-                        office=warning.office,
-                        due_at=warning.due_at,
-                        warned_at=warning.at,
-                    )
-
-        @fold.on(SlaFinished)
-        def finished(finished: SlaFinished, envelope: Envelope) -> None:
-            fact = fact_of(envelope)
-            self._finish(fact, finished)
-            closed.add(fact.code)
-
+        fold.add(DossierReceived, self.received)
+        fold.add(DossierActionRecorded, self.action)
+        fold.add(ClockStarted, self.clock_started)
+        fold.add(SlaWarning, self.warning)
+        fold.add(SlaFinished, self.finished)
         return fold
 
-    def _finish(self, fact: domain.Fact, finished: SlaFinished) -> None:
-        procedure = self._catalogue().get(finished.procedure_code)
+    def fact_of(self, envelope: Envelope) -> domain.Fact:
+        code = envelope.dossier_code or ""
+        return self.facts.setdefault(code, domain.Fact(code=code))
+
+    def received(self, received: DossierReceived, envelope: Envelope) -> None:
+        fact = self.fact_of(envelope)
+        procedure = self.catalogue.get(received.procedure_code)
+        fact.unit = received.receiving_unit
+        fact.field = received.field
+        fact.procedure = received.procedure_code
+        fact.level = (
+            domain.level_of(list(procedure.levels), received.received_at) if procedure else ""
+        )
+        fact.channel = received.channel.value
+        fact.received_at = received.received_at
+        if fact.finished_at is None:
+            fact.due_at = received.due_at
+
+    def action(self, action: DossierActionRecorded, envelope: Envelope) -> None:
+        fact = self.fact_of(envelope)
+        if action.action == DossierAction.REQUEST_SUPPLEMENT and fact.finished_at is None:
+            fact.supplement_requests += 1
+        elif action.action in _CLOSING_ACTIONS and fact.finished_at is None:
+            fact.withdrawn_at = action.at
+            self.closed.add(fact.code)
+
+    def clock_started(self, started: ClockStarted, envelope: Envelope) -> None:
+        fact = self.fact_of(envelope)
+        if fact.finished_at is None:
+            fact.due_at = started.due_at
+
+    def warning(self, warning: SlaWarning, envelope: Envelope) -> None:
+        fact = self.fact_of(envelope)
+        if warning.step is not None or fact.finished_at is not None:
+            return
+        fact.due_at = warning.due_at
+        model = _WARNING_TABLES.get(warning.kind)
+        # A withdrawal read in an earlier batch closed the dossier for good.
+        if model is not None and fact.withdrawn_at is None:
+            self.warned[model][fact.code] = model(
+                code=fact.code,
+                office=warning.office,
+                due_at=warning.due_at,
+                warned_at=warning.at,
+            )
+
+    def finished(self, finished: SlaFinished, envelope: Envelope) -> None:
+        fact = self.fact_of(envelope)
+        procedure = self.catalogue.get(finished.procedure_code)
         fact.unit = fact.unit or finished.receiving_unit
         fact.procedure = fact.procedure or finished.procedure_code
         fact.channel = fact.channel or finished.channel.value
@@ -165,6 +172,7 @@ class ReportProjection:
         fact.due_at = finished.due_at
         fact.supplement_requests = finished.supplement_requests
         fact.withdrawn_at = None
+        self.closed.add(fact.code)
 
 
 async def recompute(session: AsyncSession, *, batch: int = 5000) -> int:
