@@ -17,7 +17,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from services.routing import domain
-from services.routing.app import AssignError, Routing, prepare, standalone
+from services.routing.app import AssignError, Routing
+from services.routing.process import prepare, standalone
 from shared.settings import get_settings
 
 T = TypeVar("T")

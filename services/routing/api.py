@@ -24,8 +24,7 @@ its author as the key's id, after the optional, unchecked ``by`` the caller give
 # No ``from __future__ import annotations``: FastAPI must evaluate the ``Depends`` in the
 # endpoints' annotations, which name the routers' local ``admin``.
 
-from datetime import datetime
-from decimal import Decimal
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import (
@@ -40,8 +39,18 @@ from fastapi import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.routing import domain
-from services.routing.app import Catalogues, Routing, build
+from services.routing import domain, process
+from services.routing.app import Catalogues, Routing
+from services.routing.views import (
+    CatalogueChangeOut,
+    CatalogueVersionOut,
+    DecisionOut,
+    QueueEntryOut,
+    RerouteOut,
+    RuleSetOut,
+    SheetOut,
+    VersionOut,
+)
 from shared.auth import (
     ALL_UNITS,
     Access,
@@ -69,25 +78,6 @@ from shared.paging import PAGED, Page, page_query, set_page_headers
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
 
-
-class CatalogueChangeOut(BaseModel):
-    """The catalogue version a change made."""
-
-    version: int
-    procedures: int = Field(description="How many procedures this version holds.")
-    change: str
-
-
-class CatalogueVersionOut(BaseModel):
-    """One version of the catalogue: who changed what, when; whether it was published."""
-
-    version: int
-    changed_at: datetime
-    changed_by: str
-    change: str
-    published_at: datetime | None
-
-
 BY_MAX_LENGTH = 80
 """The longest ``by``: with `` (key <12 hex>)`` the author fits in 100 characters."""
 BY_DESCRIPTION = "Who makes the change, recorded before the id of the key that makes it."
@@ -113,6 +103,10 @@ PROCEDURE_EXAMPLE = {
 }
 
 
+Require = Callable[..., Coroutine[Any, Any, Principal]]
+"""A key-checking dependency (``Authenticator.require``, ``shared.auth.require_access``)."""
+
+
 def recorded_by(principal: Principal, by: str | None) -> str:
     """The author a change records: the caller's ``by`` if given, and always the id of
     the key that made it (``by`` alone is unchecked)."""
@@ -122,20 +116,13 @@ def recorded_by(principal: Principal, by: str | None) -> str:
 def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
     """The catalogue endpoints: reading public, the history any key, writes admin."""
     api = APIRouter(prefix="/api/v1/catalogue", tags=["catalogue"])
-    admin = auth.require(Role.ADMIN)
-    reader = auth.require()
+    _catalogue_writes(api, catalogues, auth.require(Role.ADMIN))
+    _catalogue_reads(api, catalogues, auth.require())
+    return api
 
-    @api.get("", response_model=list[Procedure], responses=PAGED)
-    async def list_procedures(
-        page: Annotated[Page, Depends(page_query)], request: Request, response: Response
-    ) -> list[Procedure]:
-        """The procedures of the current catalogue version, by procedure code, a page at a
-        time: ``X-Total-Count`` how many the version holds, ``Link`` the next and previous
-        pages."""
-        procedures = (await catalogues.current()).procedures
-        codes = sorted(procedures)
-        set_page_headers(request, response, page, len(codes))
-        return [procedures[code] for code in codes[page.offset : page.offset + page.limit]]
+
+def _catalogue_writes(api: APIRouter, catalogues: Catalogues, admin: Require) -> None:
+    """Add (or replace) and remove a procedure: each a new version, published."""
 
     @api.post(
         "",
@@ -180,6 +167,25 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
             change=f"removed {code}",
         )
 
+
+def _catalogue_reads(api: APIRouter, catalogues: Catalogues, reader: Require) -> None:
+    """The current procedures and one of them (public), the history of versions (a key).
+
+    ``/history`` is declared before ``/{code}``, which would otherwise take it.
+    """
+
+    @api.get("", response_model=list[Procedure], responses=PAGED)
+    async def list_procedures(
+        page: Annotated[Page, Depends(page_query)], request: Request, response: Response
+    ) -> list[Procedure]:
+        """The procedures of the current catalogue version, by procedure code, a page at a
+        time: ``X-Total-Count`` how many the version holds, ``Link`` the next and previous
+        pages."""
+        procedures = (await catalogues.current()).procedures
+        codes = sorted(procedures)
+        set_page_headers(request, response, page, len(codes))
+        return [procedures[code] for code in codes[page.offset : page.offset + page.limit]]
+
     @api.get(
         "/history",
         response_model=list[CatalogueVersionOut],
@@ -203,15 +209,6 @@ def catalogue_router(catalogues: Catalogues, auth: Authenticator) -> APIRouter:
         if procedure is None:
             raise NotFound(f"no procedure {code}")
         return procedure
-
-    return api
-
-
-class RuleSetOut(BaseModel):
-    """The rules in force and their version."""
-
-    version: int
-    rules: list[domain.Rule]
 
 
 class NewRule(BaseModel):
@@ -237,46 +234,6 @@ class TestQuery(BaseModel):
     level: domain.Level | None = None
 
 
-class StepOut(BaseModel):
-    """One step of a chain."""
-
-    office: str
-    hours: Decimal
-
-
-class DecisionOut(BaseModel):
-    """Where a dossier goes, or why it cannot."""
-
-    routed: bool
-    office: str | None
-    rule: str | None
-    rule_version: int
-    explanation: str
-    steps: list[StepOut]
-
-
-class VersionOut(BaseModel):
-    """One version of the rules: who changed what, when."""
-
-    version: int
-    changed_at: datetime
-    changed_by: str
-    change: str
-
-
-class QueueEntryOut(BaseModel):
-    """A dossier waiting in the manual queue."""
-
-    dossier_code: str
-    procedure_code: str
-    field: str
-    receiving_unit: str
-    channel: str
-    reason: str
-    received_at: datetime
-    queued_at: datetime
-
-
 class AssignIn(BaseModel):
     """A manual assignment: the office, optionally the chain and who decides."""
 
@@ -289,83 +246,23 @@ class AssignIn(BaseModel):
     )
 
 
-class SheetStepOut(BaseModel):
-    """A line of the processing-control sheet (Mẫu 06)."""
-
-    position: int
-    office: str
-    hours: Decimal
-    started_at: datetime | None
-    due_at: datetime | None
-    ended_at: datetime | None
-    late: bool | None = Field(description="Ended after its due time; null while open.")
-
-
-class SheetOut(BaseModel):
-    """The processing-control sheet of a dossier."""
-
-    dossier_code: str
-    procedure_code: str
-    office: str
-    rule: str
-    rule_version: int
-    explanation: str
-    current_step: int
-    closed_at: datetime | None
-    steps: list[SheetStepOut]
-
-
-class MoveOut(BaseModel):
-    """A dossier the re-routing moved."""
-
-    dossier_code: str
-    before: str
-    after: str
-    rule: str
-
-
-class RerouteOut(BaseModel):
-    """What re-routing did."""
-
-    rule_version: int
-    moved: list[MoveOut]
-    unchanged: int
-    kept: dict[str, str]
-
-
-def decision_out(decision: domain.Routed | domain.Unroutable) -> DecisionOut:
-    """A decision as the API shows it."""
-    if isinstance(decision, domain.Unroutable):
-        return DecisionOut(
-            routed=False,
-            office=None,
-            rule=None,
-            rule_version=decision.rule_version,
-            explanation=decision.reason,
-            steps=[],
-        )
-    return DecisionOut(
-        routed=True,
-        office=decision.office,
-        rule=decision.rule,
-        rule_version=decision.rule_version,
-        explanation=decision.explanation,
-        steps=[StepOut(office=office, hours=hours) for office, hours in decision.steps],
-    )
-
-
 def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
-    """The rules endpoints: reads any key, writes admin."""
+    """The rules endpoints: reads any key, writes admin; the manual queue and a dossier's
+    sheet only to the keys of units with a part in its dossiers."""
     api = APIRouter(prefix="/api/v1/rules", tags=["rules"])
     admin = auth.require(Role.ADMIN)
-    reader = auth.require()
-    dossier_reader = require_access(auth, Access.READ)
+    _rule_routes(api, routing, reader=auth.require(), admin=admin)
+    _dossier_routes(api, routing, dossier_reader=require_access(auth, Access.READ), admin=admin)
+    return api
+
+
+def _rule_routes(api: APIRouter, routing: Routing, *, reader: Require, admin: Require) -> None:
+    """The rules: list, add, remove, test and history."""
 
     @api.get("", response_model=RuleSetOut, responses=KEYED, dependencies=[Depends(reader)])
     async def list_rules() -> RuleSetOut:
         """The rules in force, in the order they are tried."""
-        current = await routing.rules()
-        return RuleSetOut(version=current.version, rules=list(current.rules))
+        return RuleSetOut.of(await routing.rules())
 
     @api.post(
         "",
@@ -378,16 +275,14 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
     ) -> RuleSetOut:
         """Add a rule (a new version); 422 with the reason, rules unchanged, if refused."""
         author = recorded_by(principal, body.by)
-        current = await routing.add_rule(domain.parse_rule(body.rule), by=author)
-        return RuleSetOut(version=current.version, rules=list(current.rules))
+        return RuleSetOut.of(await routing.add_rule(domain.parse_rule(body.rule), by=author))
 
     @api.delete("/{priority}", response_model=RuleSetOut, responses={**ADMIN, 404: {}})
     async def remove_rule(
         priority: int, principal: Annotated[Principal, Depends(admin)], by: ChangedBy = None
     ) -> RuleSetOut:
         """Remove the rule of ``priority`` (a new version); 404 if there is none."""
-        current = await routing.remove_rule(priority, by=recorded_by(principal, by))
-        return RuleSetOut(version=current.version, rules=list(current.rules))
+        return RuleSetOut.of(await routing.remove_rule(priority, by=recorded_by(principal, by)))
 
     @api.post("/test", response_model=DecisionOut, responses=KEYED, dependencies=[Depends(reader)])
     async def test_rules(query: TestQuery) -> DecisionOut:
@@ -399,7 +294,7 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
             field=query.field,
             level=query.level,
         )
-        return decision_out(await routing.test(facts))
+        return DecisionOut.of(await routing.test(facts))
 
     @api.get(
         "/history",
@@ -410,28 +305,19 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
     async def history() -> list[VersionOut]:
         """Every version of the rules, newest first."""
         return [
-            VersionOut(
-                version=row.version,
-                changed_at=row.changed_at,
-                changed_by=row.changed_by,
-                change=row.change,
-            )
-            for row in await routing.history()
+            VersionOut.model_validate(row, from_attributes=True) for row in await routing.history()
         ]
+
+
+def _dossier_routes(
+    api: APIRouter, routing: Routing, *, dossier_reader: Require, admin: Require
+) -> None:
+    """Re-routing, the manual queue, manual assignment and a dossier's sheet."""
 
     @api.post("/reroute", response_model=RerouteOut, responses=ADMIN, dependencies=[Depends(admin)])
     async def reroute() -> RerouteOut:
         """Move open dossiers (and the manual queue) to the current rules; report what moved."""
-        report = await routing.reroute()
-        return RerouteOut(
-            rule_version=report.rule_version,
-            moved=[
-                MoveOut(dossier_code=m.dossier_code, before=m.before, after=m.after, rule=m.rule)
-                for m in report.moved
-            ],
-            unchanged=report.unchanged,
-            kept=dict(report.kept),
-        )
+        return RerouteOut.of(await routing.reroute())
 
     @api.get("/manual-queue", response_model=list[QueueEntryOut], responses={**PAGED, **ADMIN})
     async def manual_queue(
@@ -467,10 +353,10 @@ def rules_router(routing: Routing, auth: Authenticator) -> APIRouter:
         code: str, principal: Annotated[Principal, Depends(dossier_reader)]
     ) -> SheetOut:
         """The processing-control sheet (Mẫu 06): each step's office, start, due and end
-        (404 for a dossier the key's unit has no part in, as for an unknown one)."""
+        (404 for a dossier the key's unit has no part in, as for an unknown one). The steps
+        are due within the due time the dossier was received with (``dossier_due_at``);
+        ``due_times`` says how."""
         return await _sheet(routing, code, principal)
-
-    return api
 
 
 def queue_unit(principal: Principal) -> str | None:
@@ -493,45 +379,20 @@ async def _sheet(routing: Routing, code: str, principal: Principal) -> SheetOut:
     units = DossierUnits.of(row.receiving_unit, row.office, *(step.office for step in chain))
     if not may_reach(principal, Access.READ, units):
         raise dossier_not_found(code)
-    return SheetOut(
-        dossier_code=row.dossier_code,
-        procedure_code=row.procedure_code,
-        office=row.office,
-        rule=row.rule,
-        rule_version=row.rule_version,
-        explanation=row.explanation,
-        current_step=row.current_step,
-        closed_at=row.closed_at,
-        steps=[
-            SheetStepOut(
-                position=step.position,
-                office=step.office,
-                hours=Decimal(step.working_minutes) / 60,
-                started_at=step.started_at,
-                due_at=step.due_at,
-                ended_at=step.ended_at,
-                late=(
-                    None
-                    if step.ended_at is None or step.due_at is None
-                    else step.ended_at > step.due_at
-                ),
-            )
-            for step in chain
-        ],
-    )
+    return SheetOut.of(row, chain)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
     """Routing's process; its API checks keys against the copy it keeps of intake's."""
-    process = build(settings or get_settings(), clock=clock)
-    auth = Authenticator(key_lookup(process.runtime.db))
+    built = process.build(settings or get_settings(), clock=clock)
+    auth = Authenticator(key_lookup(built.runtime.db))
     return create_http_app(
-        process.runtime,
+        built.runtime,
         title="motcua routing",
         description="The procedure catalogue, the routing rules and the chains of dossiers.",
         routers=[
-            catalogue_router(process.routing.catalogues, auth),
-            rules_router(process.routing, auth),
+            catalogue_router(built.routing.catalogues, auth),
+            rules_router(built.routing, auth),
         ],
-        background=[process.routing.gauge_job, process.routing.catalogues.job],
+        background=[built.routing.gauge_job, built.routing.catalogues.job],
     )

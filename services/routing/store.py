@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 import orjson
 from sqlalchemy import Boolean, Column, ColumnElement, Integer, String, Table, Text, func, true
@@ -66,6 +67,11 @@ class Assignment(SQLModel, table=True):
     """Assigned by an administrator: re-routing by the rules leaves it alone."""
     closed_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime, nullable=True))
     """Set when processing ended (resolved, result returned, withdrawn): no re-routing."""
+    dossier_due_at: datetime | None = Field(
+        default=None, sa_column=Column(AwareDateTime, nullable=True)
+    )
+    """The due time the dossier was received with (ngày hẹn trả on the appointment slip):
+    every step is fitted into it. Null: none was given (or routed before routing kept it)."""
 
 
 class ChainStepRow(SQLModel, table=True):
@@ -76,10 +82,16 @@ class ChainStepRow(SQLModel, table=True):
     dossier_code: str = Field(sa_column=Column(String(40), primary_key=True))
     position: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     office: str = Field(sa_column=Column(String(20), nullable=False))
-    working_minutes: int = Field(sa_column=Column(Integer, nullable=False))
+    working_hours: str = Field(sa_column=Column(String(40), nullable=False))
+    """The step's working hours, exactly (a ``Decimal`` as text; ``hours`` reads it)."""
     started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     ended_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+
+    @property
+    def hours(self) -> Decimal:
+        """The step's working hours."""
+        return Decimal(self.working_hours)
 
 
 class ManualQueueEntry(SQLModel, table=True):
@@ -98,6 +110,10 @@ class ManualQueueEntry(SQLModel, table=True):
     rule_version: int = Field(sa_column=Column(Integer, nullable=False))
     received_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
     queued_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    dossier_due_at: datetime | None = Field(
+        default=None, sa_column=Column(AwareDateTime, nullable=True)
+    )
+    """The due time the dossier was received with, for the steps of its later assignment."""
 
 
 class CatalogueVersion(SQLModel, table=True):

@@ -12,9 +12,10 @@ from faststream.kafka import TestKafkaBroker
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from services.routing import app as routing_app
 from services.routing import domain
-from services.routing.app import AssignError, Move, RoutingProcess
+from services.routing import process as routing_process
+from services.routing.app import AssignError, Move
+from services.routing.process import RoutingProcess
 from shared.calendar import VN_TZ
 from shared.catalogue import Step
 from shared.db import table
@@ -40,7 +41,7 @@ MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=VN_TZ)
 
 @pytest.fixture
 async def process(tmp_path: Path) -> AsyncIterator[RoutingProcess]:
-    built = routing_app.build(Settings(var_dir=tmp_path, retry_backoff_seconds=0.0))
+    built = routing_process.build(Settings(var_dir=tmp_path, retry_backoff_seconds=0.0))
     await built.runtime.db.create_tables(built.runtime.tables)
     yield built
     await built.runtime.db.dispose()
@@ -271,7 +272,7 @@ async def test_every_time_routing_records_comes_from_the_injected_clock(tmp_path
     """Decisions, rule and catalogue versions, and events are dated by ``build(clock=...)``,
     not by the wall clock."""
     instant = datetime(2026, 3, 2, 11, 30, tzinfo=VN_TZ)
-    built = routing_app.build(
+    built = routing_process.build(
         Settings(var_dir=tmp_path, retry_backoff_seconds=0.0), clock=lambda: instant
     )
     await built.runtime.db.create_tables(built.runtime.tables)

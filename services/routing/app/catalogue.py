@@ -26,11 +26,11 @@ from shared.settings import ServiceName
 
 SERVICE: ServiceName = "routing"
 SEEDED_BY = "seed"
-_RETRY_SECONDS = 2.0
 
 
 class Catalogues:
-    """The versioned catalogue over routing's database; versions are dated by ``clock``."""
+    """The versioned catalogue over routing's database; versions are dated by ``clock``;
+    its start is tried again every ``retry_seconds`` while the database is away."""
 
     def __init__(
         self,
@@ -39,8 +39,10 @@ class Catalogues:
         *,
         after_commit: Callable[[], None],
         clock: Clock = utc_now,
+        retry_seconds: float,
     ) -> None:
         self.db = db
+        self.retry_seconds = retry_seconds
         self.catalogue = catalogue
         self.clock = clock
         self._after_commit = after_commit
@@ -112,7 +114,7 @@ class Catalogues:
             await self.load()
             await self.publish()
 
-        await until_done(start, "routing catalogue start", _RETRY_SECONDS)
+        await until_done(start, "routing catalogue start", self.retry_seconds)
 
     async def add_procedure(self, procedure: Procedure, *, replace: bool, by: str) -> Catalogue:
         """A new version with ``procedure`` (replacing one of its code only if ``replace``);

@@ -3,10 +3,13 @@
 Invariants:
 - a decision is recorded with its event in the caller's transaction: an assignment with
   its chain steps and ``dossier.routed``, or a manual-queue entry and ``dossier.unroutable``;
-- a step's due time is ``shared.chain.fit_step``'s, from its start and the working minutes
-  of the steps still to come (the first step fitted into the dossier's due time when the
-  dossier's reception gave one); a step whose due time falls outside the calendar's known
-  years has none;
+- a step's working hours are kept exactly as decided (no rounding), and every step's due
+  time, the first one's as each later one's, is ``shared.chain.fit_step``'s: from the
+  step's start, its hours and those of the steps still to come, fitted into the due time
+  the dossier was received with (``Assignment.dossier_due_at``), as sla fits them; a step
+  whose due time falls outside the calendar's known years has none. Routing does not
+  follow the pauses and restarts of the legal clock (sla's): its due times are those of
+  a dossier that was never paused;
 - an action is applied once, in the order intake numbered them; ``transfer`` starts the
   next step, an ending action closes the dossier and its current step.
 """
@@ -38,7 +41,7 @@ from shared.events import (
 )
 from shared.outbox import enqueue
 
-__all__ = ["Decisions", "chain_in_minutes", "stored_chain", "to_minutes"]
+__all__ = ["Decisions", "stored_chain"]
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +82,10 @@ class Decisions:
         )
 
     def step_due(
-        self, start: datetime, minutes: Sequence[int], dossier_due: datetime | None = None
+        self, start: datetime, hours: Sequence[Decimal], dossier_due: datetime | None
     ) -> datetime | None:
-        """The due time of a step of ``minutes[0]`` followed by the others, fitted into
-        the dossier's time when its due time is known (``shared.chain.fit_step``)."""
-        hours = [Decimal(m) / 60 for m in minutes]
+        """The due time of a step of ``hours[0]`` started at ``start`` and followed by
+        the others, fitted into ``dossier_due`` when known (``shared.chain.fit_step``)."""
         try:
             return fit_step(self.calendar, start, hours, dossier_due).due_at
         except CalendarRangeError:
@@ -97,17 +99,17 @@ class Decisions:
         start: datetime,
         dossier_due: datetime | None,
     ) -> list[store.ChainStepRow]:
-        minutes = [to_minutes(hours) for _, hours in steps]
+        hours = [amount for _, amount in steps]
         return [
             store.ChainStepRow(
                 dossier_code=code,
                 position=position,
                 office=office,
-                working_minutes=minutes[position],
+                working_hours=str(amount),
                 started_at=start if position == 0 else None,
-                due_at=self.step_due(start, minutes, dossier_due) if position == 0 else None,
+                due_at=self.step_due(start, hours, dossier_due) if position == 0 else None,
             )
-            for position, (office, _) in enumerate(steps)
+            for position, (office, amount) in enumerate(steps)
         ]
 
     def assign(
@@ -119,10 +121,11 @@ class Decisions:
         decision: domain.Routed,
         received_at: datetime,
         now: datetime,
+        dossier_due: datetime | None,
         manual: bool = False,
-        dossier_due: datetime | None = None,
     ) -> tuple[store.Assignment, list[store.ChainStepRow]]:
-        """Record the assignment ``decision`` makes, its first step started at reception."""
+        """Record the assignment ``decision`` makes, its first step started at reception
+        and fitted into ``dossier_due`` (the due time the dossier was received with)."""
         row = store.Assignment(
             dossier_code=code,
             procedure_code=facts.procedure,
@@ -138,6 +141,7 @@ class Decisions:
             received_at=received_at,
             routed_at=now,
             manual=manual,
+            dossier_due_at=dossier_due,
         )
         chain = self._chain_rows(code, decision.steps, received_at, dossier_due)
         store.add_assignment(session, row, chain)
@@ -197,6 +201,7 @@ class Decisions:
                 rule_version=decision.rule_version,
                 received_at=received.received_at,
                 queued_at=now,
+                dossier_due_at=received.due_at,
             ),
         )
         payload = DossierUnroutable(procedure_code=facts.procedure, reason=decision.reason)
@@ -224,34 +229,35 @@ class Decisions:
             return
         current = chain[assignment.current_step] if assignment.current_step < len(chain) else None
         if action.action is DossierAction.TRANSFER:
-            following = assignment.current_step + 1
-            if following >= len(chain):
-                log.warning("routing: transfer past the last step of a chain ignored")
-                return
-            if current is not None:
-                current.ended_at = action.at
-            step = chain[following]
-            step.office = action.office or step.office
-            step.started_at = action.at
-            step.due_at = self.step_due(action.at, [s.working_minutes for s in chain[following:]])
-            assignment.current_step = following
-            assignment.office = step.office
+            self._transfer(assignment, chain, action)
         elif action.action in _ENDING:
             assignment.closed_at = action.at
             if current is not None and current.ended_at is None:
                 current.ended_at = action.at
 
+    def _transfer(
+        self,
+        assignment: store.Assignment,
+        chain: list[store.ChainStepRow],
+        action: DossierActionRecorded,
+    ) -> None:
+        """End the current step and start the next at ``action.at``, at the office the
+        action names (else the chain's), due as ``step_due`` fits it."""
+        following = assignment.current_step + 1
+        if following >= len(chain):
+            log.warning("routing: transfer past the last step of a chain ignored")
+            return
+        chain[assignment.current_step].ended_at = action.at
+        step = chain[following]
+        step.office = action.office or step.office
+        step.started_at = action.at
+        step.due_at = self.step_due(
+            action.at, [s.hours for s in chain[following:]], assignment.dossier_due_at
+        )
+        assignment.current_step = following
+        assignment.office = step.office
 
-def to_minutes(hours: Decimal) -> int:
-    """Working hours as whole working minutes."""
-    return round(hours * 60)
 
-
-def chain_in_minutes(steps: Sequence[tuple[str, Decimal]]) -> tuple[tuple[str, int], ...]:
-    """A decided chain as stored: (office, whole working minutes) per step."""
-    return tuple((office, to_minutes(hours)) for office, hours in steps)
-
-
-def stored_chain(chain: list[store.ChainStepRow]) -> tuple[tuple[str, int], ...]:
-    """A stored chain as (office, working minutes) per step, to compare with a decision's."""
-    return tuple((row.office, row.working_minutes) for row in chain)
+def stored_chain(chain: list[store.ChainStepRow]) -> tuple[tuple[str, Decimal], ...]:
+    """A stored chain as (office, working hours) per step, to compare with a decision's."""
+    return tuple((row.office, row.hours) for row in chain)

@@ -10,11 +10,15 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain, store
-from services.routing.app.decisions import Decisions, chain_in_minutes, stored_chain
-from shared.catalogue import Step
+from services.routing.app.decisions import Decisions, stored_chain
+from shared.catalogue import Catalogue, Step
 from shared.db import Database
 from shared.errors import Conflict
 
@@ -65,54 +69,78 @@ async def assign_by_hand(
     now = decisions.clock()
     async with db.transaction() as session:
         await decisions.catalogues.refresh(session)
-        entry = await store.queue_entry(session, code)
-        existing = None if entry is not None else await store.assignment(session, code)
-        if entry is None and existing is None:
-            raise AssignError(f"no dossier {code} in the manual queue or assigned")
-        if existing is not None and (existing.closed_at or existing.current_step > 0):
-            msg = f"dossier {code} has left its first step: it can no longer be re-assigned"
-            raise AssignError(msg)
-        source = entry or existing
-        assert source is not None
+        source = await _assignable(session, code)
         facts = store.facts_of(source)
-        catalogue = decisions.catalogue
-        procedure = catalogue.get(facts.procedure)
-        chain_source = rule.steps or (procedure.steps if procedure else None)
-        if chain_source is None:
-            msg = (
-                f"procedure {facts.procedure} is not in catalogue v{catalogue.version}: "
-                "give the chain (steps) of the assignment"
-            )
-            raise AssignError(msg)
         chain = domain.resolve_chain(
-            chain_source, first_office=office, receiving_unit=facts.receiving_unit
+            _chain_source(decisions, rule, facts.procedure),
+            first_office=office,
+            receiving_unit=facts.receiving_unit,
         )
-        rule_set = await store.current_rule_set(session)
         decision = domain.Routed(
             office=office,
             field=facts.field,
             rule=f"manual assignment by {by}",
             explanation=f"assigned by hand by {by} at {now.isoformat()}",
-            rule_version=rule_set.version,
+            rule_version=(await store.current_rule_set(session)).version,
             steps=chain,
         )
-        received_at = source.received_at
-        if existing is not None:
-            old_chain = (await store.chain_of(session, [code]))[code]
-            await store.drop_decisions(session, assigned=[(existing, old_chain)])
-        elif entry is not None:
-            await store.drop_decisions(session, queued=[entry])
+        await _drop_decision(session, source)
         row, _ = decisions.assign(
             session,
             code,
             facts=facts,
             decision=decision,
-            received_at=received_at,
+            received_at=source.received_at,
             now=now,
+            dossier_due=source.dossier_due_at,
             manual=True,
         )
         decisions.emit_routed(session, row, decision, None, now)
     return row
+
+
+async def _assignable(
+    session: AsyncSession, code: str
+) -> store.ManualQueueEntry | store.Assignment:
+    """The queue entry of ``code``, or its assignment while still at its first step;
+    ``AssignError`` otherwise."""
+    entry = await store.queue_entry(session, code)
+    if entry is not None:
+        return entry
+    existing = await store.assignment(session, code)
+    if existing is None:
+        raise AssignError(f"no dossier {code} in the manual queue or assigned")
+    if existing.closed_at or existing.current_step > 0:
+        msg = f"dossier {code} has left its first step: it can no longer be re-assigned"
+        raise AssignError(msg)
+    return existing
+
+
+def _chain_source(decisions: Decisions, rule: domain.Rule, procedure: str) -> Sequence[Step]:
+    """The chain a manual assignment gives: its own steps, else the catalogue's for
+    ``procedure``; ``AssignError`` when there is neither."""
+    catalogue = decisions.catalogue
+    known = catalogue.get(procedure)
+    chain = rule.steps or (known.steps if known else None)
+    if chain is None:
+        msg = (
+            f"procedure {procedure} is not in catalogue v{catalogue.version}: "
+            "give the chain (steps) of the assignment"
+        )
+        raise AssignError(msg)
+    return chain
+
+
+async def _drop_decision(
+    session: AsyncSession, source: store.ManualQueueEntry | store.Assignment
+) -> None:
+    """Drop the decision a manual assignment replaces: the queue entry, or the
+    assignment and its chain."""
+    if isinstance(source, store.Assignment):
+        old_chain = (await store.chain_of(session, [source.dossier_code]))[source.dossier_code]
+        await store.drop_decisions(session, assigned=[(source, old_chain)])
+    else:
+        await store.drop_decisions(session, queued=[source])
 
 
 async def reroute(db: Database, decisions: Decisions) -> RerouteReport:
@@ -126,59 +154,85 @@ async def reroute(db: Database, decisions: Decisions) -> RerouteReport:
     now = decisions.clock()
     async with db.transaction() as session:
         await decisions.catalogues.refresh(session)
-        catalogue = decisions.catalogue
         rule_set = await store.current_rule_set(session)
         report = RerouteReport(rule_set.version)
         open_rows = await store.open_assignments_before(session, rule_set.version)
         chains = await store.chain_of(session, [row.dossier_code for row in open_rows])
-        moving: list[tuple[store.Assignment, domain.Routed]] = []
-        for row in open_rows:
-            decision = domain.decide(catalogue, rule_set, store.facts_of(row))
-            if row.manual:
-                report.kept.append((row.dossier_code, "assigned by hand"))
-            elif isinstance(decision, domain.Unroutable):
-                report.kept.append((row.dossier_code, f"would be unroutable: {decision.reason}"))
-            elif chain_in_minutes(decision.steps) == stored_chain(chains[row.dossier_code]):
-                row.rule_version, row.rule = decision.rule_version, decision.rule
-                row.explanation = decision.explanation
-                report.unchanged += 1
-            elif row.current_step > 0:
-                report.kept.append(
-                    (row.dossier_code, f"already at step {row.current_step + 1} of its chain")
-                )
-            else:
-                moving.append((row, decision))
-        freed: list[tuple[store.ManualQueueEntry, domain.Routed]] = []
-        for entry in await store.manual_queue(session):
-            outcome = domain.decide(catalogue, rule_set, store.facts_of(entry))
-            if isinstance(outcome, domain.Routed):
-                freed.append((entry, outcome))
+        moving = _sort_open(decisions.catalogue, rule_set, open_rows, chains, report)
+        freed = _routable(decisions.catalogue, rule_set, await store.manual_queue(session))
         await store.drop_decisions(
             session,
             assigned=[(row, chains[row.dossier_code]) for row, _ in moving],
             queued=[entry for entry, _ in freed],
         )
         for old, routed in moving:
-            new, _ = decisions.assign(
-                session,
-                old.dossier_code,
-                facts=store.facts_of(old),
-                decision=routed,
-                received_at=old.received_at,
-                now=now,
-            )
+            new = _reassign(session, decisions, old, routed, now)
             new.action_sequence = old.action_sequence
-            decisions.emit_routed(session, new, routed, None, now)
             report.moved.append(Move(old.dossier_code, old.office, new.office, routed.rule))
         for entry, routed in freed:
-            new, _ = decisions.assign(
-                session,
-                entry.dossier_code,
-                facts=store.facts_of(entry),
-                decision=routed,
-                received_at=entry.received_at,
-                now=now,
-            )
-            decisions.emit_routed(session, new, routed, None, now)
+            new = _reassign(session, decisions, entry, routed, now)
             report.moved.append(Move(entry.dossier_code, "manual queue", new.office, routed.rule))
     return report
+
+
+def _sort_open(
+    catalogue: Catalogue,
+    rule_set: domain.RuleSet,
+    open_rows: list[store.Assignment],
+    chains: dict[str, list[store.ChainStepRow]],
+    report: RerouteReport,
+) -> list[tuple[store.Assignment, domain.Routed]]:
+    """The open dossiers ``rule_set`` moves, with their new decisions; those it keeps go
+    to ``report`` (kept, with why; or unchanged, their rule version brought up to date)."""
+    moving: list[tuple[store.Assignment, domain.Routed]] = []
+    for row in open_rows:
+        decision = domain.decide(catalogue, rule_set, store.facts_of(row))
+        if row.manual:
+            report.kept.append((row.dossier_code, "assigned by hand"))
+        elif isinstance(decision, domain.Unroutable):
+            report.kept.append((row.dossier_code, f"would be unroutable: {decision.reason}"))
+        elif decision.steps == stored_chain(chains[row.dossier_code]):
+            row.rule_version, row.rule = decision.rule_version, decision.rule
+            row.explanation = decision.explanation
+            report.unchanged += 1
+        elif row.current_step > 0:
+            report.kept.append(
+                (row.dossier_code, f"already at step {row.current_step + 1} of its chain")
+            )
+        else:
+            moving.append((row, decision))
+    return moving
+
+
+def _routable(
+    catalogue: Catalogue, rule_set: domain.RuleSet, queue: list[store.ManualQueueEntry]
+) -> list[tuple[store.ManualQueueEntry, domain.Routed]]:
+    """The queued dossiers ``rule_set`` now routes, with their decisions."""
+    freed: list[tuple[store.ManualQueueEntry, domain.Routed]] = []
+    for entry in queue:
+        outcome = domain.decide(catalogue, rule_set, store.facts_of(entry))
+        if isinstance(outcome, domain.Routed):
+            freed.append((entry, outcome))
+    return freed
+
+
+def _reassign(
+    session: AsyncSession,
+    decisions: Decisions,
+    source: store.Assignment | store.ManualQueueEntry,
+    routed: domain.Routed,
+    now: datetime,
+) -> store.Assignment:
+    """Record ``routed`` for the dossier of ``source`` (its old decision dropped) and put
+    ``dossier.routed`` in the outbox."""
+    new, _ = decisions.assign(
+        session,
+        source.dossier_code,
+        facts=store.facts_of(source),
+        decision=routed,
+        received_at=source.received_at,
+        now=now,
+        dossier_due=source.dossier_due_at,
+    )
+    decisions.emit_routed(session, new, routed, None, now)
+    return new

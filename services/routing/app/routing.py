@@ -17,6 +17,8 @@ re-routing in ``manual``; every query in ``services.routing.store``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from prometheus_client import Gauge, Histogram
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +27,7 @@ from services.routing import domain, store
 from services.routing.app.catalogue import Catalogues
 from services.routing.app.decisions import Decisions
 from services.routing.app.manual import AssignError, Move, RerouteReport, assign_by_hand, reroute
+from services.routing.settings import RoutingSettings
 from shared.calendar import WorkCalendar
 from shared.catalogue import Catalogue, Step
 from shared.clock import Clock, utc_now
@@ -44,14 +47,46 @@ LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
 )
 
-_GAUGE_SECONDS = 5.0
-
 _TAKEN = frozenset({DossierReceived.event_type, DossierActionRecorded.event_type})
 """The event types ``Routing.apply`` handles."""
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What one batch of lifecycle events is applied against: its dossiers' decisions
+    and chains (read once, updated as the batch goes), the rules in force, and "now"."""
+
+    session: AsyncSession
+    assignments: dict[str, store.Assignment]
+    queued: set[str]
+    chains: dict[str, list[store.ChainStepRow]]
+    rule_set: domain.RuleSet
+    now: datetime
+
+    @classmethod
+    async def load(cls, session: AsyncSession, events: list[Envelope], now: datetime) -> _Batch:
+        """One query each for the assignments, queue entries, chains (of dossiers acted
+        on) and rules of ``events``."""
+        codes = list(dict.fromkeys(env.dossier_code for env in events if env.dossier_code))
+        assignments = await store.assignments_of(session, codes)
+        acted = {
+            env.dossier_code
+            for _, env in of_type(events, DossierActionRecorded)
+            if env.dossier_code in assignments
+        }
+        return cls(
+            session,
+            assignments,
+            await store.queued_among(session, codes),
+            await store.chain_of(session, [c for c in codes if c in acted]),
+            await store.current_rule_set(session),
+            now,
+        )
+
+
 class Routing:
-    """Routing's use cases over its own database; "now" comes from ``clock``."""
+    """Routing's use cases over its own database; "now" comes from ``clock``, the pace of
+    its background jobs from ``settings``."""
 
     def __init__(
         self,
@@ -61,10 +96,19 @@ class Routing:
         *,
         after_commit: Callable[[], None] = lambda: None,
         clock: Clock = utc_now,
+        settings: RoutingSettings | None = None,
     ) -> None:
+        own = settings or RoutingSettings()
         self.db = db
         self.clock = clock
-        self.catalogues = Catalogues(db, catalogue, after_commit=after_commit, clock=clock)
+        self.catalogues = Catalogues(
+            db,
+            catalogue,
+            after_commit=after_commit,
+            clock=clock,
+            retry_seconds=own.catalogue_retry_seconds,
+        )
+        self.gauge_seconds = own.gauge_seconds
         self._decisions = Decisions(self.catalogues, calendar, clock)
         self._after_commit = after_commit
 
@@ -95,57 +139,52 @@ class Routing:
         if not relevant:
             return
         await self.catalogues.refresh(session)
-        codes = list(dict.fromkeys(env.dossier_code for env in relevant if env.dossier_code))
-        assignments = await store.assignments_of(session, codes)
-        queued = await store.queued_among(session, codes)
-        acted = {
-            env.dossier_code
-            for _, env in of_type(relevant, DossierActionRecorded)
-            if env.dossier_code in assignments
-        }
-        chains = await store.chain_of(session, [c for c in codes if c in acted])
-        rule_set = await store.current_rule_set(session)
-        decisions = self._decisions
-        now = self.clock()
+        batch = await _Batch.load(session, relevant, self.clock())
         handlers: Handlers[None] = Handlers()
 
         @handlers.on(DossierReceived)
         def on_received(received: DossierReceived, env: Envelope) -> None:
-            code = env.dossier_code or ""
-            if code in assignments or code in queued:
-                return
-            decision = domain.decide(self.catalogue, rule_set, decisions.facts(received))
-            if isinstance(decision, domain.Routed):
-                row, chain = decisions.assign(
-                    session,
-                    code,
-                    facts=decisions.facts(received),
-                    decision=decision,
-                    received_at=received.received_at,
-                    now=now,
-                    dossier_due=received.due_at,
-                )
-                assignments[code], chains[code] = row, chain
-                decisions.emit_routed(session, row, decision, env.correlation_id, now)
-                LATENCY.observe(max(0.0, (now - received.received_at).total_seconds()))
-            else:
-                decisions.queue(
-                    session,
-                    code,
-                    received=received,
-                    decision=decision,
-                    correlation_id=env.correlation_id,
-                    now=now,
-                )
-                queued.add(code)
+            self._route(batch, received, env)
 
         @handlers.on(DossierActionRecorded)
         def on_action(action: DossierActionRecorded, env: Envelope) -> None:
             code = env.dossier_code or ""
-            if code in assignments:
-                decisions.on_action(assignments[code], chains[code], action)
+            if code in batch.assignments:
+                self._decisions.on_action(batch.assignments[code], batch.chains[code], action)
 
         handlers.run(relevant)
+
+    def _route(self, batch: _Batch, received: DossierReceived, env: Envelope) -> None:
+        """Decide a received dossier once: assign it (with its chain) or queue it."""
+        code, session, now = env.dossier_code or "", batch.session, batch.now
+        if code in batch.assignments or code in batch.queued:
+            return
+        decisions = self._decisions
+        facts = decisions.facts(received)
+        decision = domain.decide(self.catalogue, batch.rule_set, facts)
+        if isinstance(decision, domain.Unroutable):
+            decisions.queue(
+                session,
+                code,
+                received=received,
+                decision=decision,
+                correlation_id=env.correlation_id,
+                now=now,
+            )
+            batch.queued.add(code)
+            return
+        row, chain = decisions.assign(
+            session,
+            code,
+            facts=facts,
+            decision=decision,
+            received_at=received.received_at,
+            now=now,
+            dossier_due=received.due_at,
+        )
+        batch.assignments[code], batch.chains[code] = row, chain
+        decisions.emit_routed(session, row, decision, env.correlation_id, now)
+        LATENCY.observe(max(0.0, (now - received.received_at).total_seconds()))
 
     # -- rules -------------------------------------------------------------------------
 
@@ -275,4 +314,4 @@ class Routing:
 
     async def gauge_job(self) -> None:
         """Refresh the gauges periodically (a background job of the process)."""
-        await every(_GAUGE_SECONDS, self.refresh_gauges, "routing gauges")
+        await every(self.gauge_seconds, self.refresh_gauges, "routing gauges")
