@@ -19,6 +19,7 @@ from motcua import (
     dlq_cli,
     keys_cli,
     notify_cli,
+    portal_cli,
     routing_cli,
     sla_cli,
 )
@@ -37,6 +38,7 @@ catalogue_cli.register(app)
 keys_cli.register(app)
 sla_cli.register(app)
 notify_cli.register(app)
+portal_cli.register(app)
 dlq_cli.register(app)
 db_cli.register(app)
 
@@ -57,6 +59,7 @@ SERVICE_PORTS: dict[ServiceName, int] = {
     "routing": 8102,
     "sla": 8103,
     "notify": 8104,
+    "portal": 8105,
 }
 LOCAL_BROKER_PORT = 9092
 
@@ -70,7 +73,7 @@ def _logging(level: str) -> None:
 
 @app.command()
 def run(
-    service: Annotated[str, typer.Argument(help="intake | routing | sla | notify")],
+    service: Annotated[str, typer.Argument(help="intake | routing | sla | notify | portal")],
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[
         int | None, typer.Option(help="HTTP port (default: the service's own).")

@@ -11,16 +11,17 @@ from shared.settings import Settings
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """AsyncAPI 3.0 of all four services (publishers and subscribers), as JSON data."""
-    from services.intake.app import build as build_intake  # noqa: PLC0415
-    from services.notify.app import build as build_notify  # noqa: PLC0415
-    from services.routing.app import build as build_routing  # noqa: PLC0415
-    from services.sla.app import build as build_sla  # noqa: PLC0415
+    """AsyncAPI 3.0 of all five services (publishers and subscribers), as JSON data."""
+    from services.intake.process import build as build_intake  # noqa: PLC0415
+    from services.notify.process import build as build_notify  # noqa: PLC0415
+    from services.portal.process import build as build_portal  # noqa: PLC0415
+    from services.routing.process import build as build_routing  # noqa: PLC0415
+    from services.sla.process import build as build_sla  # noqa: PLC0415
 
     settings = Settings(database_url="sqlite+aiosqlite:///:memory:")
     brokers = [
         build(settings).runtime.broker
-        for build in (build_intake, build_routing, build_sla, build_notify)
+        for build in (build_intake, build_routing, build_sla, build_notify, build_portal)
     ]
     spec = AsyncAPI(
         *brokers,

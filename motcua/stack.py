@@ -34,6 +34,7 @@ KEY_PROBES: dict[ServiceName, str] = {
     "routing": "/api/v1/rules",
     "sla": "/api/v1/sla/KEY-PROBE",
     "notify": "/api/v1/notifications/toggles",
+    "portal": "/api/v1/portal/status",
 }
 """A read of each service that needs a key: 401 until the service knows the key."""
 

@@ -14,8 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ServiceName = Literal["intake", "routing", "sla", "notify"]
-SERVICES: tuple[ServiceName, ...] = ("intake", "routing", "sla", "notify")
+ServiceName = Literal["intake", "routing", "sla", "notify", "portal"]
+SERVICES: tuple[ServiceName, ...] = ("intake", "routing", "sla", "notify", "portal")
 
 
 class Settings(BaseSettings):

@@ -44,7 +44,8 @@ DOSSIER_CONTACTS = TopicSpec(
     "motcua.dossier.contacts",
     6,
     "How to reach each dossier's applicant (name, phone, e-mail), as intake took them. "
-    "Personal data: only notify reads it; the lifecycle topic carries no contact.",
+    "Personal data: only notify (the messages) and portal (the national portal's record) "
+    "read it; the lifecycle topic carries no contact.",
 )
 DOSSIER_ROUTING = TopicSpec(
     "motcua.dossier.routing",

@@ -9,14 +9,15 @@
 # principal is the only super user). For another cluster, run it with an admin's client
 # config, from any machine with Kafka's command-line tools:
 #   BOOTSTRAP=kafka1:9092 COMMAND_CONFIG=admin.properties KAFKA_BIN=/opt/kafka/bin \
-#   MOTCUA_KAFKA_PASSWORD_INTAKE=... (and _ROUTING, _SLA, _NOTIFY) sh deploy/kafka/provision.sh
+#   MOTCUA_KAFKA_PASSWORD_INTAKE=... (and _ROUTING, _SLA, _NOTIFY, _PORTAL) sh deploy/kafka/provision.sh
 #
 # Who may do what (every other request is refused: allow.everyone.if.no.acl.found=false):
 #   service  writes                                       reads
 #   intake   lifecycle, contacts, calendar, keys          routing, calendar, catalogue
 #   routing  routing, catalogue                           lifecycle, calendar, keys
 #   sla      sla                                          lifecycle, routing, calendar, keys, sla
-#   notify   -                                            lifecycle, contacts, sla, keys
+#   notify   -                                            lifecycle, contacts, sla, keys, catalogue
+#   portal   -                                            lifecycle, routing, contacts, keys
 # (topics named without their `motcua.` / `motcua.dossier.` prefix). Each service also
 # writes the dead-letter twin (`<topic>.dlq`) of every topic it reads, reads the twins
 # of the topics it writes (to replay them: `motcua dlq replay`, run in the writing
@@ -108,6 +109,7 @@ user intake MOTCUA_KAFKA_PASSWORD_INTAKE
 user routing MOTCUA_KAFKA_PASSWORD_ROUTING
 user sla MOTCUA_KAFKA_PASSWORD_SLA
 user notify MOTCUA_KAFKA_PASSWORD_NOTIFY
+user portal MOTCUA_KAFKA_PASSWORD_PORTAL
 
 # -- ACLs ----------------------------------------------------------------------------
 
@@ -160,8 +162,13 @@ allow sla Read "$SLA.dlq"
 groups sla
 replays sla
 
-allow notify Read "$LIFECYCLE" "$CONTACTS" "$SLA" "$KEYS"
-allow notify Write "$LIFECYCLE.dlq" "$CONTACTS.dlq" "$SLA.dlq" "$KEYS.dlq"
+allow notify Read "$LIFECYCLE" "$CONTACTS" "$SLA" "$KEYS" "$CATALOGUE"
+allow notify Write "$LIFECYCLE.dlq" "$CONTACTS.dlq" "$SLA.dlq" "$KEYS.dlq" "$CATALOGUE.dlq"
 groups notify
+
+# the portal's record names the applicant: it reads the contacts, as notify does
+allow portal Read "$LIFECYCLE" "$ROUTING" "$CONTACTS" "$KEYS"
+allow portal Write "$LIFECYCLE.dlq" "$ROUTING.dlq" "$CONTACTS.dlq" "$KEYS.dlq"
+groups portal
 
 echo "motcua provisioned on $BOOTSTRAP"

@@ -36,7 +36,7 @@ TLS_SCRIPT = DEPLOY / "kafka" / "tls.sh"
 NGINX_CONF = DEPLOY / "proxy" / "nginx.conf"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "motcua.json"
 
-APP_SERVICES = ("intake", "routing", "sla", "notify")
+APP_SERVICES = ("intake", "routing", "sla", "notify", "portal")
 ALL_SERVICES = (*APP_SERVICES, "kafka", "kafka-init", "postgres", "proxy", "prometheus", "grafana")
 
 TOPICS = {
@@ -62,6 +62,7 @@ ROUTES = {
     "/api/v1/reports": "notify",
     "/api/v1/notifications": "notify",
     "/dashboard": "notify",
+    "/api/v1/portal": "portal",
     "/docs": "intake",
     "/openapi.json": "intake",
 }
@@ -652,10 +653,11 @@ def _what_the_code_does() -> dict[str, tuple[set[str], set[str], set[str]]]:
         database_url="sqlite+aiosqlite:///:memory:"
     )
     builds = {
-        "intake": pytest.importorskip("services.intake.app").build,
-        "routing": pytest.importorskip("services.routing.app").build,
-        "sla": pytest.importorskip("services.sla.app").build,
-        "notify": pytest.importorskip("services.notify.app").build,
+        "intake": pytest.importorskip("services.intake.process").build,
+        "routing": pytest.importorskip("services.routing.process").build,
+        "sla": pytest.importorskip("services.sla.process").build,
+        "notify": pytest.importorskip("services.notify.process").build,
+        "portal": pytest.importorskip("services.portal.process").build,
     }
     wiring: dict[str, tuple[set[str], set[str], set[str]]] = {}
     for name, build in builds.items():
@@ -720,5 +722,6 @@ def test_acls_allow_each_service_what_its_wiring_does_and_no_more(tmp_path: Path
         assert writers == {owner}, topic
     assert {n for n, t in writes.items() if "motcua.keys" in t} == {"intake"}
     assert {n for n, t in writes.items() if "motcua.dossier.lifecycle" in t} == {"intake"}
-    # the applicants' contacts: intake writes them, notify alone reads them
-    assert {n for n, t in reads.items() if "motcua.dossier.contacts" in t} == {"notify"}
+    # the applicants' contacts: intake writes them, notify and the portal (whose record
+    # names the applicant) alone read them
+    assert {n for n, t in reads.items() if "motcua.dossier.contacts" in t} == {"notify", "portal"}

@@ -212,14 +212,14 @@ async def test_undecodable_messages_are_dead_lettered_and_partitions_keep_flowin
         await producer.stop()
     await post_dossiers(30)
     assert await probe.wait_for_all(30) == exactly(30)
-    consumers = 3  # routing, sla and notify each read the lifecycle topic
+    consumers = 4  # routing, sla, notify and portal each read the lifecycle topic
     dead = await read_topic(
         stack.bootstrap_servers,
         DOSSIER_LIFECYCLE.dead_letter,
         expect=DOSSIER_LIFECYCLE.partitions * consumers,
     )
     assert len(dead) == DOSSIER_LIFECYCLE.partitions * consumers
-    assert {h[HEADER_SERVICE] for _, _, h in dead} == {"routing", "sla", "notify"}
+    assert {h[HEADER_SERVICE] for _, _, h in dead} == {"routing", "sla", "notify", "portal"}
     for key, value, headers in dead:
         assert key == b"poison"
         assert value == b"\x00garbage"

@@ -1,0 +1,1 @@
+"""The sync to the national public-service portal (Cổng DVCQG): a ledger per dossier."""

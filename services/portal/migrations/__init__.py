@@ -1,0 +1,1 @@
+"""Alembic revisions of the portal sync's own tables; see ``shared.migrations``."""
