@@ -27,8 +27,9 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from services.sla import store
-from services.sla.app import Tracker, build
+from services.sla.app import Tracker
 from services.sla.domain import Terms, replay
+from services.sla.process import standalone
 from services.sla.rebuild import rebuild
 from shared.calendar import VN_TZ, Duration
 from shared.clock import utc_now
@@ -67,7 +68,7 @@ async def fill(tracker: Tracker, count: int) -> float:
     """Insert ``count`` open clocks; returns seconds. Folds are cached per start minute."""
     folds: dict[datetime, tuple[datetime | None, datetime | None, datetime | None]] = {}
     began = time.perf_counter()
-    db = tracker.runtime.db
+    db = tracker.db
     for start in range(0, count, CHUNK):
         rows = []
         for index in range(start, min(start + CHUNK, count)):
@@ -127,10 +128,10 @@ def received(index: int, *, at: datetime | None = None, due_at: datetime | None 
 
 async def real_clock_overdue(var_dir: Path, index: int) -> float:
     """Seconds after its due time that a dossier due 2 s ahead is flagged, real clock."""
-    tracker = build(Settings(var_dir=var_dir))
+    tracker = standalone(Settings(var_dir=var_dir))
     now = utc_now()
     event = received(index, at=now, due_at=now + timedelta(seconds=2))
-    async with tracker.runtime.db.transaction() as session:
+    async with tracker.db.transaction() as session:
         await tracker.apply(session, [event])
     scheduler = asyncio.create_task(tracker.run_scheduler())
     outbox = table(OutboxRow)
@@ -138,7 +139,7 @@ async def real_clock_overdue(var_dir: Path, index: int) -> float:
     try:
         for _ in range(200):
             await asyncio.sleep(0.05)
-            async with tracker.runtime.db.sessions() as session:
+            async with tracker.db.sessions() as session:
                 conn = await session.connection()
                 values = await conn.execute(
                     select(outbox.c.value).where(outbox.c.key == event.dossier_code)
@@ -151,7 +152,7 @@ async def real_clock_overdue(var_dir: Path, index: int) -> float:
     finally:
         scheduler.cancel()
         await asyncio.gather(scheduler, return_exceptions=True)
-        await tracker.runtime.db.dispose()
+        await tracker.db.dispose()
     assert flagged is not None, "no overdue flag within 10 s"
     warning = flagged.body(SlaWarning)
     return (warning.at - warning.due_at).total_seconds()
@@ -160,14 +161,14 @@ async def real_clock_overdue(var_dir: Path, index: int) -> float:
 async def main(count: int, rebuild_count: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         at = [ORIGIN]
-        tracker = build(Settings(var_dir=Path(tmp) / "live"), clock=lambda: at[0])
-        await tracker.runtime.db.create_tables(tracker.runtime.tables)
+        tracker = standalone(Settings(var_dir=Path(tmp) / "live"), clock=lambda: at[0])
+        await tracker.db.create_tables(store.REBUILT_TABLES)
         seconds = await fill(tracker, count)
         print(f"fill {count:,} open clocks: {seconds:.1f} s ({count / seconds:,.0f}/s)")
         size = (Path(tmp) / "live" / "sla.db").stat().st_size
         print(f"sla.db size: {size / 2**20:.0f} MiB ({size / count:.0f} bytes/dossier)")
 
-        async with tracker.runtime.db.sessions() as session:
+        async with tracker.db.sessions() as session:
             conn = await session.connection()
             deadline = store.CLOCKS.c.next_deadline
             ordered = await conn.execute(
@@ -187,7 +188,7 @@ async def main(count: int, rebuild_count: int) -> None:
             )
             print("claim plan:", "; ".join(str(r[-1]) for r in plan))
         began = time.perf_counter()
-        async with tracker.runtime.db.sessions() as session:
+        async with tracker.db.sessions() as session:
             earliest = await store.earliest_deadline(session)
         print(f"next deadline of all clocks: {(time.perf_counter() - began) * 1000:.2f} ms")
         assert earliest is not None
@@ -197,12 +198,12 @@ async def main(count: int, rebuild_count: int) -> None:
         elapsed = time.perf_counter() - began
         print(f"one scheduler round: {claimed} clocks flagged in {elapsed * 1000:.0f} ms")
         print(f"peak RSS with {count:,} open clocks: {peak_rss_mib():.0f} MiB")
-        await tracker.runtime.db.dispose()
+        await tracker.db.dispose()
         late = await real_clock_overdue(Path(tmp) / "live", count)
         print(f"real clock, {count:,} open clocks: overdue emitted {late * 1000:.0f} ms after due")
 
-        rebuilt = build(Settings(var_dir=Path(tmp) / "rebuilt"), clock=lambda: ORIGIN)
-        await rebuilt.runtime.db.create_tables(rebuilt.runtime.tables)
+        rebuilt = standalone(Settings(var_dir=Path(tmp) / "rebuilt"), clock=lambda: ORIGIN)
+        await rebuilt.db.create_tables(store.REBUILT_TABLES)
         facts = [received(i) for i in range(rebuild_count)]
         began = time.perf_counter()
         report = await rebuild(rebuilt, facts, [])
@@ -211,7 +212,7 @@ async def main(count: int, rebuild_count: int) -> None:
             f"rebuild {report.clocks:,} clocks from {report.events_applied:,} events: "
             f"{seconds:.1f} s ({report.events_applied / seconds:,.0f} events/s)"
         )
-        await rebuilt.runtime.db.dispose()
+        await rebuilt.db.dispose()
     print(f"peak RSS after the rebuild (its events in memory): {peak_rss_mib():.0f} MiB")
     print(f"python {platform.python_version()} on {platform.machine()}")
 

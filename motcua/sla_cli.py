@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.sla.app import build
+from services.sla import process
 from services.sla.rebuild import rebuild
 from shared.events import Envelope, UndecodableEvent, decode
 from shared.kafka_security import client_security
@@ -63,8 +63,9 @@ async def read_topics(bootstrap: str, *topics: TopicSpec, **client: Any) -> list
 
 async def _rebuild(batch: int) -> None:
     settings = get_settings()
-    tracker = build(settings)
+    tracker = process.standalone(settings)
     try:
+        await process.prepare(tracker, settings)
         began = time.perf_counter()
         client = client_security(settings)
         facts = await read_topics(
@@ -74,7 +75,7 @@ async def _rebuild(batch: int) -> None:
         report = await rebuild(tracker, facts, published, batch=batch)
         seconds = time.perf_counter() - began
     finally:
-        await tracker.runtime.db.dispose()
+        await tracker.db.dispose()
     typer.echo(
         f"rebuilt {report.clocks} clocks from {report.events_applied} events "
         f"({report.flags_known} flags already announced) in {seconds:.1f} s"

@@ -135,6 +135,32 @@ def enqueue(
     return envelope
 
 
+def outbox_values(
+    payload: Payload,
+    *,
+    occurred_at: datetime,
+    source: str,
+    dossier_code: str | None,
+    correlation_id: uuid.UUID | None = None,
+) -> dict[str, object]:
+    """The outbox row ``enqueue`` adds, as column values, for a hop that inserts a batch
+    of rows in one statement (in its store module, in the caller's transaction); the
+    rows' order is their publishing order."""
+    envelope = Envelope.wrap(
+        payload,
+        occurred_at=occurred_at,
+        source=source,
+        dossier_code=dossier_code,
+        correlation_id=correlation_id,
+    )
+    return {
+        "topic": payload.topic.name,
+        "key": envelope.dossier_code,
+        "value": envelope.encode(),
+        "created_at": utc_now(),
+    }
+
+
 _OUTBOX = table(OutboxRow)
 
 Partition = tuple[str, int]

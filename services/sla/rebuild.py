@@ -59,10 +59,10 @@ async def rebuild(
     batch: int = 2000,
 ) -> RebuildReport:
     """Replace the tracker's tables with the fold of ``facts`` (topic order per partition)."""
-    db = tracker.runtime.db
+    db = tracker.db
     await upgrade(db, "sla")  # the tables made again below are the newest revision's
-    await store.drop_tables(db, tracker.runtime.tables)
-    await db.create_tables(tracker.runtime.tables)
+    await store.drop_tables(db, store.REBUILT_TABLES)
+    await db.create_tables(store.REBUILT_TABLES)
     flags, started = announced(published)
     now: datetime = tracker.now()
     async with db.transaction() as session:
@@ -74,7 +74,7 @@ async def rebuild(
         chunk = facts[start : start + batch]
         async with db.transaction() as session:
             await tracker.apply(session, chunk)
-            store.mark_applied(session, chunk, now)
+            await store.mark_applied(session, chunk, now)
     await _drop_announced_starts(tracker, started)
     async with db.sessions() as session:
         clocks = await store.count_clocks(session)
@@ -83,7 +83,7 @@ async def rebuild(
 
 async def _drop_announced_starts(tracker: Tracker, started: set[str]) -> None:
     """Remove the outbox rows of clock starts the sla topic already carries."""
-    async with tracker.runtime.db.transaction() as session:
+    async with tracker.db.transaction() as session:
         stale = [
             row_id
             for row_id, key, value in await store.outbox_rows(session)

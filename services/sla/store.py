@@ -12,12 +12,16 @@ tracker is here.
 - ``sla_flag``: a warning or the final class emitted, unique per (dossier, kind, step),
   written in the same transaction as its outbox row: each is emitted once, whatever
   the number of tracker instances.
+
+The SQLModel classes define the schema; the tracker reads and writes plain rows
+(``ClockRow``, ``LedgerEntry``) with Core statements, one per batch and table.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -37,12 +41,13 @@ from sqlalchemy import (
     func,
     update,
 )
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import AwareDateTime, Database, table, upsert_insert
 from shared.events import Envelope
 from shared.inbox import InboxRow
+from shared.keys_sync import TABLES as KEY_TABLES
 from shared.outbox import OutboxRow
 
 
@@ -108,36 +113,116 @@ LEDGER = table(LedgerRow)
 FLAGS = table(FlagRow)
 TABLES = [CLOCKS, LEDGER, FLAGS]
 OUTBOX = table(OutboxRow)
+INBOX = table(InboxRow)
+RUNTIME_TABLES = [*TABLES, *KEY_TABLES]
+"""The tables the service's runtime gets besides its inbox and outbox (the keys' copy)."""
+REBUILT_TABLES = [INBOX, OUTBOX, *RUNTIME_TABLES]
+"""Every table of the sla database: what a rebuild drops and makes again."""
 _DELETE_CHUNK = 10_000
 
 
 Emitted = defaultdict[str, set[tuple[str, int]]]
 """Per dossier, the (kind, step) flags already emitted."""
 
+CLOCK_FIELDS = tuple(c.name for c in CLOCKS.columns)
+_SET_ON_CHANGE = tuple(f for f in CLOCK_FIELDS if f not in ("code", "tracked_at"))
+
+
+@dataclass(slots=True)
+class ClockRow:
+    """A ``tracked_dossier`` row as plain data (the hot path builds no ORM objects); the
+    fields are the table's columns, see ``DossierClock``."""
+
+    code: str
+    tracked_at: datetime
+    version: int = 0
+    started_at: datetime | None = None
+    slip_due_at: datetime | None = None
+    limit_value: str | None = None
+    limit_unit: str | None = None
+    supplement_rule: str | None = None
+    procedure_code: str | None = None
+    receiving_unit: str | None = None
+    channel: str | None = None
+    office: str | None = None
+    steps: list[list[str]] | None = None
+    phase: str = "waiting"
+    due_at: datetime | None = None
+    due_soon_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: str | None = None
+    next_deadline: datetime | None = None
+
+
+class LedgerEntry(NamedTuple):
+    """A ``sla_ledger`` row as plain data: one recorded action of a dossier."""
+
+    code: str
+    sequence: int
+    action: str
+    at: datetime
+    reason: str | None
+    new_due_at: datetime | None
+    office: str | None
+
+
+_LEDGER_COLUMNS = [LEDGER.c[f] for f in LedgerEntry._fields]
+
 
 async def load(
     session: AsyncSession, codes: Collection[str]
-) -> tuple[dict[str, DossierClock], defaultdict[str, list[LedgerRow]], Emitted]:
+) -> tuple[dict[str, ClockRow], defaultdict[str, list[LedgerEntry]], Emitted]:
     """Clocks, ledgers and emitted flags of ``codes``: three queries, whatever their number."""
-    clocks = {
-        row.code: row
-        for row in (
-            await session.exec(select(DossierClock).where(col(DossierClock.code).in_(codes)))
-        ).all()
-    }
-    return clocks, await load_ledgers(session, codes), await emitted_flags(session, codes)
+    return (
+        await load_clocks(session, codes),
+        await load_ledgers(session, codes),
+        await emitted_flags(session, codes),
+    )
+
+
+async def load_clocks(session: AsyncSession, codes: Collection[str]) -> dict[str, ClockRow]:
+    """The clock rows of ``codes`` (one query)."""
+    conn = await session.connection()
+    rows = await conn.execute(CLOCKS.select().where(CLOCKS.c.code.in_(codes)))
+    return {row.code: ClockRow(**row._mapping) for row in rows}
 
 
 async def load_ledgers(
     session: AsyncSession, codes: Collection[str]
-) -> defaultdict[str, list[LedgerRow]]:
+) -> defaultdict[str, list[LedgerEntry]]:
     """The recorded actions of ``codes`` (one query)."""
-    ledgers: defaultdict[str, list[LedgerRow]] = defaultdict(list)
-    for entry in (
-        await session.exec(select(LedgerRow).where(col(LedgerRow.code).in_(codes)))
-    ).all():
+    ledgers: defaultdict[str, list[LedgerEntry]] = defaultdict(list)
+    conn = await session.connection()
+    for row in await conn.execute(select(*_LEDGER_COLUMNS).where(LEDGER.c.code.in_(codes))):
+        entry = LedgerEntry(*row)
         ledgers[entry.code].append(entry)
     return ledgers
+
+
+async def save_clocks(session: AsyncSession, rows: Sequence[ClockRow]) -> None:
+    """Insert or update ``rows`` (one statement, executed for many rows): each was refolded,
+    with its ``version`` bumped, in the transaction that changed its terms or ledger.
+    ``tracked_at`` is kept from the first insert."""
+    if not rows:
+        return
+    statement = upsert_insert(session, CLOCKS)
+    statement = statement.on_conflict_do_update(
+        index_elements=[CLOCKS.c.code],
+        set_={f: statement.excluded[f] for f in _SET_ON_CHANGE},
+    )
+    conn = await session.connection()
+    await conn.execute(statement, [{f: getattr(r, f) for f in CLOCK_FIELDS} for r in rows])
+
+
+async def add_ledger_entries(session: AsyncSession, entries: Sequence[LedgerEntry]) -> None:
+    """Record actions in the caller's transaction (one statement). The caller skipped a
+    ``sequence`` already in the ledger; (code, sequence) is unique, and an entry already
+    there is left alone (a late or repeated action is kept once)."""
+    if not entries:
+        return
+    statement = upsert_insert(session, LEDGER).on_conflict_do_nothing()
+    conn = await session.connection()
+    await conn.execute(statement, [e._asdict() for e in entries])
 
 
 async def emitted_flags(session: AsyncSession, codes: Collection[str]) -> Emitted:
@@ -154,21 +239,22 @@ async def emitted_flags(session: AsyncSession, codes: Collection[str]) -> Emitte
 
 async def claim_due(
     session: AsyncSession, now: datetime, limit: int, *, skip_locked: bool
-) -> list[DossierClock]:
+) -> list[ClockRow]:
     """Up to ``limit`` clocks whose next deadline has come, earliest first, by the index.
 
     With ``skip_locked`` (PostgreSQL) the rows are locked until the transaction ends and
     rows another instance holds are skipped; SQLite has one writer at a time anyway.
     """
     query = (
-        select(DossierClock)
-        .where(col(DossierClock.next_deadline) <= now)
-        .order_by(col(DossierClock.next_deadline))
+        CLOCKS.select()
+        .where(CLOCKS.c.next_deadline <= now)
+        .order_by(CLOCKS.c.next_deadline)
         .limit(limit)
     )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
-    return list((await session.exec(query)).all())
+    conn = await session.connection()
+    return [ClockRow(**row._mapping) for row in await conn.execute(query)]
 
 
 async def insert_flags(
@@ -271,46 +357,25 @@ async def count_clocks(session: AsyncSession) -> int:
     return int((await conn.execute(select(func.count()).select_from(CLOCKS))).scalar_one())
 
 
-def new_clock(session: AsyncSession, code: str, at: datetime) -> DossierClock:
-    """A clock row for a dossier seen for the first time (received and routed may come in
-    either order), added to the caller's transaction."""
-    row = DossierClock(code=code, tracked_at=at)
-    session.add(row)
-    return row
-
-
-def save_clock(session: AsyncSession, row: DossierClock) -> None:
-    """Write a clock row whose summary was refolded (with its ``version`` bumped) in the
-    transaction that changed its terms or ledger."""
-    session.add(row)
-
-
-def add_ledger_entry(session: AsyncSession, entry: LedgerRow) -> None:
-    """Record an action in the caller's transaction. The caller skipped a ``sequence``
-    already in the ledger (a late or repeated action is kept once): (code, sequence) is
-    unique."""
-    session.add(entry)
-
-
-def add_flag(session: AsyncSession, code: str, kind: str, step: int, at: datetime) -> None:
-    """Record a flag as emitted, in the transaction that puts its outbox row. The caller
-    checked the flags loaded in this transaction; (code, kind, step) is the primary key,
-    so a second writer's commit fails rather than announce it twice."""
-    session.add(FlagRow(code=code, kind=kind, step=step, emitted_at=at))
-
-
 async def drop_tables(db: Database, tables: Sequence[Table]) -> None:
     """Drop ``tables`` (a rebuild makes them again). Only with the sla service stopped."""
     async with db.engine.begin() as conn:
         await conn.run_sync(lambda sync: SQLModel.metadata.drop_all(sync, tables=list(tables)))
 
 
-def mark_applied(session: AsyncSession, events: Iterable[Envelope], at: datetime) -> None:
+async def mark_applied(session: AsyncSession, events: Iterable[Envelope], at: datetime) -> None:
     """Record ``events`` in the inbox as applied, in the transaction that applied them, so
-    the consumer does not apply them again."""
-    session.add_all(
-        InboxRow(event_id=str(e.event_id), event_type=e.type, applied_at=at) for e in events
-    )
+    the consumer does not apply them again (one statement)."""
+    values = [{"event_id": str(e.event_id), "event_type": e.type, "applied_at": at} for e in events]
+    if values:
+        await (await session.connection()).execute(INBOX.insert(), values)
+
+
+async def add_outbox_rows(session: AsyncSession, values: Sequence[Mapping[str, object]]) -> None:
+    """Add outbox rows (``shared.outbox.outbox_values``) in the caller's transaction, in
+    the order given (one statement): the relay publishes them in that order."""
+    if values:
+        await (await session.connection()).execute(OUTBOX.insert(), list(values))
 
 
 async def outbox_rows(session: AsyncSession) -> list[tuple[int, str | None, bytes]]:

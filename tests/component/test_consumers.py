@@ -16,11 +16,11 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import app as notify_app
+from services.notify import process as notify_process
 from services.notify import store as notify_store
-from services.routing import app as routing_app
+from services.routing import process as routing_process
 from services.routing import store as routing_store
-from services.sla import app as sla_app
+from services.sla import process as sla_process
 from services.sla import store as sla_store
 from shared.db import Database, table
 from shared.deadletter import HEADER_ATTEMPTS, HEADER_REASON, HEADER_SOURCE_TOPIC
@@ -61,7 +61,7 @@ def collect_dead_letters(runtime: ServiceRuntime) -> list[KafkaMessage]:
 
 
 async def test_routing_routes_once_despite_redelivery(settings: Settings) -> None:
-    routing = routing_app.build(settings)
+    routing = routing_process.build(settings)
     db = routing.runtime.db
     await db.create_tables(routing.runtime.tables)
     event = received_envelope()
@@ -77,7 +77,7 @@ async def test_routing_routes_once_despite_redelivery(settings: Settings) -> Non
 
 
 async def test_unknown_procedure_goes_to_the_manual_queue(settings: Settings) -> None:
-    routing = routing_app.build(settings)
+    routing = routing_process.build(settings)
     db = routing.runtime.db
     await db.create_tables(routing.runtime.tables)
     event = received_envelope(procedure="9.999999")
@@ -90,9 +90,10 @@ async def test_unknown_procedure_goes_to_the_manual_queue(settings: Settings) ->
 
 
 async def test_sla_accepts_routed_before_received(settings: Settings) -> None:
-    tracker = sla_app.build(settings)
-    db = tracker.runtime.db
-    await db.create_tables(tracker.runtime.tables)
+    process = sla_process.build(settings)
+    tracker = process.tracker
+    db = process.runtime.db
+    await db.create_tables(process.runtime.tables)
     received = received_envelope()
     routed = Envelope.wrap(
         DossierRouted(
@@ -106,7 +107,7 @@ async def test_sla_accepts_routed_before_received(settings: Settings) -> None:
         source="routing",
         dossier_code=received.dossier_code,
     )
-    async with TestKafkaBroker(tracker.runtime.broker) as broker:
+    async with TestKafkaBroker(process.runtime.broker) as broker:
         await broker.publish(routed.encode(), DOSSIER_ROUTING.name, key=routed.key)
         await broker.publish(received.encode(), DOSSIER_LIFECYCLE.name, key=received.key)
     found = await tracker.get(received.dossier_code or "")
@@ -120,7 +121,7 @@ async def test_sla_accepts_routed_before_received(settings: Settings) -> None:
 
 
 async def test_notify_stores_one_receipt_and_sends_it(settings: Settings) -> None:
-    notifier = notify_app.build(settings)
+    notifier = notify_process.build(settings).notifier
     db = notifier.runtime.db
     await db.create_tables(notifier.runtime.tables)
     event = received_envelope()
@@ -144,7 +145,7 @@ async def test_notify_stores_one_receipt_and_sends_it(settings: Settings) -> Non
 async def test_undecodable_message_is_dead_lettered_and_the_rest_applied(
     settings: Settings,
 ) -> None:
-    routing = routing_app.build(settings)
+    routing = routing_process.build(settings)
     db = routing.runtime.db
     await db.create_tables(routing.runtime.tables)
     dead = collect_dead_letters(routing.runtime)

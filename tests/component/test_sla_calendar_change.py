@@ -16,8 +16,8 @@ from tests.component.test_sla_tracker import (
     VirtualClock,
     publish,
     received,
-    sla_app,
     sla_events,
+    sla_process,
     vn,
 )
 
@@ -36,9 +36,10 @@ async def test_a_change_that_brings_the_due_time_forward_is_flagged_at_the_new_t
     plain = default_calendar("default")
     tuesday_off = with_day_off(plain, date(2026, 6, 2))
     clock = VirtualClock(vn("2026-06-01 08:00"))
-    tracker = sla_app.build(Settings(var_dir=tmp_path), clock=clock, calendar=tuesday_off)
-    await tracker.runtime.db.create_tables(tracker.runtime.tables)
-    await publish(tracker, received())  # 2 working days from Mon 08:00, Tuesday off
+    process = sla_process.build(Settings(var_dir=tmp_path), clock=clock, calendar=tuesday_off)
+    tracker = process.tracker
+    await process.runtime.db.create_tables(process.runtime.tables)
+    await publish(process, received())  # 2 working days from Mon 08:00, Tuesday off
     found = await tracker.get(CODE)
     assert found is not None
     assert found[0].due_at == vn("2026-06-04 08:00")
@@ -47,12 +48,12 @@ async def test_a_change_that_brings_the_due_time_forward_is_flagged_at_the_new_t
     tracker.use_calendar(plain)  # the day off is withdrawn: due Wed 08:00
     clock.at = vn("2026-06-02 09:00")
     assert await tracker.flag_due() == vn("2026-06-02 14:30")  # the apology: 3 working h
-    [due_soon] = await sla_events(tracker.runtime.db, "due_soon")
+    [due_soon] = await sla_events(process.runtime.db, "due_soon")
     assert due_soon.payload["due_at"] == "2026-06-03T08:00:00+07:00"
     refolded = await tracker.get(CODE)
     assert refolded is not None
     assert refolded[0].due_at == vn("2026-06-03 08:00")  # what the gauges count by
-    await tracker.runtime.db.dispose()
+    await process.runtime.db.dispose()
 
 
 async def test_a_calendar_equal_in_working_time_leaves_the_deadlines_alone(
@@ -68,13 +69,14 @@ async def test_a_calendar_equal_in_working_time_leaves_the_deadlines_alone(
     assert not with_day_off(plain, date(2026, 6, 2)).same_working_time(plain)
 
     clock = VirtualClock(vn("2026-06-01 08:00"))
-    tracker = sla_app.build(Settings(var_dir=tmp_path), clock=clock, calendar=plain)
-    await tracker.runtime.db.create_tables(tracker.runtime.tables)
-    await publish(tracker, received())
+    process = sla_process.build(Settings(var_dir=tmp_path), clock=clock, calendar=plain)
+    tracker = process.tracker
+    await process.runtime.db.create_tables(process.runtime.tables)
+    await publish(process, received())
     tracker.use_calendar(renamed)
     clock.at = vn("2026-06-01 09:00")
     assert await tracker.flag_due() == vn("2026-06-02 08:00")  # unchanged, nothing refolded
     found = await tracker.get(CODE)
     assert found is not None
     assert found[0].next_deadline == vn("2026-06-02 08:00")
-    await tracker.runtime.db.dispose()
+    await process.runtime.db.dispose()

@@ -22,9 +22,10 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 
 from services.sla import api as sla_api
-from services.sla import app as sla_app
+from services.sla import process as sla_process
 from services.sla import store
 from services.sla.rebuild import rebuild
+from services.sla.settings import SlaSettings
 from shared.auth import Authenticator
 from shared.calendar import VN_TZ
 from shared.db import Database, table
@@ -73,10 +74,10 @@ def clock() -> VirtualClock:
     return VirtualClock(vn("2026-06-01 08:00"))
 
 
-async def started(settings: Settings, clock: VirtualClock) -> sla_app.Tracker:
-    tracker = sla_app.build(settings, clock=clock)
-    await tracker.runtime.db.create_tables(tracker.runtime.tables)
-    return tracker
+async def started(settings: Settings, clock: VirtualClock) -> sla_process.SlaProcess:
+    process = sla_process.build(settings, clock=clock)
+    await process.runtime.db.create_tables(process.runtime.tables)
+    return process
 
 
 def received(code: str = CODE, *, at: str = "2026-06-01 08:00", rule: str = "pause") -> Envelope:
@@ -118,8 +119,8 @@ def action(
     )
 
 
-async def publish(tracker: sla_app.Tracker, *events: Envelope) -> None:
-    async with TestKafkaBroker(tracker.runtime.broker) as broker:
+async def publish(process: sla_process.SlaProcess, *events: Envelope) -> None:
+    async with TestKafkaBroker(process.runtime.broker) as broker:
         for event in events:
             topic = DOSSIER_ROUTING if event.type == "dossier.routed" else DOSSIER_LIFECYCLE
             await broker.publish(event.encode(), topic.name, key=event.key)
@@ -139,54 +140,57 @@ async def sla_events(db: Database, kind: str | None = None) -> list[Envelope]:
 async def test_pause_example_through_the_consumer_with_late_and_repeated_actions(
     settings: Settings, clock: VirtualClock
 ) -> None:
-    tracker = await started(settings, clock)
+    process = await started(settings, clock)
+    tracker = process.tracker
     pause = action(1, DossierAction.REQUEST_SUPPLEMENT, "2026-06-01 14:00", reason="thiếu tờ khai")
     back = action(2, DossierAction.SUBMIT_SUPPLEMENT, "2026-06-04 10:00")
     repeated = action(2, DossierAction.SUBMIT_SUPPLEMENT, "2026-06-04 11:00")
-    await publish(tracker, received(), back, pause, pause, repeated)
+    await publish(process, received(), back, pause, pause, repeated)
     found = await tracker.get(CODE)
     assert found is not None
     row, ledger = found
     assert sorted(e.sequence for e in ledger) == [1, 2]
     assert row.due_at == vn("2026-06-05 15:00")
     assert row.phase == "running"
-    assert [e.type for e in await sla_events(tracker.runtime.db)] == ["sla.clock_started"]
+    assert [e.type for e in await sla_events(process.runtime.db)] == ["sla.clock_started"]
 
 
 async def test_the_class_is_published_once_when_the_result_is_ready(
     settings: Settings, clock: VirtualClock
 ) -> None:
-    tracker = await started(settings, clock)
+    process = await started(settings, clock)
+    tracker = process.tracker
     resolve = action(1, DossierAction.RESOLVE, "2026-06-03 07:45")
-    await publish(tracker, received(), resolve, resolve)
-    await publish(tracker, action(2, DossierAction.RETURN_RESULT, "2026-06-04 09:00"))
-    finished = [e for e in await sla_events(tracker.runtime.db) if e.type == "sla.finished"]
+    await publish(process, received(), resolve, resolve)
+    await publish(process, action(2, DossierAction.RETURN_RESULT, "2026-06-04 09:00"))
+    finished = [e for e in await sla_events(process.runtime.db) if e.type == "sla.finished"]
     assert len(finished) == 1
     assert finished[0].payload["outcome"] == "on_time"
     assert finished[0].dossier_code == CODE
     clock.at = vn("2026-06-10 08:00")
     assert await tracker.flag_due() is None
-    assert await sla_events(tracker.runtime.db, "overdue") == []
+    assert await sla_events(process.runtime.db, "overdue") == []
 
 
 async def test_scheduler_flags_each_warning_once_in_virtual_time(
     settings: Settings, clock: VirtualClock
 ) -> None:
-    tracker = await started(settings, clock)
-    await publish(tracker, received())
+    process = await started(settings, clock)
+    tracker = process.tracker
+    await publish(process, received())
     clock.at = vn("2026-06-02 07:59")
     assert await tracker.flag_due() == vn("2026-06-02 08:00")
-    assert await sla_events(tracker.runtime.db, "due_soon") == []
+    assert await sla_events(process.runtime.db, "due_soon") == []
     clock.at = vn("2026-06-02 15:00")
     assert await tracker.flag_due() == vn("2026-06-03 08:00") + timedelta(microseconds=1)
-    [due_soon] = await sla_events(tracker.runtime.db, "due_soon")
-    [apology] = await sla_events(tracker.runtime.db, "apology_needed")
+    [due_soon] = await sla_events(process.runtime.db, "due_soon")
+    [apology] = await sla_events(process.runtime.db, "apology_needed")
     assert due_soon.payload["working_hours_left"] == 2.5
     assert apology.payload["due_at"] == "2026-06-03T08:00:00+07:00"
     clock.at = vn("2026-06-03 08:00:01")
     assert await tracker.flag_due() is None
     assert await tracker.flag_due() is None
-    [overdue] = await sla_events(tracker.runtime.db, "overdue")
+    [overdue] = await sla_events(process.runtime.db, "overdue")
     assert overdue.payload["step"] is None
     assert overdue.dossier_code == CODE
 
@@ -194,19 +198,21 @@ async def test_scheduler_flags_each_warning_once_in_virtual_time(
 async def test_a_pause_holds_the_flags_until_the_clock_runs_again(
     settings: Settings, clock: VirtualClock
 ) -> None:
-    tracker = await started(settings, clock)
-    await publish(tracker, received(), action(1, DossierAction.STOP, "2026-06-01 09:00"))
+    process = await started(settings, clock)
+    tracker = process.tracker
+    await publish(process, received(), action(1, DossierAction.STOP, "2026-06-01 09:00"))
     clock.at = vn("2026-06-20 09:00")
     assert await tracker.flag_due() is None
-    assert await sla_events(tracker.runtime.db, "overdue") == []
-    await publish(tracker, action(2, DossierAction.RESUME, "2026-06-22 09:00"))
+    assert await sla_events(process.runtime.db, "overdue") == []
+    await publish(process, action(2, DossierAction.RESUME, "2026-06-22 09:00"))
     found = await tracker.get(CODE)
     assert found is not None
     assert found[0].next_deadline == vn("2026-06-23 08:00")
 
 
 async def test_chain_steps_get_their_own_flags(settings: Settings, clock: VirtualClock) -> None:
-    tracker = await started(settings, clock)
+    process = await started(settings, clock)
+    tracker = process.tracker
     routed = Envelope.wrap(
         DossierRouted(
             procedure_code="2.000635",
@@ -223,10 +229,10 @@ async def test_chain_steps_get_their_own_flags(settings: Settings, clock: Virtua
         source="routing",
         dossier_code=CODE,
     )
-    await publish(tracker, routed, received())
+    await publish(process, routed, received())
     clock.at = vn("2026-06-01 13:30:01")
     await tracker.flag_due()
-    [overdue] = await sla_events(tracker.runtime.db, "overdue")
+    [overdue] = await sla_events(process.runtime.db, "overdue")
     assert overdue.payload["step"] == 0
     assert overdue.payload["office"] == "A"
 
@@ -240,8 +246,10 @@ async def test_exactly_one_overdue_with_two_trackers_and_a_redelivered_event(
     await publish(first, event)
     await publish(second, event)
     clock.at = vn("2026-06-03 08:00:01")
-    await asyncio.gather(first.flag_due(), second.flag_due(), first.flag_due())
-    await asyncio.gather(second.flag_due(), first.flag_due())
+    await asyncio.gather(
+        first.tracker.flag_due(), second.tracker.flag_due(), first.tracker.flag_due()
+    )
+    await asyncio.gather(second.tracker.flag_due(), first.tracker.flag_due())
     events = await sla_events(first.runtime.db)
     assert len(await sla_events(first.runtime.db, "overdue")) == 1
     assert [e.type for e in events].count("sla.clock_started") == 1
@@ -250,15 +258,16 @@ async def test_exactly_one_overdue_with_two_trackers_and_a_redelivered_event(
 
 
 async def test_the_api_explains_the_clock(settings: Settings, clock: VirtualClock) -> None:
-    tracker = await started(settings, clock)
+    process = await started(settings, clock)
+    tracker = process.tracker
     await publish(
-        tracker,
+        process,
         received(),
         action(1, DossierAction.REQUEST_SUPPLEMENT, "2026-06-01 14:00", reason="thiếu tờ khai"),
         action(2, DossierAction.SUBMIT_SUPPLEMENT, "2026-06-04 10:00"),
     )
     clock.at = vn("2026-06-04 13:00")
-    db = tracker.runtime.db
+    db = process.runtime.db
     app = FastAPI()
     answer_refusals(app)  # as create_http_app does
     app.include_router(sla_api.router(tracker, Authenticator(key_lookup(db))))
@@ -293,9 +302,10 @@ async def test_the_api_explains_the_clock(settings: Settings, clock: VirtualCloc
 
 
 async def test_gauges_count_open_dossiers_by_state(settings: Settings, clock: VirtualClock) -> None:
-    tracker = await started(settings, clock)
+    process = await started(settings, clock)
+    tracker = process.tracker
     await publish(
-        tracker,
+        process,
         received(),
         received("000.00.00.H56-260601-0002"),
         action(1, DossierAction.STOP, "2026-06-01 09:00", code="000.00.00.H56-260601-0002"),
@@ -358,7 +368,7 @@ async def test_rebuild_from_the_topics_reproduces_the_live_state(
     ]
     await publish(live, *facts)
     clock.at = vn("2026-06-03 10:00")
-    await live.flag_due()
+    await live.tracker.flag_due()
     late = action(3, DossierAction.RESOLVE, "2026-06-05 16:00")
     await publish(live, late)
     facts.append(late)
@@ -366,31 +376,32 @@ async def test_rebuild_from_the_topics_reproduces_the_live_state(
     assert {e.type for e in published} >= {"sla.warning", "sla.finished"}
 
     rebuilt = await started(Settings(var_dir=tmp_path / "rebuilt"), clock)
-    report = await rebuild(rebuilt, facts, published, batch=2)
+    report = await rebuild(rebuilt.tracker, facts, published, batch=2)
     assert report.clocks == 2
     assert await snapshot(rebuilt.runtime.db) == await snapshot(live.runtime.db)
     assert await sla_events(rebuilt.runtime.db) == []
-    assert await rebuilt.flag_due() == await live.flag_due()
+    assert await rebuilt.tracker.flag_due() == await live.tracker.flag_due()
 
 
 async def test_the_scheduler_wakes_on_new_work(settings: Settings, clock: VirtualClock) -> None:
-    tracker = sla_app.build(
-        settings, clock=clock, sla=sla_app.SlaSettings(scheduler_max_sleep_seconds=3600)
+    process = sla_process.build(
+        settings, clock=clock, sla=SlaSettings(scheduler_max_sleep_seconds=3600)
     )
-    await tracker.runtime.db.create_tables(tracker.runtime.tables)
+    tracker = process.tracker
+    await process.runtime.db.create_tables(process.runtime.tables)
     clock.at = vn("2026-06-03 09:00")
     scheduler = asyncio.create_task(tracker.run_scheduler())
     try:
         await asyncio.sleep(0.1)  # let it find no deadline and go to sleep
-        await publish(tracker, received())
+        await publish(process, received())
         for _ in range(200):  # 10 s at most, far less than its hour-long sleep
-            if await sla_events(tracker.runtime.db, "overdue"):
+            if await sla_events(process.runtime.db, "overdue"):
                 break
             await asyncio.sleep(0.05)
     finally:
         scheduler.cancel()
         await asyncio.gather(scheduler, return_exceptions=True)
-    assert len(await sla_events(tracker.runtime.db, "overdue")) == 1
+    assert len(await sla_events(process.runtime.db, "overdue")) == 1
 
 
 @pytest.fixture
@@ -417,7 +428,7 @@ async def test_exactly_one_overdue_with_two_trackers_on_postgresql(
     await publish(second, *(received(code) for code in codes[20:]))
     clock.at = vn("2026-06-03 08:00:01")
     for _ in range(2):
-        await asyncio.gather(first.flag_due(), second.flag_due())
+        await asyncio.gather(first.tracker.flag_due(), second.tracker.flag_due())
     overdue = await sla_events(first.runtime.db, "overdue")
     assert sorted(e.dossier_code or "" for e in overdue) == codes
     await first.runtime.db.dispose()

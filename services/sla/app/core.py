@@ -1,0 +1,104 @@
+"""What every role of the tracker shares: its database, calendar, policy and clock.
+
+``Tracker`` (``services.sla.app``) is one object with three roles, each in its own
+module over this core: ``tracking`` (the consumer applies events), ``flags`` (the
+scheduler raises warnings) and ``queries`` (what the API and the gauges read).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from services.sla import store
+from services.sla.domain import ChainStep, Clock, Entry, Terms, replay
+from services.sla.settings import SlaSettings
+from shared.calendar import Duration, WorkCalendar
+from shared.clock import Clock as Now
+from shared.clock import utc_now
+from shared.db import Database
+from shared.events import ClockStarted, SlaFinished, SlaWarning
+from shared.outbox import outbox_values
+from shared.settings import ServiceName
+from shared.wakeup import Wakeup
+
+SERVICE: ServiceName = "sla"
+FINISHED_FLAG = "finished"
+
+
+def terms_of(row: store.ClockRow) -> Terms | None:
+    """The terms of a clock row; ``None`` until its reception arrived."""
+    if row.started_at is None or row.limit_unit is None or row.limit_value is None:
+        return None
+    return Terms(
+        received_at=row.started_at,
+        time_limit=Duration(Decimal(row.limit_value), row.limit_unit),
+        supplement_rule="restart" if row.supplement_rule == "restart" else "pause",
+        slip_due_at=row.slip_due_at,
+        steps=tuple(ChainStep(office, Decimal(hours)) for office, hours in row.steps or []),
+    )
+
+
+def entries_of(rows: Sequence[store.LedgerEntry]) -> list[Entry]:
+    """The ledger rows as domain entries."""
+    return [Entry(r.sequence, r.at, r.action, r.reason, r.new_due_at, r.office) for r in rows]
+
+
+class TrackerCore:
+    """The state the tracker's roles share; ``now`` is the injected clock."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        calendar: WorkCalendar,
+        sla: SlaSettings,
+        clock: Now = utc_now,
+    ) -> None:
+        self.db = db
+        self.calendar = calendar
+        self.sla = sla
+        self.policy = sla.policy()
+        self.now = clock
+        self._wake = Wakeup()
+        self._recheck = False
+
+    def use_calendar(self, calendar: WorkCalendar) -> None:
+        """Compute clocks with ``calendar`` from now on (after a calendar change).
+
+        If it changes working time, the scheduler's next round first brings every stored
+        deadline forward to now, so each open clock is refolded with the new calendar: a
+        deadline the change moved earlier is not missed, one it moved later is only
+        rechecked. A calendar equal in working time (a restart replaying the topic)
+        costs nothing.
+        """
+        changed = not calendar.same_working_time(self.calendar)
+        self.calendar = calendar
+        if changed:
+            self._recheck = True
+            self._wake.set()
+
+    def replay(self, row: store.ClockRow, ledger: Sequence[store.LedgerEntry]) -> Clock | None:
+        """The clock of a row and its ledger; ``None`` until its reception arrived."""
+        terms = terms_of(row)
+        return (
+            None if terms is None else replay(terms, entries_of(ledger), self.calendar, self.policy)
+        )
+
+    @staticmethod
+    def _outbox(
+        payload: ClockStarted | SlaFinished | SlaWarning,
+        code: str,
+        correlation_id: uuid.UUID | None,
+        now: datetime,
+    ) -> dict[str, object]:
+        """The outbox row announcing ``payload`` about dossier ``code``."""
+        return outbox_values(
+            payload,
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=code,
+            correlation_id=correlation_id,
+        )
