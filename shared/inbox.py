@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, delete
+from sqlalchemy import Column, Index, String, delete, insert
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -154,9 +154,13 @@ class BatchConsumer:
             if fresh:
                 await self._apply(session, fresh)
                 now = utc_now()
-                session.add_all(
-                    InboxRow(event_id=str(env.event_id), event_type=env.type, applied_at=now)
-                    for env in fresh
+                conn = await session.connection()
+                await conn.execute(
+                    insert(_INBOX),
+                    [
+                        {"event_id": str(env.event_id), "event_type": env.type, "applied_at": now}
+                        for env in fresh
+                    ],
                 )
         skipped = len(envelopes) - len(fresh)
         if skipped:
