@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -23,9 +22,10 @@ from motcua import (
     routing_cli,
     sla_cli,
 )
-from shared.clock import ClockStartError, parse_clock_start, process_offset, set_offset
+from motcua.serve import SERVICE_PORTS, configure_logging, serve
+from shared.clock import ClockStartError, parse_clock_start
 from shared.localbroker import LocalBroker, free_port
-from shared.settings import SERVICES, ServiceName, Settings, get_settings, keep_private
+from shared.settings import SERVICES, Settings, get_settings, keep_private
 
 app = typer.Typer(
     help="motcua: one-stop counter dossiers, routed, timed and notified.",
@@ -54,21 +54,7 @@ def private_state() -> None:
 
 
 GATEWAY_PORT = 8000
-SERVICE_PORTS: dict[ServiceName, int] = {
-    "intake": 8101,
-    "routing": 8102,
-    "sla": 8103,
-    "notify": 8104,
-    "portal": 8105,
-}
 LOCAL_BROKER_PORT = 9092
-
-
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # the entry point's forwarding and the services' own HTTP calls: one line per request
-    # would drown what matters
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -83,25 +69,11 @@ def run(
     if service not in SERVICES:
         typer.echo(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}", err=True)
         raise typer.Exit(2)
-    settings = _settings()
-    _logging(settings.log_level)
     try:
-        set_offset(process_offset(settings.clock_start, settings.clock_offset_seconds))
+        serve(service, _settings(), host=host, port=port)
     except ClockStartError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
-    uvicorn.run(
-        f"services.{service}.api:create_app",
-        factory=True,
-        host=host,
-        port=port or SERVICE_PORTS[service],
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        # X-Forwarded-For is believed from the proxy in front only (the local gateway, on
-        # loopback, by default); from any other peer the peer is the client
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxies,
-    )
 
 
 @app.command()
@@ -123,7 +95,7 @@ def up(
     from motcua.stack import Stack  # noqa: PLC0415
 
     settings = _settings()
-    _logging(settings.log_level)
+    configure_logging(settings.log_level)
     try:
         clock_start = parse_clock_start(settings.clock_start) if settings.clock_start else None
     except ClockStartError as exc:

@@ -159,7 +159,7 @@ class Stack:
         svc = self.services[name]
         log = open(self.var_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
         svc.process = subprocess.Popen(
-            [sys.executable, "-m", "motcua.cli", "run", name, "--port", str(svc.port)],
+            [sys.executable, "-m", "motcua.serve", name, "--port", str(svc.port)],
             env=self.child_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
