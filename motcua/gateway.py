@@ -1,6 +1,6 @@
 """The single HTTP entry point of the local stack: routes by path to each service.
 
-It also serves one merged OpenAPI document of all four services at ``/openapi.json``,
+It also serves one merged OpenAPI document of all five services at ``/openapi.json``,
 the API docs at ``/docs``, and the screens (``/app/*``, ``/tra-cuu``: ``motcua.screens``).
 
 It is the edge, and guards it (``deploy/proxy/nginx.conf`` does the same in compose):
@@ -40,6 +40,7 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("/api/v1/queue", "intake"),
     ("/api/v1/public", "intake"),
     ("/api/v1/calendar", "intake"),
+    ("/api/v1/ratings", "intake"),
     ("/api/v1/catalogue", "routing"),
     ("/api/v1/rules", "routing"),
     ("/api/v1/sla", "sla"),

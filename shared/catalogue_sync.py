@@ -12,6 +12,9 @@ Invariants:
   the same copy;
 - a version at or below one already kept is not written again, and ``use`` is only
   given the newest version of a batch.
+
+A service that only looks procedures up by code (notify, portal) holds the version in
+use in a ``CatalogueInUse``, which also keeps naming the procedures removed since.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from sqlalchemy import Column, Integer, Table, Text
 from sqlmodel import Field, SQLModel, col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.catalogue import Catalogue, catalogue_from, procedures_json
+from shared.catalogue import Catalogue, Procedure, catalogue_from, procedures_json, seed_catalogue
 from shared.db import AwareDateTime, Database, table
 from shared.events import CataloguePublished, Envelope, of_type
 from shared.inbox import Apply
@@ -112,3 +115,72 @@ def following_catalogue(use: Callable[[Catalogue], None], apply: Apply = _nothin
         await apply(session, [e for e in events if e.type != CataloguePublished.event_type])
 
     return wrapped
+
+
+class CatalogueInUse:
+    """The catalogue a service that follows the topic looks procedures up in by code
+    (notify: levels and names; portal: names, fields and fees), the seed until a version
+    arrives. Give ``use`` to ``following_catalogue``.
+
+    Invariants:
+    - the version in use never goes back: ``use`` ignores a version at or below it;
+    - a procedure a newer version removed is still found by its code (a dossier of it may
+      still be open, and reports of past periods name it): calling the object gives the
+      version in use plus the procedures removed since, under the number in use;
+    - the versions kept before a restart (``catalogue_copy``) are read back once per
+      process (``restore``), before the first lookup that matters.
+    """
+
+    def __init__(self, seed: Catalogue | None = None) -> None:
+        self._in_use = seed or seed_catalogue()
+        self._retired: dict[str, Procedure] = {}
+        self._lookup = self._in_use
+        self._restored = False
+
+    def __call__(self) -> Catalogue:
+        """The catalogue to look procedures up in (the version in use and the retired)."""
+        return self._lookup
+
+    @property
+    def version(self) -> int:
+        """The number of the version in use."""
+        return self._in_use.version
+
+    def use(self, catalogue: Catalogue) -> None:
+        """Look procedures up in ``catalogue`` from now on, if it is newer than the one in
+        use (an older or equal version is ignored)."""
+        if catalogue.version <= self._in_use.version:
+            return
+        previous, self._in_use = self._in_use, catalogue
+        self._retire(previous)
+        self._refresh()
+
+    async def restore(self, session: AsyncSession) -> None:
+        """Use the versions kept before a restart (once per process; the newest wins) and
+        remember the procedures they had that the version in use has not."""
+        if self._restored:
+            return
+        kept = await kept_catalogues_in(session)
+        for catalogue in kept:
+            self.use(catalogue)
+        for catalogue in kept:
+            self._retire(catalogue)
+        self._refresh()
+        self._restored = True
+
+    def _retire(self, catalogue: Catalogue) -> None:
+        """Remember ``catalogue``'s procedures that the version in use lacks (a later
+        version's copy of a procedure replaces an earlier one's)."""
+        self._retired.update(
+            (code, procedure)
+            for code, procedure in catalogue.procedures.items()
+            if code not in self._in_use.procedures
+        )
+
+    def _refresh(self) -> None:
+        for code in self._in_use.procedures:
+            self._retired.pop(code, None)
+        self._lookup = Catalogue(
+            version=self._in_use.version,
+            procedures={**self._retired, **self._in_use.procedures},
+        )

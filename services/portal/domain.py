@@ -9,7 +9,14 @@ Invariants:
 - an optional field with no value (None, "", []) is left out of what is sent;
 - the record of a state shows the dossier as it stood at that state: the supplement
   requests made up to it, NgayKetThucXuLy once processing ended (9, and 10 after it),
-  NgayTra only when returned (10).
+  NgayTra only when returned (10);
+- the fee (DanhSachLePhi) is the one of the dossier's channel: an online dossier's is the
+  catalogue's online fee when it has one (``shared.catalogue.Procedure.fee_for``);
+- a dossier received under a catalogue version newer than the one in use waits for it
+  (``waits_for_catalogue``): its record would lack a new procedure's name and fee;
+- LoaiDoiTuong is "2" (a business) for a procedure of a business field (``BUSINESS_FIELDS``,
+  the household-business procedures), "1" (a citizen) otherwise. MaDoiTuong (the
+  applicant's id number) is never sent: it does not leave intake (see the README).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.catalogue import Procedure as CatalogueProcedure
 from shared.clock import in_vietnam
 from shared.events import Channel, DossierAction
 
@@ -40,7 +48,10 @@ CHANNEL_CODES: dict[str, str] = {
     Channel.ONLINE.value: "2",  # trực tuyến
     Channel.POST.value: "3",  # bưu chính công ích
 }
-CITIZEN = "1"  # LoaiDoiTuong: công dân ("2" would be a business)
+CITIZEN = "1"  # LoaiDoiTuong: công dân
+BUSINESS = "2"  # LoaiDoiTuong: doanh nghiệp, hộ kinh doanh
+BUSINESS_FIELDS = frozenset({"Thành lập và hoạt động của hộ kinh doanh"})
+"""The catalogue fields (lĩnh vực) whose applicant is a business, not a citizen."""
 FORM_DEFAULT = "0"  # HinhThuc
 FEE_NAME = "Lệ phí"
 FEE_COLLECTION = "1"  # HinhThucThu: collected where the dossier is received
@@ -100,10 +111,28 @@ class Supplement:
 
 @dataclass(frozen=True, slots=True)
 class Procedure:
-    """What the catalogue says of the dossier's procedure (name, fee)."""
+    """What the catalogue says of the dossier's procedure: its name, its field and the
+    fee of the dossier's channel."""
 
     name: str | None = None
     fee_vnd: int | None = None
+    field: str | None = None
+
+
+def procedure_for(found: CatalogueProcedure | None, channel: str) -> Procedure:
+    """The catalogue's procedure as a dossier of ``channel`` sees it (its fee is the
+    online one for an online dossier); nothing known if the catalogue lacks it."""
+    if found is None:
+        return Procedure()
+    online = channel == Channel.ONLINE.value
+    return Procedure(name=found.name, fee_vnd=found.fee_for(online=online), field=found.field)
+
+
+def applicant_kind(procedure: Procedure, facts: Facts) -> str:
+    """LoaiDoiTuong: a business for a procedure of a business field, else a citizen (the
+    catalogue's field first, the one the dossier was received under otherwise)."""
+    field = procedure.field or facts.field
+    return BUSINESS if field in BUSINESS_FIELDS else CITIZEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +151,14 @@ class Facts:
     resolved_at: datetime | None = None
     returned_at: datetime | None = None
     supplements: tuple[Supplement, ...] = ()
+    catalogue_version: int | None = None
+    """The catalogue version intake received the dossier under (None: not received yet)."""
+
+
+def waits_for_catalogue(facts: Facts, version_in_use: int) -> bool:
+    """Whether the dossier must wait for a newer catalogue than the one in use (the
+    catalogue topic and the lifecycle topic are read independently)."""
+    return facts.catalogue_version is not None and facts.catalogue_version > version_in_use
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +212,7 @@ def record(
             "TenLinhVuc": facts.field,
             "KenhThucHien": CHANNEL_CODES.get(facts.channel),
             "ChuHoSo": applicant.name if applicant else None,
-            "LoaiDoiTuong": CITIZEN,
+            "LoaiDoiTuong": applicant_kind(procedure, facts),
             "SoDienThoai": applicant.phone if applicant else None,
             "Email": applicant.email if applicant else None,
             "TrichYeuHoSo": procedure.name,

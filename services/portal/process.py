@@ -3,7 +3,8 @@ server), or the operator's view over its database alone (the command line).
 
 The server consumes the lifecycle, routing and contact topics (the record names the
 applicant, so the portal reads the contacts as notify does), follows the keys intake
-issues (its admin API), and publishes nothing.
+issues (its admin API) and the procedure catalogue routing publishes (the records' names,
+fields and fees, kept in ``catalogue_copy``), and publishes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 from services.portal import store
 from services.portal.app import SERVICE, Ledger, Operations, Sender
 from services.portal.settings import PortalSettings
-from shared.catalogue import seed_catalogue
+from shared.catalogue_sync import TABLES as CATALOGUE_TABLES
+from shared.catalogue_sync import CatalogueInUse, following_catalogue
 from shared.clock import Clock, utc_now
 from shared.consume import follow, subscribe
 from shared.db import Database
@@ -23,7 +25,13 @@ from shared.keys_sync import following_keys
 from shared.migrations import ensure_at_head
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.topics import API_KEYS, DOSSIER_CONTACTS, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from shared.topics import (
+    API_KEYS,
+    CATALOGUE,
+    DOSSIER_CONTACTS,
+    DOSSIER_LIFECYCLE,
+    DOSSIER_ROUTING,
+)
 
 NOT_CONFIGURED = "portal not configured"
 
@@ -33,7 +41,8 @@ class PortalRuntime(ServiceRuntime):
     configured is still ready: the ledger fills, nothing is sent)."""
 
     def __init__(self, settings: Settings, portal: PortalSettings) -> None:
-        super().__init__(SERVICE, settings, tables=[*store.TABLES, *KEY_TABLES], publishes=[])
+        tables = [*store.TABLES, *KEY_TABLES, *CATALOGUE_TABLES]
+        super().__init__(SERVICE, settings, tables=tables, publishes=[])
         self.portal = portal
 
     async def readiness(self) -> dict[str, Any]:
@@ -57,13 +66,16 @@ def build(
     settings: Settings, *, portal: PortalSettings | None = None, clock: Clock = utc_now
 ) -> PortalProcess:
     """The runtime, the ledger's subscriber, the sender and the operator's view; the keys
-    intake issues are followed for the admin API. Use cases read "now" from ``clock``."""
+    intake issues are followed for the admin API, and the catalogue for the sender (the
+    seed until a version arrives). Use cases read "now" from ``clock``."""
     portal = portal or PortalSettings()
     runtime = PortalRuntime(settings, portal)
     ledger = Ledger(clock=clock)
-    sender = Sender(runtime.db, portal, seed_catalogue(), clock=clock)
+    catalogue = CatalogueInUse()
+    sender = Sender(runtime.db, portal, catalogue, clock=clock)
     subscribe(runtime, ledger.apply, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_CONTACTS)
-    follow(runtime, following_keys(settings, SERVICE), API_KEYS)
+    following = following_keys(settings, SERVICE, following_catalogue(catalogue.use))
+    follow(runtime, following, API_KEYS, CATALOGUE)
     return PortalProcess(runtime, ledger, sender, Operations(runtime.db, portal, clock=clock))
 
 

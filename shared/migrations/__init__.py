@@ -5,9 +5,10 @@ revisions is one Alembic branch, named like the directory, whose revision ids st
 with that name:
 
 - ``shared/migrations/inbox_outbox/``: the inbox and the outbox, in every service;
-- ``shared/migrations/keys_sync/``: ``api_key_copy`` (routing, sla, notify);
-- ``shared/migrations/catalogue_sync/``: ``catalogue_copy`` (intake; notify, whose
-  baseline lacked it, creates the same table in its own branch: ``notify_0003``);
+- ``shared/migrations/keys_sync/``: ``api_key_copy`` (routing, sla, notify, portal);
+- ``shared/migrations/catalogue_sync/``: ``catalogue_copy`` (intake; notify and portal,
+  whose baselines lacked it, create the same table in their own branches: ``notify_0003``,
+  ``portal_0002``);
 - ``services/<service>/migrations/``: the service's own tables.
 
 A service's script directory is its own branch plus the shared branches it uses

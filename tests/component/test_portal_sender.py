@@ -17,7 +17,7 @@ from sqlalchemy import text
 from services.portal import process
 from services.portal.app import Ledger, Operations, PortalClient, Sender
 from services.portal.settings import PortalSettings
-from shared.catalogue import seed_catalogue
+from shared.catalogue_sync import CatalogueInUse
 from shared.db import Database
 from shared.events import (
     Contact,
@@ -73,7 +73,7 @@ class Rig:
         self.standin = standin
         self.clock = Clock()
         self.ledger = Ledger(clock=self.clock)
-        self.sender = Sender(db, settings, seed_catalogue(), clock=self.clock)
+        self.sender = Sender(db, settings, CatalogueInUse(), clock=self.clock)
         self.operations = Operations(db, settings, clock=self.clock)
 
     async def apply(self, *events: Envelope) -> None:
@@ -217,7 +217,7 @@ async def test_without_a_portal_the_ledger_fills_and_nothing_is_sent(tmp_path: P
     db = Database(settings.database_url_for("portal"))
     await upgrade(db, "portal")
     unset = portal_settings(None)
-    sender = Sender(db, unset, seed_catalogue())
+    sender = Sender(db, unset, CatalogueInUse())
     code = f"{DSTCODE}-261202-0010"
     async with db.transaction() as session:
         await Ledger().apply(session, [received_envelope(code), contact(code)])

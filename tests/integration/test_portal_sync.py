@@ -219,3 +219,40 @@ async def test_a_refused_dossier_is_failed_and_does_not_hold_up_the_others(
         again = await client.post("/api/v1/portal/resync", json={"failed": True})
         assert again.json() == {"resynced": 1}
     await until(lambda: standin.states(refused) == ["2"], "the refused dossier after resync")
+
+
+NEW_PROCEDURE = {
+    "code": "1.999002",
+    "name": "Thủ tục thêm sau khi khởi động",
+    "field": "Hộ tịch",
+    "levels": ["xa"],
+    "duration": {"value": 2, "unit": "working_days"},
+    "online_duration": None,
+    "supplement_rule": "pause",
+    "fee_vnd": 30000,
+    "online_fee_vnd": 15000,
+    "steps": [{"office": None, "hours": 16}],
+}
+
+
+async def test_a_procedure_added_through_routing_is_synced_with_its_name_and_fee(
+    stack: Stack, standin: PortalStandIn, intake: httpx.AsyncClient
+) -> None:
+    admin = api_key_header(stack.admin_key or "")
+    async with httpx.AsyncClient(
+        base_url=stack.services["routing"].url, timeout=30, headers=admin
+    ) as routing:
+        added = await routing.post("/api/v1/catalogue", params={"by": "ops"}, json=NEW_PROCEDURE)
+        assert added.status_code == 201, added.text
+    body = dossier_body(procedure_code=NEW_PROCEDURE["code"])
+    deadline = time.monotonic() + 30
+    answer = await intake.post("/api/v1/dossiers", json=body)
+    while answer.status_code == 422 and time.monotonic() < deadline:  # intake's copy lags
+        await asyncio.sleep(0.5)
+        answer = await intake.post("/api/v1/dossiers", json=body)
+    assert answer.status_code == 201, answer.text
+    code = answer.json()["code"]
+    await until(lambda: standin.states(code) == ["2"], "the new procedure's dossier at the portal")
+    record = standin.accepted("DongBoHoSoMC", code)[0].body["data"][0]
+    assert record["TenTTHC"] == NEW_PROCEDURE["name"]
+    assert [fee["Gia"] for fee in record["DanhSachLePhi"]] == ["30000"]  # at the counter

@@ -10,6 +10,7 @@ import pytest
 from services.portal import domain
 from services.portal.domain import Outcome
 from shared.calendar import VN_TZ
+from shared.catalogue import seed_catalogue
 
 RECEIVED = datetime(2026, 12, 2, 2, 5, 9, tzinfo=UTC)  # 09:05:09 in Vietnam
 CODE = "000.00.00.H56-261202-0007"
@@ -178,3 +179,44 @@ def test_a_failure_is_described_by_status_and_code_only() -> None:
     answer = {"error_code": "E12", "message": "ChuHoSo Lê Văn Cường không hợp lệ"}
     assert domain.describe(400, answer) == "HTTP 400, error_code E12"
     assert domain.describe(None, None) == "no answer"
+
+
+@pytest.mark.parametrize(("channel", "fee"), [("counter", "20000"), ("online", "10000")])
+def test_the_fee_is_the_one_of_the_dossiers_channel(channel: str, fee: str) -> None:
+    """Đăng ký thường trú (1.004222): 20,000 đ at the counter, 10,000 đ online."""
+    found = seed_catalogue().get("1.004222")
+    procedure = domain.procedure_for(found, channel)
+    facts = domain.Facts(CODE, "1.004222", channel, "000.00.00.H56", received_at=RECEIVED)
+    fees = domain.record(facts, state(1, 2), None, procedure)["DanhSachLePhi"]
+    assert [f["Gia"] for f in fees] == [fee]
+    assert fees[0]["MaPhiLePhi"] == "1.004222-LP"
+
+
+def test_a_procedure_the_catalogue_lacks_is_known_by_its_code_alone() -> None:
+    assert domain.procedure_for(None, "online") == domain.Procedure()
+
+
+@pytest.mark.parametrize(
+    ("procedure_code", "kind"),
+    [("1.001612", "2"), ("1.001266", "2"), ("2.000635", "1"), ("1.004222", "1")],
+)
+def test_a_household_business_procedure_is_a_business_applicant(
+    procedure_code: str, kind: str
+) -> None:
+    found = seed_catalogue().get(procedure_code)
+    assert found is not None
+    procedure = domain.procedure_for(found, "counter")
+    facts = domain.Facts(CODE, procedure_code, "counter", "000.00.00.H56", received_at=RECEIVED)
+    assert domain.record(facts, state(1, 2), None, procedure)["LoaiDoiTuong"] == kind
+
+
+def test_without_the_catalogue_the_received_field_decides_the_applicant_kind() -> None:
+    business = domain.Facts(
+        CODE,
+        "1.999001",
+        "counter",
+        "000.00.00.H56",
+        field="Thành lập và hoạt động của hộ kinh doanh",
+    )
+    assert domain.applicant_kind(domain.Procedure(), business) == domain.BUSINESS
+    assert domain.applicant_kind(domain.Procedure(), FACTS) == domain.CITIZEN

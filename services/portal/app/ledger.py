@@ -51,6 +51,7 @@ def facts_json(facts: domain.Facts) -> str:
             }
             for s in facts.supplements
         ],
+        "catalogue_version": facts.catalogue_version,
     }
     return orjson.dumps(out).decode()
 
@@ -86,6 +87,7 @@ def facts_of(row: store.PortalDossier) -> domain.Facts | None:
         resolved_at=_time(raw["resolved_at"]),
         returned_at=_time(raw["returned_at"]),
         supplements=supplements,
+        catalogue_version=raw.get("catalogue_version"),
     )
 
 
@@ -184,7 +186,11 @@ class Ledger:
                 row.code, payload.procedure_code, payload.channel.value, payload.receiving_unit
             )
             received = replace(
-                base, field=payload.field, received_at=payload.received_at, due_at=payload.due_at
+                base,
+                field=payload.field,
+                received_at=payload.received_at,
+                due_at=payload.due_at,
+                catalogue_version=payload.catalogue_version,
             )
             self._keep(row, received)
             at, due = payload.received_at, payload.due_at

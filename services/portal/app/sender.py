@@ -12,7 +12,11 @@ Invariants (besides ``services.portal.store``'s):
   others wait their turn); a 4xx other than 401 puts the dossier in the failed list
   (``motcua portal resync``) and the round goes on with the others;
 - a dossier is held under a lease while it is sent, so two instances never send one
-  dossier's states at once.
+  dossier's states at once;
+- names, fields and fees come from the catalogue version in use (``CatalogueInUse``,
+  fed by the catalogue topic, read back from ``catalogue_copy`` before the first round),
+  so a procedure routing added after the start is sent with its name and fee; a dossier
+  received under a version not in use yet is left pending (no attempt counted) until it is.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from prometheus_client import Counter
 from services.portal import domain, store
 from services.portal.app.ledger import applicant_of, facts_of
 from services.portal.settings import PortalSettings
-from shared.catalogue import Catalogue
+from shared.catalogue_sync import CatalogueInUse
 from shared.clock import Clock, utc_now
 from shared.db import Database
 from shared.retry import backoff
@@ -145,6 +149,10 @@ class PortalClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+WAITING = Reply(domain.Outcome.RETRY, "waiting for a newer catalogue", reached=True)
+"""What ``Sender._sync`` answers for a dossier held for the catalogue: nothing was sent."""
+
+
 def _reached(status: int | None) -> bool:
     return status is not None and status < 500
 
@@ -156,7 +164,7 @@ class Sender:
         self,
         db: Database,
         settings: PortalSettings,
-        catalogue: Catalogue,
+        catalogue: CatalogueInUse,
         *,
         client: PortalClient | None = None,
         clock: Clock = utc_now,
@@ -191,11 +199,14 @@ class Sender:
 
     async def send_round(self) -> int:
         """Take up to ``batch`` due dossiers and send each one's pending states; return
-        how many were taken. Stops early at a portal that does not answer."""
+        how many were taken (not counting those held for the catalogue, so that held
+        dossiers alone never keep the sender from resting). Stops early at a portal that
+        does not answer."""
         if not self.settings.configured:
             return 0
         now = self.clock()
         async with self.db.transaction() as session:
+            await self.catalogue.restore(session)
             codes = await store.due_codes(session, now, self.settings.batch)
         taken = 0
         for code in codes:
@@ -203,18 +214,20 @@ class Sender:
             async with self.db.transaction() as session:
                 if not await store.claim(session, code, self.owner, now, until):
                     continue
-            taken += 1
             try:
                 reply = await self._sync(code)
             finally:
                 async with self.db.transaction() as session:
                     await store.release(session, code, self.owner)
+            if reply is not WAITING:
+                taken += 1
             if reply is not None and not reply.reached:
                 break
         return taken
 
     async def _sync(self, code: str) -> Reply | None:
-        """Send the dossier's pending states in order; the failed reply, if any."""
+        """Send the dossier's pending states in order; the failed reply, if any
+        (``WAITING``: held for a newer catalogue, nothing sent)."""
         async with self.db.sessions() as session:
             row = await store.dossier(session, code)
             states = await store.pending_states(session, code)
@@ -223,6 +236,8 @@ class Sender:
         facts, applicant = facts_of(row), applicant_of(row)
         if facts is None:
             return None
+        if domain.waits_for_catalogue(facts, self.catalogue.version):
+            return WAITING
         created, acked_step, acked_status = row.created, row.acked_step, row.acked_status
         for pending in states:
             if pending.step <= acked_step:
@@ -261,10 +276,8 @@ class Sender:
         return None
 
     def _procedure(self, facts: domain.Facts) -> domain.Procedure:
-        found = self.catalogue.get(facts.procedure_code)
-        if found is None:
-            return domain.Procedure()
-        return domain.Procedure(name=found.name, fee_vnd=found.fee_vnd)
+        found = self.catalogue().get(facts.procedure_code)
+        return domain.procedure_for(found, facts.channel)
 
     async def _failed(self, code: str, attempts: int, reply: Reply) -> None:
         """Record a failed call: retried after a backoff, or the failed list (a 4xx)."""
