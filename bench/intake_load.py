@@ -3,8 +3,10 @@
 Starts the broker and the four services (SQLite files, or PostgreSQL schemas with
 ``--postgres URL``), then keeps ``--concurrency`` requests in flight for ``--seconds``
 from one asyncio client on the same machine, and prints the sustained rate and the
-latency percentiles of the answers (every one must be 201). The client shares the two
-cores with the services: the figures are a floor, not a ceiling.
+latency percentiles of the answers (every one must be 201), and the CPU time each process
+(services, broker, this client) used during the load, per request: a figure the other
+load on a shared machine barely moves. The client shares the two cores with the
+services: the rates are a floor, not a ceiling.
 
     .venv/bin/python bench/intake_load.py [--seconds 20] [--concurrency 32] [--postgres URL]
 """
@@ -67,6 +69,12 @@ async def load(base: str, key: str, seconds: float, concurrency: int) -> tuple[i
     return errors, latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -84,9 +92,21 @@ def main() -> None:
         try:
             stack.start(timeout=120)
             assert stack.admin_key is not None
+            processes = {
+                name: svc.process.pid
+                for name, svc in stack.services.items()
+                if svc.process is not None
+            }
+            if stack.broker is not None and stack.broker.process is not None:
+                processes["broker"] = stack.broker.process.pid
+            processes["client"] = os.getpid()
+            cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
             errors, latencies = asyncio.run(
                 load(stack.services["intake"].url, stack.admin_key, args.seconds, args.concurrency)
             )
+            cpu_used = {
+                name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()
+            }
         finally:
             stack.stop()
     latencies.sort()
@@ -114,6 +134,10 @@ def main() -> None:
         f"p90 {percentile(latencies, 0.90) * 1000:.1f} ms, "
         f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
         f"mean {statistics.fmean(latencies) * 1000:.1f} ms"
+    )
+    print(
+        f"  load average at the end {os.getloadavg()[0]:.1f}; CPU a request (ms): "
+        + ", ".join(f"{name} {used / len(latencies) * 1000:.2f}" for name, used in cpu_used.items())
     )
 
 

@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
@@ -223,15 +224,50 @@ _header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="motcu
 
 
 class Authenticator:
-    """Builds FastAPI dependencies that authenticate a request and check its role."""
+    """Builds FastAPI dependencies that authenticate a request and check its role.
 
-    def __init__(self, lookup: KeyLookup) -> None:
+    With ``cache_seconds`` > 0, a key found by the lookup is kept that long (by the
+    monotonic ``clock``, in seconds) and not looked up again meanwhile: a revocation (or
+    any change of the key) takes effect within ``cache_seconds``. A key the lookup did
+    not find is never kept, so a new key works at once. The secret's hash is compared on
+    every request, cached or not. Without ``cache_seconds`` every request looks up.
+    """
+
+    def __init__(
+        self,
+        lookup: KeyLookup,
+        *,
+        cache_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_cached: int = 10_000,
+    ) -> None:
         self._lookup = lookup
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._max_cached = max_cached
+        self._cached: dict[str, tuple[float, StoredKey]] = {}
+
+    async def _find(self, key_id: str) -> StoredKey | None:
+        """The stored key, from the cache while it is younger than ``cache_seconds``."""
+        if self._cache_seconds <= 0:
+            return await self._lookup(key_id)
+        now = self._clock()
+        kept = self._cached.get(key_id)
+        if kept is not None and now - kept[0] < self._cache_seconds:
+            return kept[1]
+        stored = await self._lookup(key_id)
+        if stored is None:
+            self._cached.pop(key_id, None)
+            return None
+        if len(self._cached) >= self._max_cached:
+            self._cached.clear()  # unknown ids are never kept: only real keys fill it
+        self._cached[key_id] = (now, stored)
+        return stored
 
     async def authenticate(self, token: str | None) -> Principal:
         """The principal of ``token``; ``HTTPException(401)`` unless it is a live key."""
         parsed = parse_key(token) if token else None
-        stored = await self._lookup(parsed[0]) if parsed else None
+        stored = await self._find(parsed[0]) if parsed else None
         if (
             parsed is None
             or stored is None

@@ -250,6 +250,63 @@ class SlaFinished(Payload):
     channel: Channel
 
 
+class StepDueTime(BaseModel):
+    """A chain step's due time as the legal clock holds it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    step: int = Field(description="Chain step index (0-based).")
+    office: str
+    started_at: AwareDatetime | None = Field(description="Null: the step has not started.")
+    due_at: AwareDatetime | None = Field(description="Null: not started, or no due time.")
+
+
+class SlaDueTimes(Payload):
+    """The legal clock's due times of a dossier and of its chain steps, published by sla
+    whenever its fold moves one (the first computation, a pause's end, a restart, a
+    transfer, a new chain), in the transaction that stored them: the latest one of a
+    dossier holds its current due times, pauses and restarts included."""
+
+    event_type: ClassVar[str] = "sla.due_times"
+    topic: ClassVar[TopicSpec] = DOSSIER_SLA
+
+    due_at: AwareDatetime | None = Field(description="The due time of the class.")
+    steps: list[StepDueTime] = Field(description="Every chain step, in order; empty: none.")
+
+
+class SatisfactionLevel(StrEnum):
+    """How satisfied the citizen said they were with a dossier's handling (mức độ hài
+    lòng), the three levels of the counter's kiosk and of the online form."""
+
+    VERY_SATISFIED = "rat_hai_long"  # rất hài lòng
+    SATISFIED = "hai_long"  # hài lòng
+    NOT_SATISFIED = "khong_hai_long"  # không hài lòng
+
+
+class RatingChannel(StrEnum):
+    """Where a rating was given."""
+
+    KIOSK = "kiosk"  # at the counter, on the kiosk
+    ONLINE = "online"  # POST /api/v1/public/ratings, with the code and phone
+
+
+class RatingGiven(Payload):
+    """The citizen rated a dossier after its result (status 9 or 10), once per dossier.
+
+    No comment text and nothing about the person: only the level and where the dossier
+    belongs (procedure, receiving unit, channel), for the reports.
+    """
+
+    event_type: ClassVar[str] = "rating.given"
+    topic: ClassVar[TopicSpec] = DOSSIER_LIFECYCLE
+
+    level: SatisfactionLevel
+    channel: RatingChannel
+    at: AwareDatetime
+    procedure_code: str
+    receiving_unit: str
+    dossier_channel: Channel = Field(description="How the dossier itself reached us.")
+
+
 class SpecialDayRow(BaseModel):
     """A row of a province's special-days table as it travels."""
 
@@ -334,6 +391,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ClockStarted,
         SlaWarning,
         SlaFinished,
+        SlaDueTimes,
+        RatingGiven,
         CalendarChanged,
         CataloguePublished,
         ApiKeyChanged,

@@ -19,12 +19,13 @@ from services.intake.app import (
 from services.intake.pages import render_lookup_page
 from services.intake.queue import api as queue_api
 from services.intake.ratelimit import TokenBuckets
+from services.intake.ratings import GivenRating, Ratings
 from services.intake.settings import IntakeSettings
-from services.intake.views import ActionIn, DossierIn, LookupIn
+from services.intake.views import ActionIn, DossierIn, LookupIn, PublicRatingIn, RatingIn
 from shared.auth import ROLE_ACCESS, Access, Authenticator, Principal, Role, require_access
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
-from shared.clock import Clock, utc_now
-from shared.errors import NotFound, TooMany
+from shared.clock import Clock, in_vietnam, utc_now
+from shared.errors import NotFound, Refusal, TooMany
 from shared.events import Channel, Contact
 from shared.service import create_http_app
 from shared.settings import Settings, get_settings
@@ -98,8 +99,15 @@ def _receive_route(api: APIRouter, intake: Intake, auth: Authenticator) -> None:
             documents=body.documents,
             received_at=body.received_at,
         )
-        request = {"route": "receive", "body": body.model_dump(mode="json")}
-        idem = _idempotency(principal, idempotency_key, request)
+        idem = (
+            Idempotency.of(
+                principal,
+                idempotency_key,
+                {"route": "receive", "body": body.model_dump(mode="json")},
+            )
+            if idempotency_key
+            else None
+        )
         return await _answer(lambda: intake.receive(new, actor=principal, idempotency=idem))
 
 
@@ -233,8 +241,13 @@ PUBLIC_LOOKUP = "/api/v1/public/lookup"
 """The citizen's look-up: a POST, so that the phone never travels in a URL (URLs are logged)."""
 
 
+PUBLIC_TIME = "/api/v1/public/time"
+"""The services' clock, for the screens (no key: it tells nothing but the time)."""
+
+
 def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBuckets) -> APIRouter:
-    """The citizen's look-up: no key, status and due time only. Limited per client
+    """The citizen's look-up: no key, status and due time only (and what a supplement
+    asks for), and the services' clock. The look-up is limited per client
     address (the one the trusted proxy names) and, for wrong guesses, per dossier code
     whoever guesses: a code that had too many wrong phones answers 429 for a while."""
     api = APIRouter(tags=["public"])
@@ -244,7 +257,12 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
             f"too many look-ups {what}; try again later", retry_after=buckets.retry_after(key)
         )
 
-    @api.post(PUBLIC_LOOKUP, response_model=views.PublicDossierOut, responses={404: {}, 429: {}})
+    @api.post(
+        PUBLIC_LOOKUP,
+        response_model=views.PublicDossierOut,
+        response_model_exclude_unset=True,  # ``supplement`` only while one is awaited
+        responses={404: {}, 429: {}},
+    )
     async def look_up(body: LookupIn, request: Request) -> views.PublicDossierOut:
         """Status and due time of a dossier, when ``phone`` is the applicant's. A wrong
         phone and an unknown code get the same 404, and count alike against the code."""
@@ -253,11 +271,18 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
             raise too_many(per_client, client, "from this address")
         if not per_code.take(body.code):
             raise too_many(per_code, body.code, "of this dossier")
-        dossier = await intake.public_lookup(body.code, body.phone)
-        if dossier is None:
+        found = await intake.public_lookup(body.code, body.phone)
+        if found is None:
             raise NotFound("no dossier with this code and phone")
         per_code.give_back(body.code)  # the right phone is no guess
-        return views.PublicDossierOut.of(dossier)
+        return found
+
+    @api.get(PUBLIC_TIME, response_model=views.ServerTimeOut)
+    async def server_time() -> views.ServerTimeOut:
+        """The services' now and today's date in Vietnam: screens show "today" by it, not
+        by the device's clock."""
+        now = in_vietnam(intake.clock())
+        return views.ServerTimeOut(now=now, today=now.date())
 
     @api.get(
         PUBLIC_LOOKUP_PATH + "/{code}",  # where slips' QR codes point
@@ -273,6 +298,75 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
         return HTMLResponse(
             render_lookup_page(known, PUBLIC_LOOKUP), headers={"Cache-Control": "no-store"}
         )
+
+    return api
+
+
+RATINGS = "/api/v1/ratings"
+"""A rating given on a kiosk (kiosk keys of the dossier's receiving unit)."""
+PUBLIC_RATINGS = "/api/v1/public/ratings"
+"""A rating given online: the code and phone, as for the look-up (a POST: no phone in a URL)."""
+
+
+def ratings_router(ratings: Ratings, auth: Authenticator) -> APIRouter:
+    """``POST /api/v1/ratings``: kiosk keys (and admin); the dossier must be one the key's
+    unit received, else 404 as for an unknown code."""
+    api = APIRouter(tags=["ratings"])
+    kiosk = auth.require(Role.KIOSK)
+
+    @api.post(
+        RATINGS,
+        status_code=status.HTTP_201_CREATED,
+        response_model=views.RatingOut,
+        responses={403: {}, 404: {}, 409: {"description": "Rated already, or no result yet."}},
+    )
+    async def rate_at_kiosk(
+        body: RatingIn, principal: Annotated[Principal, Depends(kiosk)]
+    ) -> views.RatingOut:
+        """Record the citizen's satisfaction with a dossier after its result (status 9 or
+        10): once per dossier; three levels, an optional comment of at most 500 characters."""
+        given = GivenRating(level=body.level, comment=body.comment)
+        return await ratings.at_kiosk(body.code, given, actor=principal)
+
+    return api
+
+
+def public_ratings_router(
+    ratings: Ratings, per_client: TokenBuckets, per_code: TokenBuckets
+) -> APIRouter:
+    """``POST /api/v1/public/ratings``: no key; the code and the applicant's phone, limited
+    by the public look-up's own buckets (per client address, and per code for wrong
+    phones), with the look-up's answer to a wrong phone."""
+    api = APIRouter(tags=["public"])
+
+    @api.post(
+        PUBLIC_RATINGS,
+        status_code=status.HTTP_201_CREATED,
+        response_model=views.RatingOut,
+        responses={404: {}, 409: {"description": "Rated already, or no result yet."}, 429: {}},
+    )
+    async def rate_online(body: PublicRatingIn, request: Request) -> views.RatingOut:
+        """Record the citizen's satisfaction with a dossier after its result, when
+        ``phone`` is the applicant's: once per dossier. A wrong phone and an unknown code
+        get the look-up's 404, and count alike against the code."""
+        client = request.client.host if request.client else "unknown"
+        for buckets, key, what in (
+            (per_client, client, "from this address"),
+            (per_code, body.code, "of this dossier"),
+        ):
+            if not buckets.take(key):
+                msg = f"too many look-ups {what}; try again later"
+                raise TooMany(msg, retry_after=buckets.retry_after(key))
+        given = GivenRating(level=body.level, comment=body.comment)
+        try:
+            rated = await ratings.online(body.code, body.phone, given)
+        except Refusal:
+            per_code.give_back(body.code)  # the phone was right: no guess
+            raise
+        if rated is None:
+            raise NotFound("no dossier with this code and phone")
+        per_code.give_back(body.code)
+        return rated
 
     return api
 
@@ -296,7 +390,7 @@ def create_app(
         # ~27 MB when full; forgetting a code needs 100,000 other codes guessed after it
         max_clients=100_000,
     )
-    auth = Authenticator(intake.find_key)
+    auth = Authenticator(intake.find_key, cache_seconds=options.key_cache_seconds)
     app = create_http_app(
         intake.runtime,
         title="motcua intake",
@@ -306,6 +400,8 @@ def create_app(
             public_router(intake, per_client, per_code),
             calendar_api.router(intake.runtime, auth),
             queue_api.router(built.queue, auth),
+            ratings_router(built.ratings, auth),
+            public_ratings_router(built.ratings, per_client, per_code),
         ],
         background=[intake.keys_job, intake.purge_job],
     )

@@ -9,8 +9,10 @@ them); :class:`services.intake.app.Intake` joins them.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import domain, store
+from services.intake.sequences import Sequences
 from services.intake.settings import IntakeSettings
 from shared.auth import Access, DossierUnits, Principal, dossier_not_found, may_reach
 from shared.calendar import WorkCalendar, default_calendar
@@ -34,6 +37,9 @@ from shared.service import ServiceRuntime
 from shared.settings import ServiceName
 
 SERVICE: ServiceName = "intake"
+_PG_WRITERS = 3
+"""Use-case transactions at once on PostgreSQL: the pool's 5 connections less the relay's
+and a consumer's."""
 
 
 class CatalogueError(InvalidFields, ValueError):
@@ -112,6 +118,12 @@ class IntakeCore:
         self.clock = clock
         self.options = options or IntakeSettings()
         self.calendar = default_calendar(province=runtime.settings.province)
+        self._writers = asyncio.Semaphore(1 if runtime.db.is_sqlite else _PG_WRITERS)
+        """The use-case transactions open at once in this process. SQLite: one, so that
+        they queue here (in order, no busy-wait sleeps) rather than on the file's write
+        lock. PostgreSQL: fewer than the connection pool holds (5), so that a burst never
+        opens (and closes) connections beyond it."""
+        self.sequences = Sequences(runtime.db, self._writing)
         self.catalogue_users: list[Callable[[Catalogue], None]] = []
         """Also given each newer catalogue version (e.g. the kiosk queue's copy)."""
         self._retired: dict[str, Procedure] = {}
@@ -208,8 +220,14 @@ class IntakeCore:
             prior = await self._prior(idempotency)
             if prior is not None:
                 return prior, False
+        return await self._commit_once(idempotency, work)
+
+    async def _commit_once(
+        self, idempotency: Idempotency | None, work: Work
+    ) -> tuple[Answer, bool]:
+        """:meth:`_once` after the look for a kept answer (done by the caller)."""
         try:
-            async with self.runtime.db.transaction() as session:
+            async with self._writing(), self.runtime.db.transaction() as session:
                 answer = await work(session)
                 if idempotency is not None:
                     await store.keep_answer(
@@ -230,6 +248,11 @@ class IntakeCore:
             return prior, False
         self.runtime.relay.wake()
         return answer, True
+
+    def _writing(self) -> AbstractAsyncContextManager[object]:
+        """Held around a use case's write transaction and a sequence block's
+        reservation (never one inside the other)."""
+        return self._writers
 
     async def _prior(self, idempotency: Idempotency) -> Answer | None:
         async with self.runtime.db.sessions() as session:

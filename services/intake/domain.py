@@ -115,6 +115,12 @@ FINISHED = frozenset({S.REFUSED, S.WITHDRAWN, S.RESOLVED, S.RETURNED})
 """States after which no due time can be missed any more."""
 UNFINISHED = frozenset(DossierStatus) - FINISHED
 
+WITH_RESULT = frozenset({S.RESOLVED, S.RETURNED})
+"""States in which the dossier has its result (national 9 or 10): the citizen may rate."""
+
+RATING_COMMENT_MAX = 500
+"""The longest comment a rating may carry (characters)."""
+
 
 def is_overdue(
     status: DossierStatus, due_at: datetime | None, extended_due_at: datetime | None, now: datetime

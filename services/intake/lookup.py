@@ -62,17 +62,24 @@ class Lookup(IntakeCore):
             lookup_url=f"{base}{PUBLIC_LOOKUP_PATH}/{dossier.code}",
         )
 
-    async def public_lookup(self, code: str, phone: str) -> store.Dossier | None:
-        """The dossier, only when ``phone`` is its applicant's (``+84`` and ``0`` alike).
+    async def public_lookup(self, code: str, phone: str) -> views.PublicDossierOut | None:
+        """The public view of the dossier, only when ``phone`` is its applicant's (``+84``
+        and ``0`` alike); while it awaits a supplement, with what the officer asked for
+        (its history is read then only).
 
         An unknown code and a wrong phone give the same ``None``: the answer tells
         nobody whether a code exists.
         """
         wanted = domain.normalise_phone(phone)
-        dossier = await self.get(code)
-        if wanted is None or dossier is None or dossier.applicant_phone is None:
-            return None
-        return dossier if domain.normalise_phone(dossier.applicant_phone) == wanted else None
+        async with self.runtime.db.sessions() as session:
+            dossier = await store.get_dossier(session, code)
+            if wanted is None or dossier is None or dossier.applicant_phone is None:
+                return None
+            if domain.normalise_phone(dossier.applicant_phone) != wanted:
+                return None
+            awaited = dossier.status == domain.DossierStatus.SUPPLEMENT_REQUESTED.value
+            history = await store.history(session, code) if awaited else []
+        return views.PublicDossierOut.of(dossier, history)
 
     async def dossiers(
         self,

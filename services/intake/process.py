@@ -16,6 +16,7 @@ from services.intake.app import SERVICE, Intake
 from services.intake.keyring import Keyring
 from services.intake.queue import store as queue_store
 from services.intake.queue.app import Queue
+from services.intake.ratings import Ratings
 from services.intake.settings import IntakeSettings
 from shared.calendar_sync import following_calendar
 from shared.catalogue import seed_catalogue
@@ -42,12 +43,14 @@ __all__ = ["IntakeProcess", "build", "prepare", "standalone"]
 
 @dataclass(frozen=True, slots=True)
 class IntakeProcess:
-    """Intake's runtime (broker, database, relay) and its use cases: dossiers (``intake``)
-    and the kiosk queue (``queue``), which share the database and the catalogue in use."""
+    """Intake's runtime (broker, database, relay) and its use cases: dossiers (``intake``),
+    the kiosk queue (``queue``), which share the database and the catalogue in use, and
+    the citizens' satisfaction ratings (``ratings``)."""
 
     runtime: ServiceRuntime
     intake: Intake
     queue: Queue
+    ratings: Ratings
 
 
 def build(
@@ -77,7 +80,7 @@ def build(
         CALENDAR,
         CATALOGUE,
     )
-    return IntakeProcess(runtime, intake, queue)
+    return IntakeProcess(runtime, intake, queue, Ratings(runtime, clock=clock))
 
 
 def standalone(settings: Settings, *, clock: Clock = utc_now) -> Keyring:

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake import domain, store, views
 from services.intake.core import (
+    SERVICE,
     Answer,
     CatalogueError,
     Idempotency,
@@ -21,6 +22,7 @@ from shared.calendar import CalendarRangeError
 from shared.catalogue import Procedure
 from shared.errors import Forbidden
 from shared.events import DossierContact, DossierSubmitted, Payload
+from shared.outbox import outbox_values
 
 DOSSIERS_RECEIVED = Counter(
     "motcua_dossiers_received_total", "Dossiers handed in, by channel.", ["channel"]
@@ -47,13 +49,24 @@ class Reception(IntakeCore):
         self, new: NewDossier, *, actor: Principal, idempotency: Idempotency | None = None
     ) -> Answer:
         """Store a dossier, its first history entry and its event (``dossier.received``, or
-        ``dossier.submitted`` for an online dossier awaiting acceptance), atomically."""
+        ``dossier.submitted`` for an online dossier awaiting acceptance), atomically.
+
+        Its number (the unit's next of the day, from ``self.sequences``) is taken after
+        the checks and the look for a kept answer, before the transaction: a refused or
+        replayed request takes none; one whose transaction fails leaves a gap (codes stay
+        unique)."""
         intended = await self._check_reception(new, actor)
+        prior = await self._prior(idempotency) if idempotency is not None else None
+        if prior is not None:
+            return prior
+        day = domain.reception_day(intended.now)
+        sequence = await self.sequences.take(new.receiving_unit, day)
 
         async def work(session: AsyncSession) -> Answer:
-            return await self._store_reception(session, new, intended, actor)
+            code = domain.dossier_code(new.receiving_unit, day, sequence)
+            return await self._store_reception(session, new, intended, actor, code)
 
-        answer, fresh = await self._once(idempotency, work)
+        answer, fresh = await self._commit_once(idempotency, work)
         if fresh:
             DOSSIERS_RECEIVED.labels(new.channel.value).inc()
         return answer
@@ -87,14 +100,16 @@ class Reception(IntakeCore):
         return _Intended(procedure, now, status, received_at, due_at)
 
     async def _store_reception(
-        self, session: AsyncSession, new: NewDossier, intended: _Intended, actor: Principal
+        self,
+        session: AsyncSession,
+        new: NewDossier,
+        intended: _Intended,
+        actor: Principal,
+        code: str,
     ) -> Answer:
-        """Number the dossier (the unit's next of the day), store it with its first
-        history entry, and put its events in the outbox, in ``session``'s transaction."""
+        """Store the dossier under ``code`` with its first history entry, and put its
+        events in the outbox, in ``session``'s transaction."""
         now, status, received_at = intended.now, intended.status, intended.received_at
-        day = domain.reception_day(now)
-        sequence = await store.next_sequence(session, new.receiving_unit, day)
-        code = domain.dossier_code(new.receiving_unit, day, sequence)
         dossier = store.Dossier(
             code=code,
             procedure_code=new.procedure_code,
@@ -119,7 +134,6 @@ class Reception(IntakeCore):
             status=status.value,
             key_id=actor.key_id,
         )
-        await store.add_dossier(session, dossier, first)
         payload: Payload
         if received_at is not None:
             payload = self._received(dossier, intended.procedure, received_at, intended.due_at)
@@ -135,6 +149,9 @@ class Reception(IntakeCore):
             procedure_code=new.procedure_code,
             receiving_unit=new.receiving_unit,
         )
-        self._emit(session, contact, at=now, code=code)
-        self._emit(session, payload, at=now, code=code)
+        events = [
+            outbox_values(event, occurred_at=now, source=SERVICE, dossier_code=code)
+            for event in (contact, payload)
+        ]
+        await store.add_dossier(session, dossier, first, events)
         return Answer(201, views.DossierOut.of(dossier).model_dump(mode="json"))

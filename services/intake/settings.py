@@ -51,3 +51,10 @@ class IntakeSettings(BaseSettings):
         description="How long the answer to a request sent with an Idempotency-Key is kept "
         "for its retries; older answers (they hold applicants' data) are deleted hourly.",
     )
+    key_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=1.0,
+        description="How long a verified API key is used without reading it again (0: read "
+        "it on every request). A revoked key is refused within this time.",
+    )

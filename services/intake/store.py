@@ -4,6 +4,7 @@ retries. Every SQL statement of intake's use cases is here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    insert,
     literal,
     or_,
     true,
@@ -172,6 +174,20 @@ class DossierHandler(SQLModel, table=True):
     office: str = Field(sa_column=Column(String(20), nullable=False))
 
 
+class Rating(SQLModel, table=True):
+    """The citizen's satisfaction with a dossier (one per dossier: the code is the key).
+    ``comment`` is the citizen's own text: it stays here, never in an event or a log."""
+
+    __tablename__ = "rating"
+
+    code: str = Field(sa_column=Column(String(40), primary_key=True))
+    level: str = Field(sa_column=Column(String(20), nullable=False))
+    comment: str | None = Field(default=None, sa_column=Column(String(500)))
+    channel: str = Field(sa_column=Column(String(10), nullable=False))
+    at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    key_id: str | None = Field(default=None, sa_column=Column(String(20)))
+
+
 TABLES: list[Table] = [
     table(Dossier),
     table(DossierHistory),
@@ -180,7 +196,12 @@ TABLES: list[Table] = [
     table(ApiKeyPublication),
     table(IdempotentAnswer),
     table(DossierHandler),
+    table(Rating),
 ]
+_DOSSIERS, _HISTORY, _SEQUENCES = table(Dossier), table(DossierHistory), table(DossierSequence)
+_OUTBOX = table(OutboxRow)
+_INSERT_DOSSIER, _INSERT_HISTORY = insert(_DOSSIERS), insert(_HISTORY)
+_INSERT_OUTBOX = insert(_OUTBOX)
 
 
 async def handling_offices(session: AsyncSession, code: str) -> set[str]:
@@ -198,13 +219,24 @@ async def replace_handlers(session: AsyncSession, code: str, offices: list[str])
     )
 
 
-async def next_sequence(session: AsyncSession, unit: str, day: date) -> int:
-    """Take the next sequence number of ``unit`` on ``day`` inside the caller's transaction.
+async def reserve_sequences(session: AsyncSession, unit: str, day: date, count: int) -> int:
+    """Reserve the next ``count`` sequence numbers of ``unit`` on ``day`` in the caller's
+    transaction, and return the last of them (the block is ``last - count + 1 … last``).
 
-    One atomic upsert: concurrent requests (and instances, on PostgreSQL) serialise on
-    the sequence row, so no two dossiers of a unit and day share a number.
+    One atomic upsert: concurrent reservations (and
+    instances, on PostgreSQL) serialise on the sequence row, so no two blocks overlap.
     """
-    return await increment(session, table(DossierSequence), {"receiving_unit": unit, "day": day})
+    sequences = _SEQUENCES
+    upsert = (
+        upsert_insert(session, sequences)
+        .values(receiving_unit=unit, day=day, last=count)
+        .on_conflict_do_update(
+            index_elements=["receiving_unit", "day"], set_={"last": sequences.c.last + count}
+        )
+        .returning(sequences.c.last)
+    )
+    conn = await session.connection()
+    return int((await conn.execute(upsert)).scalar_one())
 
 
 async def increment(session: AsyncSession, sequences: Table, key: dict[str, Any]) -> int:
@@ -310,12 +342,26 @@ async def get_answer(
     return await session.get(IdempotentAnswer, (key_id, idempotency_key))
 
 
-async def add_dossier(session: AsyncSession, dossier: Dossier, first: DossierHistory) -> None:
-    """Insert a new dossier and its first history entry (position 1) in the caller's
-    transaction. Its code is unique: the sequence in it comes from :func:`next_sequence`
-    in the same transaction."""
-    session.add(dossier)
-    session.add(first)
+async def add_dossier(
+    session: AsyncSession,
+    dossier: Dossier,
+    first: DossierHistory,
+    events: Sequence[dict[str, object]],
+) -> None:
+    """Insert a new dossier, its first history entry (position 1) and its outbox rows
+    (``shared.outbox.outbox_values``, in publishing order) in the caller's transaction:
+    three Core statements, no ORM unit of work. Its code is unique: the sequence in it
+    comes from :func:`reserve_sequences`."""
+    conn = await session.connection()
+    await conn.execute(_INSERT_DOSSIER, _values(_DOSSIERS, dossier))
+    await conn.execute(_INSERT_HISTORY, _values(_HISTORY, first))
+    if events:
+        await conn.execute(_INSERT_OUTBOX, list(events))
+
+
+def _values(target: Table, row: SQLModel) -> dict[str, Any]:
+    """A model object's column values, as a Core insert takes them."""
+    return {column.name: getattr(row, column.name) for column in target.columns}
 
 
 async def next_history_position(session: AsyncSession, code: str) -> int:
@@ -510,3 +556,15 @@ async def list_dossiers(
     )
     rows = await session.exec(statement)
     return [(dossier, office) for dossier, office in rows.all()]
+
+
+async def get_rating(session: AsyncSession, code: str) -> Rating | None:
+    """The rating of the dossier with this code, if it was rated."""
+    return await session.get(Rating, code)
+
+
+async def add_rating(session: AsyncSession, rating: Rating) -> None:
+    """Insert a rating in the caller's transaction; the primary key refuses a second one
+    for the same dossier (``IntegrityError`` at flush) even if two race past the read."""
+    session.add(rating)
+    await session.flush()

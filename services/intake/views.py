@@ -7,7 +7,7 @@ No personal data leaves through these models except where a model says so.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -17,7 +17,7 @@ from services.intake.store import Dossier, DossierHistory
 from shared.calendar.slip import format_slip_time
 from shared.catalogue import AGENCY_CODE_PATTERN, PROCEDURE_CODE_PATTERN
 from shared.clock import in_vietnam, in_vietnam_or_none
-from shared.events import Channel
+from shared.events import Channel, RatingChannel, SatisfactionLevel
 
 
 class ApplicantIn(BaseModel):
@@ -174,7 +174,8 @@ class ActionOut(BaseModel):
 
 
 class PublicDossierOut(BaseModel):
-    """What a citizen sees: status and due time, nothing else."""
+    """What a citizen sees: status and due time and, while a supplement is awaited, what
+    the officer asked for; nothing else."""
 
     code: str
     status: str
@@ -184,13 +185,22 @@ class PublicDossierOut(BaseModel):
     due_text: str | None = Field(
         description="The due time as the slip prints it (Vietnam time), or null."
     )
+    supplement: str | None = Field(
+        None,
+        description="Only while the dossier awaits a supplement (absent otherwise): what "
+        "the officer wrote when asking for it (what is missing), or null if nothing was.",
+    )
 
     @classmethod
-    def of(cls, dossier: Dossier) -> PublicDossierOut:
-        """The public view (the apology's date, when there is one, is the date in force)."""
+    def of(cls, dossier: Dossier, history: list[DossierHistory] | None = None) -> PublicDossierOut:
+        """The public view (the apology's date, when there is one, is the date in force).
+        ``supplement`` is set (answered with ``exclude_unset``) only while the dossier's
+        status is ``supplement_requested``: the reason of the last supplement request in
+        ``history``; no other entry or column of the history (who acted, other reasons) is
+        ever read."""
         state = domain.DossierStatus(dossier.status)
         due = dossier.extended_due_at or dossier.due_at
-        return cls(
+        view = cls(
             code=dossier.code,
             status=state.value,
             national_status=state.national_code,
@@ -198,6 +208,22 @@ class PublicDossierOut(BaseModel):
             status_text=domain.STATUS_TEXT[state],
             due_text=None if due is None else format_slip_time(due),
         )
+        if state is domain.DossierStatus.SUPPLEMENT_REQUESTED:
+            view.supplement = _supplement_asked(history or [])
+        return view
+
+
+def _supplement_asked(history: list[DossierHistory]) -> str | None:
+    """The reason of the last ``request_supplement`` entry of ``history``, if any."""
+    asked = [h for h in history if h.action == domain.Command.REQUEST_SUPPLEMENT.value]
+    return asked[-1].reason if asked else None
+
+
+class ServerTimeOut(BaseModel):
+    """The services' clock, for screens that must not trust the device's own."""
+
+    now: datetime = Field(description="The services' now, in Vietnam time (+07:00).")
+    today: date = Field(description="Today's date in Vietnam.")
 
 
 class DossierListItemOut(BaseModel):
@@ -227,3 +253,38 @@ class DossierPageOut(BaseModel):
 
     items: list[DossierListItemOut]
     next_cursor: str | None
+
+
+class RatingIn(BaseModel):
+    """A rating at the kiosk: one of three levels and an optional comment."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    code: str = Field(min_length=1, max_length=40, description="Mã hồ sơ.")
+    level: SatisfactionLevel = Field(
+        description="rat_hai_long (rất hài lòng), hai_long (hài lòng) or khong_hai_long "
+        "(không hài lòng)."
+    )
+    comment: str | None = Field(
+        None,
+        max_length=domain.RATING_COMMENT_MAX,
+        description="The citizen's own words (kept by intake only, never published).",
+    )
+
+
+class PublicRatingIn(LookupIn):
+    """A rating online: the look-up's code and phone, the level and an optional comment."""
+
+    level: SatisfactionLevel = Field(
+        description="rat_hai_long (rất hài lòng), hai_long (hài lòng) or khong_hai_long "
+        "(không hài lòng)."
+    )
+    comment: str | None = Field(None, max_length=domain.RATING_COMMENT_MAX)
+
+
+class RatingOut(BaseModel):
+    """A rating as recorded (the comment is not echoed)."""
+
+    code: str
+    level: SatisfactionLevel
+    channel: RatingChannel
+    at: datetime

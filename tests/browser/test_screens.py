@@ -7,8 +7,9 @@ Every page is checked for console errors and with axe-core (vendored in
 ``MOTCUA_SCREENSHOTS=1`` each screen is saved to ``docs/screens/<name>.png`` (1366×768),
 the pictures the README shows.
 
-The stack's clock starts on a working Wednesday at 09:00 in Vietnam; the counter's list of
-the day is asked for that day (its date field), so nothing depends on when the test runs.
+The stack's clock starts on a working Wednesday at 09:00 in Vietnam, and the screens take
+"today" from the services' clock (``GET /api/v1/public/time``), so nothing depends on when
+the test runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,11 +257,8 @@ def test_a_clerk_receives_a_dossier_opens_its_slip_and_sees_it_today(
     assert code in slip
     assert public_due_text(desk, code) in slip  # the due time, as the slip prints it
 
-    b.execute_script(
-        "const f = document.getElementById('today-date'); f.value = arguments[0];"
-        "f.dispatchEvent(new Event('change'));",
-        stack_day(desk.stack),
-    )
+    # the day of the list is the services' (a Wednesday), not the browser's
+    assert b.find_element(By.ID, "today-date").get_attribute("value") == stack_day(desk.stack)
     row = f"#today tr[data-code='{code}']"
     until(b, lambda d: d.find_elements(By.CSS_SELECTOR, row))
     b.find_element(By.CSS_SELECTOR, f"{row} button").click()
@@ -297,7 +296,12 @@ def test_a_kiosk_ticket_is_called_at_the_counter_and_shown_on_the_board(
     number = text(b, "ticket-number")
     assert number.startswith("A-")
     assert "H56-01" in text(b, "ticket-counters")
+    assert text(b, "ticket-ahead") == "Số người đang chờ trước bạn: 0"
     check_page(b, "kiosk")
+    b.find_element(By.ID, "ticket-again").click()
+    b.find_element(By.CSS_SELECTOR, "#fields button[data-field='Hộ tịch']").click()
+    until(b, lambda d: visible(d, "ticket") and text(d, "ticket-number") != number)
+    assert text(b, "ticket-ahead") == "Số người đang chờ trước bạn: 1"  # the first ticket
 
     b.switch_to.new_window("tab")
     sign_in(b, f"{desk.base}/app/counter", desk.counter, DEV_UNIT)
@@ -356,6 +360,11 @@ def test_an_office_resolves_its_dossier_and_the_citizen_sees_it_ready(
     b.find_element(By.ID, "signout").click()
     sign_in(b, f"{desk.base}/app/office", desk.office, OFFICE)
     until(b, lambda d: shows_after_refresh(d, code), seconds=60)
+    day = stack_day(desk.stack)
+    assert text(b, "work-today") == "Hôm nay: " + "/".join(reversed(day.split("-")))
+    # due at 17:00 the day it was received (a same-day procedure): "today" by the services'
+    # clock, whatever the browser's says
+    assert b.find_elements(By.CSS_SELECTOR, f"#work tr[data-code='{code}'] [data-due-today]")
     b.find_element(By.CSS_SELECTOR, f"#work tr[data-code='{code}'] button").click()
     until(b, lambda d: d.find_elements(By.CSS_SELECTOR, "#ledger tbody tr td + td"))
     check_page(b, "office")
@@ -373,6 +382,104 @@ def test_an_office_resolves_its_dossier_and_the_citizen_sees_it_ready(
     assert visible(b, "result-ready")
     assert text(b, "result-due") == public_due_text(desk, code)
     check_page(b, "tra-cuu")
+
+
+PHONE_SIZE = (390, 844)
+
+
+@contextmanager
+def phone_sized(browser: Any) -> Iterator[None]:
+    """The browser at a phone's size in portrait for the block, then back to 1366×768."""
+    browser.set_window_size(*PHONE_SIZE)
+    try:
+        yield
+    finally:
+        browser.set_window_size(1366, 768)
+
+
+def fits_without_sideways_scroll(browser: Any) -> None:
+    width = browser.execute_script("return window.innerWidth")
+    assert width <= PHONE_SIZE[0] + 20, width  # the window is a phone's
+    scroll = browser.execute_script("return document.documentElement.scrollWidth")
+    assert scroll <= width, (scroll, width)
+
+
+def test_the_kiosk_fits_a_phone(desk: Desk, chromium: Any) -> None:
+    b = chromium
+    with phone_sized(b):
+        sign_in(b, f"{desk.base}/app/kiosk", desk.kiosk, DEV_UNIT)
+        until(b, lambda d: d.find_elements(By.CSS_SELECTOR, "#fields button"))
+        fits_without_sideways_scroll(b)
+        assert serious_violations(b) == []
+        b.find_element(By.CSS_SELECTOR, "#fields button[data-field='Đất đai']").click()
+        until(b, lambda d: visible(d, "ticket"))
+        assert text(b, "ticket-number").startswith("B-")
+        assert text(b, "ticket-ahead").startswith("Số người đang chờ trước bạn: ")
+        fits_without_sideways_scroll(b)
+        check_page(b, "kiosk-phone")
+
+
+def test_the_look_up_fits_a_phone_and_says_what_a_supplement_needs(
+    desk: Desk, chromium: Any
+) -> None:
+    b = chromium
+    code = receive_by_api(desk)
+    missing = "Bản sao giấy khai sinh của người được cấp trích lục"
+    asked = httpx.post(
+        f"{desk.base}/api/v1/dossiers/{code}/actions",
+        json={"action": "request_supplement", "reason": missing},
+        headers=api_key_header(desk.counter),
+        timeout=30,
+    )
+    assert asked.status_code == 200, asked.text
+    with phone_sized(b):
+        b.get(f"{desk.base}/tra-cuu")
+        fits_without_sideways_scroll(b)
+        assert serious_violations(b) == []
+        type_into(b, "lookup-code", code)
+        type_into(b, "lookup-phone", PHONE)
+        b.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+        until(b, lambda d: visible(d, "result"))
+        assert visible(b, "result-bring")
+        assert text(b, "result-supplement") == missing
+        fits_without_sideways_scroll(b)
+        check_page(b, "tra-cuu-phone")
+
+
+def board_number(browser: Any, counter: str) -> str:
+    cell = f"#board tr[data-counter='{counter}'] td.number"
+    return str(browser.find_element(By.CSS_SELECTOR, cell).text)
+
+
+def test_the_board_reconnects_by_itself_when_its_stream_drops(desk: Desk, chromium: Any) -> None:
+    """Runs last: it stops intake (the board's stream ends) and starts it again."""
+    b = chromium
+    sign_in(b, f"{desk.base}/app/board", desk.kiosk, DEV_UNIT)
+
+    def live(d: Any) -> bool:
+        return bool(d.execute_script("return document.body.dataset.live") == "true")
+
+    until(b, live)
+    desk.stack.kill_service("intake")
+    until(b, lambda d: not live(d), seconds=30)
+    desk.stack.start_service("intake")
+    desk.stack.wait_ready(90, ("intake",))
+    until(b, live, seconds=60)  # connected again, nobody touched the page
+    ticket = httpx.post(
+        f"{desk.base}/api/v1/queue/tickets",
+        json={"field": "Chứng thực"},
+        headers=api_key_header(desk.kiosk),
+        timeout=30,
+    )
+    assert ticket.status_code == 201, ticket.text
+    called = httpx.post(
+        f"{desk.base}/api/v1/queue/counters/H56-02/call-next",
+        headers=api_key_header(desk.counter),
+        timeout=30,
+    )
+    assert called.status_code == 200, called.text
+    number = called.json()["number"]
+    until(b, lambda d: board_number(d, "H56-02") == number, seconds=10)
 
 
 def test_the_policy_allows_the_slips_print_handler_by_its_hash() -> None:

@@ -125,12 +125,24 @@ MATRIX: dict[str, Case] = {
         ),
         json={"action": "submit_supplement"},
     ),
+    "GET /api/v1/dossiers": Case(  # filtered to the key's unit
+        row(401, 200, kiosk=403, counter=200, office=200, importer=200, viewer=200)
+    ),
     "GET /api/v1/dossiers/{code}": Case(DOSSIER_READ),
     "GET /api/v1/dossiers/{code}/slip": Case(  # name and phone: its receiving unit only
         row(401, 200, kiosk=403, counter=(200, 404), office=403, importer=(200, 404), viewer=403)
     ),
     "POST /api/v1/public/lookup": Case(everyone(422), json={"code": "x", "phone": PHONE}),
     "GET /api/v1/public/dossiers/{code}": Case(everyone(200)),
+    "GET /api/v1/public/time": Case(everyone(200)),
+    # --- intake: satisfaction ratings (the dossier has no result yet: 409 where let through)
+    "POST /api/v1/ratings": Case(
+        row(401, 409, kiosk=(409, 404), counter=403, office=403, importer=403, viewer=403),
+        json={"code": "{code}", "level": "hai_long"},
+    ),
+    "POST /api/v1/public/ratings": Case(
+        everyone(422), json={"code": "x", "phone": PHONE, "level": "hai_long"}
+    ),
     # --- intake: calendar
     "GET /api/v1/calendar": Case(key_only(200)),
     "PUT /api/v1/calendar/days/{day}": Case(admin_only(422), json={}, path={"day": "not-a-day"}),
@@ -240,6 +252,12 @@ MATRIX: dict[str, Case] = {
     ),
     "POST /api/v1/reports/recompute": Case(admin_only(200)),
     "GET /api/v1/reports/dashboard": Case(everyone(200)),
+    # --- portal: the national portal sync, admin only
+    "GET /api/v1/portal/status": Case(admin_only(200)),
+    "GET /api/v1/portal/dossiers/{code}": Case(  # a code the ledger never held
+        admin_only(404), path={"code": "000.00.00.H56-200101-9999"}
+    ),
+    "POST /api/v1/portal/resync": Case(admin_only(422), json={}),
 }
 
 

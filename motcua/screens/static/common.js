@@ -171,6 +171,23 @@ window.motcua = (function () {
       .format(new Date());
   }
 
+  /* The services' clock (GET /api/v1/public/time): {now, today}, today as YYYY-MM-DD in
+     Vietnam. A device's clock may be wrong; only when the services cannot be reached is
+     it used instead. */
+  async function serverTime() {
+    try {
+      return await api("/api/v1/public/time");
+    } catch (_e) {
+      return { now: new Date().toISOString(), today: todayInVietnam() };
+    }
+  }
+
+  /* The Vietnam date (YYYY-MM-DD) of an ISO time. */
+  function dayInVietnam(iso) {
+    return new Intl.DateTimeFormat("en-CA", { timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit" })
+      .format(new Date(iso));
+  }
+
   function newIdempotencyKey() {
     const bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes);
@@ -294,7 +311,8 @@ window.motcua = (function () {
 
   return {
     showDossier,
-    ACTIONS, STATUS, ApiError, api, el, $, say, time, todayInVietnam, newIdempotencyKey,
+    ACTIONS, STATUS, ApiError, api, el, $, say, time, todayInVietnam, serverTime, dayInVietnam,
+    newIdempotencyKey,
     actionsFor, session, saveSession, signOut, start,
   };
 })();

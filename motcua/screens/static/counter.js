@@ -107,7 +107,7 @@
   }
 
   async function loadToday(session) {
-    const day = $("today-date").value || window.motcua.todayInVietnam();
+    const day = $("today-date").value || (await window.motcua.serverTime()).today;
     const start = new Date(day + "T00:00:00+07:00");
     const query = new URLSearchParams({
       receiving_unit: session.unit, received_from: start.toISOString(),
@@ -141,7 +141,7 @@
 
   window.motcua.start(async (session, counters) => {
     fillCounters(session, counters);
-    $("today-date").value = window.motcua.todayInVietnam();
+    $("today-date").value = (await window.motcua.serverTime()).today;
     $("call-next").addEventListener("click", () => ticketStep("call-next", (t) => "Mời số " + t.number + " đến quầy " + t.counter));
     $("serve").addEventListener("click", () => ticketStep("serve", (t) => "Đang phục vụ số " + t.number));
     $("done").addEventListener("click", () => ticketStep("done", (t) => "Đã phục vụ xong số " + t.number));

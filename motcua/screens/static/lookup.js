@@ -1,6 +1,7 @@
 /* /tra-cuu: the citizen's look-up, no key. The phone travels in the body of a POST
    (POST /api/v1/public/lookup), never in a URL; the answer gives the status in words and
-   the due time, and what to bring when a supplement is asked or the result is ready. */
+   the due time, and what to bring when a supplement is asked (with the officer's note of
+   what is missing, when the answer has one) or the result is ready. */
 "use strict";
 
 (function () {
@@ -34,6 +35,8 @@
     $("result-status").textContent = dossier.status_text;
     $("result-due").textContent = dossier.due_text || "—";
     $("result-bring").hidden = dossier.status !== "supplement_requested";
+    $("result-supplement").textContent = dossier.supplement || "";
+    $("result-supplement-line").hidden = !dossier.supplement;
     $("result-ready").hidden = dossier.status !== "resolved";
     document.body.dataset.status = dossier.status;
     $("result").hidden = false;

@@ -11,18 +11,31 @@
     step_started: "Bắt đầu bước", step_finished: "Xong bước", calendar_changed: "Lịch làm việc thay đổi",
   };
 
+  /* What the due cell says after the time: overdue (the API's word), or due today by
+     the services' clock, not the device's. */
+  function dueMark(dossier, today) {
+    if (dossier.overdue) return el("span", { class: "badge-late" }, " — Quá hạn");
+    const due = dossier.extended_due_at || dossier.due_at;
+    if (due && window.motcua.dayInVietnam(due) === today) {
+      return el("span", { class: "badge-today", dataset: { dueToday: "true" } }, " — Đến hạn hôm nay");
+    }
+    return null;
+  }
+
   async function loadWork(session) {
     const query = new URLSearchParams({ office: session.unit, sort: "due", limit: "200" });
     for (const status of OPEN) query.append("status", status);
     try {
-      const page = await api("/api/v1/dossiers?" + query);
+      const [page, clock] = await Promise.all([api("/api/v1/dossiers?" + query), window.motcua.serverTime()]);
       const open = page.items;
+      $("work-today").textContent = "Hôm nay: " + clock.today.split("-").reverse().join("/");
+      $("work-today").dataset.day = clock.today;
       $("work").tBodies[0].replaceChildren(...open.map((d) =>
         el("tr", { class: d.overdue ? "overdue" : null, dataset: { code: d.code } },
           el("td", {}, el("button", { type: "button", class: "linklike", onclick: () => openDossier(session, d.code) }, d.code)),
           el("td", {}, d.procedure_name || d.procedure_code),
           el("td", {}, STATUS[d.status] || d.status),
-          el("td", {}, time(d.due_at), d.overdue ? el("span", { class: "badge-late" }, " — Quá hạn") : null))));
+          el("td", {}, time(d.extended_due_at || d.due_at), dueMark(d, clock.today)))));
       say("work-message", open.length ? open.length + " hồ sơ" : "Không có hồ sơ nào đang chờ giải quyết");
     } catch (error) {
       say("work-message", error.message, "error");

@@ -69,7 +69,8 @@ def _ticket_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
     async def issue_ticket(
         body: TicketIn, principal: Annotated[Principal, Depends(kiosk)]
     ) -> JSONResponse:
-        """Issue the next number of the queue serving the field or procedure, today."""
+        """Issue the next number of the queue serving the field or procedure, today, with
+        the counters serving it and how many waiting tickets are called before it."""
         unit = body.unit or principal.unit
         if unit == ALL_UNITS:
             raise InvalidFields([("unit", "required")], kind="missing")
@@ -82,8 +83,12 @@ def _ticket_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
         )
 
         async def run() -> BaseModel:
-            ticket, counters = await queue.issue(new, actor=principal)
-            return IssuedTicketOut(**TicketOut.of(ticket).model_dump(), counters=counters)
+            ticket, standing = await queue.issue(new, actor=principal)
+            return IssuedTicketOut(
+                **TicketOut.of(ticket).model_dump(),
+                counters=standing.counters,
+                ahead=standing.ahead,
+            )
 
         return await _answer(run, status.HTTP_201_CREATED)
 

@@ -98,6 +98,15 @@ class CounterSetup(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a new ticket stands: the counters that serve its queue and how many waiting
+    tickets are called before it (``store.count_waiting_ahead``) when it is issued."""
+
+    counters: list[str]
+    ahead: int
+
+
+@dataclass(frozen=True, slots=True)
 class Called:
     """A number called to a counter: what display boards show."""
 
@@ -160,16 +169,17 @@ class Queue:
         newer version it takes)."""
         self.catalogue = catalogue
 
-    async def issue(self, new: NewTicket, *, actor: Principal) -> tuple[store.Ticket, list[str]]:
-        """Issue the next number of the serving group's queue today, and the ids of the
-        counters that serve it there. The number is unique per unit, group and day."""
+    async def issue(self, new: NewTicket, *, actor: Principal) -> tuple[store.Ticket, Standing]:
+        """Issue the next number of the serving group's queue today, and where it stands:
+        the ids of the counters that serve it there and the people ahead of it (counted in
+        the issuing transaction). The number is unique per unit, group and day."""
         if not actor.covers(new.unit):
             raise Forbidden(f"this key cannot issue tickets for {new.unit}")
         field = self._field_of(new)
         now = self.clock()
         day = domain.queue_day(now)
 
-        async def work(session: AsyncSession) -> tuple[store.Ticket, list[str]]:
+        async def work(session: AsyncSession) -> tuple[store.Ticket, Standing]:
             counters = [c.config() for c in await store.counters_of(session, new.unit)]
             try:
                 group, serving = domain.choose_group(counters, field, new.procedure_code, new.group)
@@ -191,11 +201,12 @@ class Queue:
                 issued_at=now,
             )
             session.add(ticket)
-            return ticket, [c.counter_id for c in serving]
+            ahead = await store.count_waiting_ahead(session, ticket)
+            return ticket, Standing([c.counter_id for c in serving], ahead)
 
-        ticket, counter_ids = await self._transaction(work)
+        ticket, standing = await self._transaction(work)
         TICKETS_ISSUED.labels(ticket.unit, ticket.group).inc()
-        return ticket, counter_ids
+        return ticket, standing
 
     async def call_next(self, counter_id: str, *, actor: Principal) -> store.Ticket:
         """Call the next waiting ticket of the counter's own group and unit, today.

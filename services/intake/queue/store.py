@@ -10,7 +10,18 @@ from datetime import date, datetime
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, Integer, PrimaryKeyConstraint, String, Table
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    and_,
+    func,
+    or_,
+)
 from sqlmodel import Field, SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -191,3 +202,21 @@ async def lock_ticket(session: AsyncSession, ticket_id: str) -> Ticket | None:
     await take_sqlite_write_lock(session, rows.c.ticket_id, ticket_id)
     statement = select(Ticket).where(rows.c.ticket_id == ticket_id).with_for_update()
     return (await session.exec(statement)).first()
+
+
+async def count_waiting_ahead(session: AsyncSession, ticket: Ticket) -> int:
+    """How many waiting tickets of ``ticket``'s queue (unit, group, day) are called before
+    it, in ``take_next_waiting``'s order: a lower priority rank, or the same rank and a
+    lower sequence. A priority ticket so counts only the classes served before it."""
+    rows = table(Ticket)
+    statement = select(func.count()).where(
+        rows.c.unit == ticket.unit,
+        rows.c.counter_group == ticket.group,
+        rows.c.day == ticket.day,
+        rows.c.state == TicketState.WAITING.value,
+        or_(
+            rows.c.rank < ticket.rank,
+            and_(rows.c.rank == ticket.rank, rows.c.sequence < ticket.sequence),
+        ),
+    )
+    return int((await session.exec(statement)).one())

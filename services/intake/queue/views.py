@@ -113,9 +113,15 @@ class TicketOut(BaseModel):
 
 
 class IssuedTicketOut(TicketOut):
-    """A new ticket and the counters that serve it (what the kiosk prints)."""
+    """A new ticket, the counters that serve it and the people ahead (what the kiosk
+    prints)."""
 
     counters: list[str]
+    ahead: int = Field(
+        ge=0,
+        description="Waiting tickets of its queue called before it when it was issued: "
+        "every class called first (elderly, then priority) and the earlier ones of its own.",
+    )
 
 
 class CounterOut(BaseModel):
