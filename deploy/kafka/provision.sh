@@ -14,10 +14,10 @@
 # Who may do what (every other request is refused: allow.everyone.if.no.acl.found=false):
 #   service  writes                                       reads
 #   intake   lifecycle, contacts, calendar, keys          routing, calendar, catalogue
-#   routing  routing, catalogue                           lifecycle, calendar, keys
+#   routing  routing, catalogue                           lifecycle, sla, calendar, keys
 #   sla      sla                                          lifecycle, routing, calendar, keys, sla
 #   notify   -                                            lifecycle, contacts, sla, keys, catalogue
-#   portal   -                                            lifecycle, routing, contacts, keys
+#   portal   -                                            lifecycle, routing, contacts, keys, catalogue
 # (topics named without their `motcua.` / `motcua.dossier.` prefix). Each service also
 # writes the dead-letter twin (`<topic>.dlq`) of every topic it reads, reads the twins
 # of the topics it writes (to replay them: `motcua dlq replay`, run in the writing
@@ -149,8 +149,8 @@ groups intake
 replays intake
 
 allow routing Write "$ROUTING" "$CATALOGUE"
-allow routing Read "$LIFECYCLE" "$CALENDAR" "$KEYS"
-allow routing Write "$LIFECYCLE.dlq" "$CALENDAR.dlq" "$KEYS.dlq"
+allow routing Read "$LIFECYCLE" "$SLA" "$CALENDAR" "$KEYS"
+allow routing Write "$LIFECYCLE.dlq" "$SLA.dlq" "$CALENDAR.dlq" "$KEYS.dlq"
 allow routing Read "$ROUTING.dlq" "$CATALOGUE.dlq"
 groups routing
 replays routing
@@ -167,8 +167,8 @@ allow notify Write "$LIFECYCLE.dlq" "$CONTACTS.dlq" "$SLA.dlq" "$KEYS.dlq" "$CAT
 groups notify
 
 # the portal's record names the applicant: it reads the contacts, as notify does
-allow portal Read "$LIFECYCLE" "$ROUTING" "$CONTACTS" "$KEYS"
-allow portal Write "$LIFECYCLE.dlq" "$ROUTING.dlq" "$CONTACTS.dlq" "$KEYS.dlq"
+allow portal Read "$LIFECYCLE" "$ROUTING" "$CONTACTS" "$KEYS" "$CATALOGUE"
+allow portal Write "$LIFECYCLE.dlq" "$ROUTING.dlq" "$CONTACTS.dlq" "$KEYS.dlq" "$CATALOGUE.dlq"
 groups portal
 
 echo "motcua provisioned on $BOOTSTRAP"

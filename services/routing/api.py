@@ -353,9 +353,9 @@ def _dossier_routes(
         code: str, principal: Annotated[Principal, Depends(dossier_reader)]
     ) -> SheetOut:
         """The processing-control sheet (Mẫu 06): each step's office, start, due and end
-        (404 for a dossier the key's unit has no part in, as for an unknown one). The steps
-        are due within the due time the dossier was received with (``dossier_due_at``);
-        ``due_times`` says how."""
+        (404 for a dossier the key's unit has no part in, as for an unknown one). The due
+        times are those of sla's clock once it published them (pauses and restarts
+        included); ``due_times`` and each step's ``due_from`` say how."""
         return await _sheet(routing, code, principal)
 
 

@@ -1,9 +1,9 @@
 """Routing's wiring: its use cases on the broker (the server) or over its database alone
 (the command line).
 
-The server consumes the lifecycle topic, follows the calendar (step due times) and the
-keys intake issues (its admin API), and publishes on the routing and catalogue topics
-through its outbox.
+The server consumes the lifecycle topic and the sla topic (the legal clock's due times,
+for the sheet), follows the calendar (step due times) and the keys intake issues (its
+admin API), and publishes on the routing and catalogue topics through its outbox.
 """
 
 from __future__ import annotations
@@ -24,7 +24,14 @@ from shared.keys_sync import following_keys
 from shared.migrations import ensure_at_head
 from shared.service import ServiceRuntime
 from shared.settings import Settings
-from shared.topics import API_KEYS, CALENDAR, CATALOGUE, DOSSIER_LIFECYCLE, DOSSIER_ROUTING
+from shared.topics import (
+    API_KEYS,
+    CALENDAR,
+    CATALOGUE,
+    DOSSIER_LIFECYCLE,
+    DOSSIER_ROUTING,
+    DOSSIER_SLA,
+)
 
 __all__ = ["RoutingProcess", "build", "prepare", "standalone"]
 
@@ -57,7 +64,7 @@ def build(
         clock=clock,
         settings=routing,
     )
-    subscribe(runtime, use_cases.apply, DOSSIER_LIFECYCLE)
+    subscribe(runtime, use_cases.apply, DOSSIER_LIFECYCLE, DOSSIER_SLA)
     follow(
         runtime,
         following_keys(

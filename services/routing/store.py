@@ -7,6 +7,8 @@ Invariants:
 - a dossier is either in ``assignment`` or in ``manual_queue``, never both;
 - an assigned dossier has one ``chain_step`` row per step (position 0, 1, ...); the
   step at ``assignment.current_step`` is the one being worked on (Mẫu 06 sheet);
+- ``clock_due_at`` (of an assignment and of a step) is only ever written from sla's
+  ``sla.due_times``; ``due_at`` and ``dossier_due_at`` only by routing's own decisions;
 - catalogue versions are append-only like rule sets: each ``catalogue_version`` row
   holds the whole catalogue after a change, who made it, when and what; the first is
   the shipped seed; ``published_at`` is set in the transaction that puts the version's
@@ -72,6 +74,11 @@ class Assignment(SQLModel, table=True):
     )
     """The due time the dossier was received with (ngày hẹn trả on the appointment slip):
     every step is fitted into it. Null: none was given (or routed before routing kept it)."""
+    clock_due_at: datetime | None = Field(
+        default=None, sa_column=Column(AwareDateTime, nullable=True)
+    )
+    """The dossier's due time as sla's clock last published it (``sla.due_times``: pauses
+    and restarts included). Null: sla has not spoken (or gave none)."""
 
 
 class ChainStepRow(SQLModel, table=True):
@@ -87,6 +94,10 @@ class ChainStepRow(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     ended_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    clock_due_at: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
+    """The step's due time as sla's clock last published it (``sla.due_times``); it
+    prevails over ``due_at`` (routing's own, as if the dossier was never paused). Null:
+    sla has not dated this step."""
 
     @property
     def hours(self) -> Decimal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -12,10 +13,11 @@ from services.routing import domain, store
 from services.routing.app import RerouteReport
 
 SHEET_DUE_TIMES = (
-    "Each step is due by its own working hours from its start, fitted into the due time "
-    "the dossier was received with (dossier_due_at), as sla fits them. Routing does not "
-    "follow pauses (supplement, payment, stop) nor restarts: once the clock has stopped, "
-    "the due times of the legal clock are sla's (GET /api/v1/clock/{code})."
+    "Due times are the legal clock's, as sla last published them (sla.due_times; "
+    "GET /api/v1/sla/{code}): pauses (supplement, payment, stop) and restarts included; "
+    "dossier_due_at is the clock's current due time. A step the clock has not dated yet "
+    "(due_from: routing) is due by its own working hours from its start, fitted into the "
+    "dossier's due time as sla fits them, as if the dossier were never paused."
 )
 """How the sheet's due times were computed, said on every sheet."""
 
@@ -119,24 +121,27 @@ class SheetStepOut(BaseModel):
     hours: Decimal
     started_at: datetime | None
     due_at: datetime | None
+    due_from: Literal["clock", "routing"] = Field(
+        description="clock: sla's due time (pauses and restarts included); routing: "
+        "routing's own, until sla dates the step."
+    )
     ended_at: datetime | None
     late: bool | None = Field(description="Ended after its due time; null while open.")
 
     @classmethod
     def of(cls, step: store.ChainStepRow) -> SheetStepOut:
-        """A stored chain step as the sheet shows it."""
+        """A stored chain step as the sheet shows it: due when sla's clock says, once it
+        dated the step."""
+        due = step.clock_due_at or step.due_at
         return cls(
             position=step.position,
             office=step.office,
             hours=step.hours,
             started_at=step.started_at,
-            due_at=step.due_at,
+            due_at=due,
+            due_from="routing" if step.clock_due_at is None else "clock",
             ended_at=step.ended_at,
-            late=(
-                None
-                if step.ended_at is None or step.due_at is None
-                else step.ended_at > step.due_at
-            ),
+            late=None if step.ended_at is None or due is None else step.ended_at > due,
         )
 
 
@@ -153,8 +158,9 @@ class SheetOut(BaseModel):
     closed_at: datetime | None
     dossier_due_at: datetime | None = Field(
         description=(
-            "The due time the steps' due times were fitted into: the one the dossier was "
-            "received with (appointment slip); null when none is known."
+            "The dossier's due time: the legal clock's as sla last published it (pauses "
+            "and restarts included), else the one it was received with (appointment "
+            "slip); null when none is known."
         )
     )
     due_times: str = Field(SHEET_DUE_TIMES, description="How the steps' due times are computed.")
@@ -172,7 +178,7 @@ class SheetOut(BaseModel):
             explanation=row.explanation,
             current_step=row.current_step,
             closed_at=row.closed_at,
-            dossier_due_at=row.dossier_due_at,
+            dossier_due_at=row.clock_due_at or row.dossier_due_at,
             steps=[SheetStepOut.of(step) for step in chain],
         )
 

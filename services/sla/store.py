@@ -7,6 +7,8 @@ tracker is here.
   for queries. The summary is always recomputed from terms and ledger in the same
   transaction that changes them; ``version`` increases with every such change, so a
   scheduler that read an older version does not overwrite the newer summary.
+  ``due_times`` holds the due times last published, in the transaction of their outbox
+  row.
 - ``sla_ledger``: the recorded actions, unique per (dossier, ``sequence``): a late or
   repeated action is stored once and folded in sequence order.
 - ``sla_flag``: a warning or the final class emitted, unique per (dossier, kind, step),
@@ -79,6 +81,9 @@ class DossierClock(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_column=Column(String(10)))
     next_deadline: datetime | None = Field(default=None, sa_column=Column(AwareDateTime))
     tracked_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
+    due_times: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    """The due times last published (``sla.due_times``, as JSON): a refold publishes
+    them again only when they differ. Null: none published yet."""
 
 
 class LedgerRow(SQLModel, table=True):
@@ -152,6 +157,7 @@ class ClockRow:
     finished_at: datetime | None = None
     outcome: str | None = None
     next_deadline: datetime | None = None
+    due_times: dict[str, Any] | None = None
 
 
 class LedgerEntry(NamedTuple):
@@ -285,11 +291,13 @@ class Deadlines(NamedTuple):
     next_deadline: datetime | None
     due_at: datetime | None
     due_soon_at: datetime | None
+    due_times: dict[str, Any] | None
 
 
 async def set_deadlines(session: AsyncSession, updates: Sequence[Deadlines]) -> None:
-    """Set ``next_deadline``, ``due_at`` and ``due_soon_at`` of each (code, version) (the
-    due times move only after a calendar change); a newer version is left alone."""
+    """Set ``next_deadline``, ``due_at``, ``due_soon_at`` and ``due_times`` of each (code,
+    version) (the due times move only after a calendar change); a newer version is left
+    alone."""
     if not updates:
         return
     statement = (
@@ -299,6 +307,7 @@ async def set_deadlines(session: AsyncSession, updates: Sequence[Deadlines]) -> 
             next_deadline=bindparam("b_next"),
             due_at=bindparam("b_due"),
             due_soon_at=bindparam("b_soon"),
+            due_times=bindparam("b_times"),
         )
     )
     conn = await session.connection()
@@ -311,10 +320,20 @@ async def set_deadlines(session: AsyncSession, updates: Sequence[Deadlines]) -> 
                 "b_next": u.next_deadline,
                 "b_due": u.due_at,
                 "b_soon": u.due_soon_at,
+                "b_times": u.due_times,
             }
             for u in updates
         ],
     )
+
+
+async def versions_of(session: AsyncSession, codes: Collection[str]) -> dict[str, int]:
+    """The ``version`` of each clock of ``codes`` (one query)."""
+    conn = await session.connection()
+    rows = await conn.execute(
+        select(CLOCKS.c.code, CLOCKS.c.version).where(CLOCKS.c.code.in_(codes))
+    )
+    return {code: int(version) for code, version in rows}
 
 
 async def recheck_deadlines(session: AsyncSession, now: datetime) -> int:

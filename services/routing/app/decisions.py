@@ -5,11 +5,14 @@ Invariants:
   its chain steps and ``dossier.routed``, or a manual-queue entry and ``dossier.unroutable``;
 - a step's working hours are kept exactly as decided (no rounding), and every step's due
   time, the first one's as each later one's, is ``shared.chain.fit_step``'s: from the
-  step's start, its hours and those of the steps still to come, fitted into the due time
-  the dossier was received with (``Assignment.dossier_due_at``), as sla fits them; a step
-  whose due time falls outside the calendar's known years has none. Routing does not
-  follow the pauses and restarts of the legal clock (sla's): its due times are those of
-  a dossier that was never paused;
+  step's start, its hours and those of the steps still to come, fitted into the
+  dossier's due time (sla's when it spoke, else the one it was received with), as sla
+  fits them; a step whose due time falls outside the calendar's known years has none.
+  These are routing's own due times (``due_at``), for the sheet until sla speaks: they
+  do not follow the pauses and restarts of the legal clock;
+- the legal clock's due times are sla's: each ``sla.due_times`` sets the dossier's and
+  every step's ``clock_due_at`` (by position), whatever routing computed, so the sheet
+  shows sla's times whichever of the two topics routing read first;
 - an action is applied once, in the order intake numbered them; ``transfer`` starts the
   next step, an ending action closes the dossier and its current step.
 """
@@ -38,10 +41,11 @@ from shared.events import (
     DossierReceived,
     DossierRouted,
     DossierUnroutable,
+    SlaDueTimes,
 )
 from shared.outbox import enqueue
 
-__all__ = ["Decisions", "stored_chain"]
+__all__ = ["Decisions", "follow_clock", "stored_chain"]
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +256,23 @@ class Decisions:
         step.office = action.office or step.office
         step.started_at = action.at
         step.due_at = self.step_due(
-            action.at, [s.hours for s in chain[following:]], assignment.dossier_due_at
+            action.at,
+            [s.hours for s in chain[following:]],
+            assignment.clock_due_at or assignment.dossier_due_at,
         )
         assignment.current_step = following
         assignment.office = step.office
+
+
+def follow_clock(
+    assignment: store.Assignment, chain: list[store.ChainStepRow], due: SlaDueTimes
+) -> None:
+    """Keep sla's due times (the latest ``sla.due_times`` of the dossier): the dossier's,
+    and each step's by position (a step sla has not dated gets none)."""
+    assignment.clock_due_at = due.due_at
+    dated = {step.step: step.due_at for step in due.steps}
+    for row in chain:
+        row.clock_due_at = dated.get(row.position)
 
 
 def stored_chain(chain: list[store.ChainStepRow]) -> tuple[tuple[str, Decimal], ...]:

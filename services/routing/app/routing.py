@@ -25,14 +25,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain, store
 from services.routing.app.catalogue import Catalogues
-from services.routing.app.decisions import Decisions
+from services.routing.app.decisions import Decisions, follow_clock
 from services.routing.app.manual import AssignError, Move, RerouteReport, assign_by_hand, reroute
 from services.routing.settings import RoutingSettings
 from shared.calendar import WorkCalendar
 from shared.catalogue import Catalogue, Step
 from shared.clock import Clock, utc_now
 from shared.db import Database
-from shared.events import DossierActionRecorded, DossierReceived, Envelope, of_type
+from shared.events import DossierActionRecorded, DossierReceived, Envelope, SlaDueTimes
 from shared.handlers import Handlers
 from shared.service import every
 
@@ -47,8 +47,12 @@ LATENCY = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
 )
 
-_TAKEN = frozenset({DossierReceived.event_type, DossierActionRecorded.event_type})
+_TAKEN = frozenset(
+    {DossierReceived.event_type, DossierActionRecorded.event_type, SlaDueTimes.event_type}
+)
 """The event types ``Routing.apply`` handles."""
+_ON_CHAIN = _TAKEN - {DossierReceived.event_type}
+"""The event types that change a routed dossier's chain (its rows are read for them)."""
 
 
 @dataclass(slots=True)
@@ -66,13 +70,13 @@ class _Batch:
     @classmethod
     async def load(cls, session: AsyncSession, events: list[Envelope], now: datetime) -> _Batch:
         """One query each for the assignments, queue entries, chains (of dossiers acted
-        on) and rules of ``events``."""
+        on or dated by sla) and rules of ``events``."""
         codes = list(dict.fromkeys(env.dossier_code for env in events if env.dossier_code))
         assignments = await store.assignments_of(session, codes)
         acted = {
             env.dossier_code
-            for _, env in of_type(events, DossierActionRecorded)
-            if env.dossier_code in assignments
+            for env in events
+            if env.type in _ON_CHAIN and env.dossier_code in assignments
         }
         return cls(
             session,
@@ -129,7 +133,8 @@ class Routing:
     # -- consuming ---------------------------------------------------------------------
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
-        """Route received dossiers once and follow their actions (inside the inbox transaction).
+        """Route received dossiers once, follow their actions and keep sla's due times
+        (inside the inbox transaction).
 
         Batched: one query each for the assignments, queue entries, chains and rules of
         the batch; events are then applied in order, so a dossier received and
@@ -151,6 +156,12 @@ class Routing:
             code = env.dossier_code or ""
             if code in batch.assignments:
                 self._decisions.on_action(batch.assignments[code], batch.chains[code], action)
+
+        @handlers.on(SlaDueTimes)
+        def on_due_times(due: SlaDueTimes, env: Envelope) -> None:
+            code = env.dossier_code or ""
+            if code in batch.assignments:
+                follow_clock(batch.assignments[code], batch.chains[code], due)
 
         handlers.run(relevant)
 

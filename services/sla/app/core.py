@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from services.sla import store
@@ -19,7 +19,7 @@ from shared.calendar import Duration, WorkCalendar
 from shared.clock import Clock as Now
 from shared.clock import utc_now
 from shared.db import Database
-from shared.events import ClockStarted, SlaFinished, SlaWarning
+from shared.events import ClockStarted, SlaDueTimes, SlaFinished, SlaWarning, StepDueTime
 from shared.outbox import outbox_values
 from shared.settings import ServiceName
 from shared.wakeup import Wakeup
@@ -39,6 +39,42 @@ def terms_of(row: store.ClockRow) -> Terms | None:
         slip_due_at=row.slip_due_at,
         steps=tuple(ChainStep(office, Decimal(hours)) for office, hours in row.steps or []),
     )
+
+
+def due_times_of(clock: Clock) -> SlaDueTimes | None:
+    """The due times of a clock with a chain, in UTC (so equal times compare equal as
+    JSON); ``None`` for a clock without one (a dossier not routed yet)."""
+    if not clock.steps:
+        return None
+    return SlaDueTimes(
+        due_at=_utc(clock.due_at),
+        steps=[
+            StepDueTime(
+                step=step.index,
+                office=step.office,
+                started_at=_utc(step.started_at),
+                due_at=_utc(step.due_at),
+            )
+            for step in clock.steps
+        ],
+    )
+
+
+def moved_due_times(row: store.ClockRow, clock: Clock) -> SlaDueTimes | None:
+    """The due times to publish after ``row`` was refolded into ``clock``, now kept on the
+    row; ``None`` when they equal those last published (or the clock has no chain)."""
+    due_times = due_times_of(clock)
+    if due_times is None:
+        return None
+    values = due_times.model_dump(mode="json")
+    if values == row.due_times:
+        return None
+    row.due_times = values
+    return due_times
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return None if at is None else at.astimezone(UTC)
 
 
 def entries_of(rows: Sequence[store.LedgerEntry]) -> list[Entry]:
@@ -89,7 +125,7 @@ class TrackerCore:
 
     @staticmethod
     def _outbox(
-        payload: ClockStarted | SlaFinished | SlaWarning,
+        payload: ClockStarted | SlaDueTimes | SlaFinished | SlaWarning,
         code: str,
         correlation_id: uuid.UUID | None,
         now: datetime,

@@ -3,7 +3,12 @@
 Events change a dossier's terms and ledger; the fold is recomputed in the same
 transaction. The final class is written to ``sla_flag`` (unique per dossier, kind and
 step) in the transaction of the outbox row that announces it, so it is published once
-per dossier, however often an event is redelivered.
+per dossier, however often an event is redelivered. The due times of a dossier with a
+chain (``sla.due_times``: the dossier's and every step's) are published in the
+transaction that stores them on its clock row, only when the refold moved them (the
+first computation, the end of a pause, a restart, a transfer, a new chain): a
+redelivered event publishes nothing, and the latest ``sla.due_times`` of a dossier holds
+its current due times.
 
 A batch costs a constant number of statements, whatever its size: three reads (clocks,
 ledgers, flags of its dossiers, ``IN (...)``), then one write each for the clocks (an
@@ -23,7 +28,7 @@ from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.sla import store
-from services.sla.app.core import FINISHED_FLAG, TrackerCore
+from services.sla.app.core import FINISHED_FLAG, TrackerCore, moved_due_times
 from services.sla.domain import DOSSIER_STEP, Clock
 from shared.events import (
     Channel,
@@ -32,6 +37,7 @@ from shared.events import (
     DossierReceived,
     DossierRouted,
     Envelope,
+    SlaDueTimes,
     SlaFinished,
 )
 from shared.handlers import Handlers
@@ -53,6 +59,8 @@ class _Batch:
     touched: dict[str, uuid.UUID] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
     new_entries: list[store.LedgerEntry] = field(default_factory=list)
+    moved: dict[str, SlaDueTimes] = field(default_factory=dict)
+    """The due times to publish, per dossier whose refold moved them."""
 
     def row(self, code: str) -> store.ClockRow:
         """The clock row of ``code``, made if the dossier is seen for the first time
@@ -158,13 +166,16 @@ class Tracking(TrackerCore):
         outcome = clock.outcome(self.policy)
         row.outcome = outcome.value if outcome else None
         row.next_deadline = clock.next_deadline(self.policy, batch.emitted[code])
+        if (due_times := moved_due_times(row, clock)) is not None:
+            batch.moved[code] = due_times
         return clock
 
     async def _announced(
         self, session: AsyncSession, batch: _Batch, folded: dict[str, Clock | None]
     ) -> list[dict[str, object]]:
         """The outbox rows of the batch, in dossier order: each clock the batch started,
-        then each final class whose flag this call inserted (once per dossier)."""
+        the due times its refold moved, then each final class whose flag this call
+        inserted (once per dossier)."""
         finished = {
             code: payload
             for code, clock in folded.items()
@@ -185,6 +196,8 @@ class Tracking(TrackerCore):
                 started = ClockStarted(started_at=clock.started_at, due_at=clock.due_at)
                 rows.append(self._outbox(started, code, correlation_id, batch.now))
                 TRACKED.inc()
+            if code in batch.moved:
+                rows.append(self._outbox(batch.moved[code], code, correlation_id, batch.now))
             if (code, FINISHED_FLAG, DOSSIER_STEP) in inserted:
                 rows.append(self._outbox(finished[code], code, correlation_id, batch.now))
                 FINISHED.labels(finished[code].outcome).inc()
