@@ -245,17 +245,28 @@ PUBLIC_TIME = "/api/v1/public/time"
 """The services' clock, for the screens (no key: it tells nothing but the time)."""
 
 
+def _take_guess(
+    request: Request, code: str, per_client: TokenBuckets, per_code: TokenBuckets
+) -> None:
+    """Count one public guess of ``code``'s phone against the client's address and the
+    code (the caller gives the code's token back when the phone was right); refuse with
+    429 and ``Retry-After`` when either is spent."""
+    client = request.client.host if request.client else "unknown"
+    for buckets, key, what in (
+        (per_client, client, "from this address"),
+        (per_code, code, "of this dossier"),
+    ):
+        if not buckets.take(key):
+            msg = f"too many look-ups {what}; try again later"
+            raise TooMany(msg, retry_after=buckets.retry_after(key))
+
+
 def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBuckets) -> APIRouter:
     """The citizen's look-up: no key, status and due time only (and what a supplement
     asks for), and the services' clock. The look-up is limited per client
     address (the one the trusted proxy names) and, for wrong guesses, per dossier code
     whoever guesses: a code that had too many wrong phones answers 429 for a while."""
     api = APIRouter(tags=["public"])
-
-    def too_many(buckets: TokenBuckets, key: str, what: str) -> TooMany:
-        return TooMany(
-            f"too many look-ups {what}; try again later", retry_after=buckets.retry_after(key)
-        )
 
     @api.post(
         PUBLIC_LOOKUP,
@@ -266,11 +277,7 @@ def public_router(intake: Intake, per_client: TokenBuckets, per_code: TokenBucke
     async def look_up(body: LookupIn, request: Request) -> views.PublicDossierOut:
         """Status and due time of a dossier, when ``phone`` is the applicant's. A wrong
         phone and an unknown code get the same 404, and count alike against the code."""
-        client = request.client.host if request.client else "unknown"
-        if not per_client.take(client):
-            raise too_many(per_client, client, "from this address")
-        if not per_code.take(body.code):
-            raise too_many(per_code, body.code, "of this dossier")
+        _take_guess(request, body.code, per_client, per_code)
         found = await intake.public_lookup(body.code, body.phone)
         if found is None:
             raise NotFound("no dossier with this code and phone")
@@ -349,14 +356,7 @@ def public_ratings_router(
         """Record the citizen's satisfaction with a dossier after its result, when
         ``phone`` is the applicant's: once per dossier. A wrong phone and an unknown code
         get the look-up's 404, and count alike against the code."""
-        client = request.client.host if request.client else "unknown"
-        for buckets, key, what in (
-            (per_client, client, "from this address"),
-            (per_code, body.code, "of this dossier"),
-        ):
-            if not buckets.take(key):
-                msg = f"too many look-ups {what}; try again later"
-                raise TooMany(msg, retry_after=buckets.retry_after(key))
+        _take_guess(request, body.code, per_client, per_code)
         given = GivenRating(level=body.level, comment=body.comment)
         try:
             rated = await ratings.online(body.code, body.phone, given)
