@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -119,9 +120,11 @@ def _has_pending() -> ColumnElement[bool]:
     return exists().where(and_(_STATE.c.code == _DOSSIER.c.code, _STATE.c.status == PENDING))
 
 
-async def due_codes(session: AsyncSession, now: datetime, limit: int) -> list[str]:
+async def due_codes(
+    session: AsyncSession, now: datetime, limit: int, *, skip: Sequence[str] = ()
+) -> list[str]:
     """Up to ``limit`` due dossiers (see the module's invariants), oldest pending state
-    first."""
+    first, none of ``skip``."""
     oldest = (
         select(func.min(_STATE.c.created_at))
         .where(and_(_STATE.c.code == _DOSSIER.c.code, _STATE.c.status == PENDING))
@@ -136,6 +139,7 @@ async def due_codes(session: AsyncSession, now: datetime, limit: int) -> list[st
             or_(_DOSSIER.c.next_attempt_at.is_(None), _DOSSIER.c.next_attempt_at <= now),
             or_(_DOSSIER.c.lease_until.is_(None), _DOSSIER.c.lease_until < now),
             _has_pending(),
+            _DOSSIER.c.code.not_in(skip),
         )
         .order_by(oldest, _DOSSIER.c.code)
         .limit(limit)

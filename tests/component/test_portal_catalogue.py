@@ -88,12 +88,13 @@ def standin() -> Iterator[PortalStandIn]:
         yield portal
 
 
-async def start(var_dir: Path, standin: PortalStandIn) -> process.PortalProcess:
+async def start(var_dir: Path, standin: PortalStandIn, batch: int = 100) -> process.PortalProcess:
     portal = PortalSettings(
         url=standin.url,
         username=USERNAME,
         password=PASSWORD,  # type: ignore[arg-type]
         dstcode=DSTCODE,
+        batch=batch,
     )
     built = process.build(Settings(var_dir=var_dir), portal=portal, clock=lambda: NOW)
     await upgrade(built.runtime.db, "portal")
@@ -153,6 +154,26 @@ async def test_a_dossier_received_under_a_version_not_yet_in_use_waits_for_it(
         await built.sender.client.close()
         await built.runtime.db.dispose()
     assert sent(standin, code)["TenTTHC"] == NEW_NAME
+
+
+async def test_a_dossier_held_for_the_catalogue_does_not_keep_newer_ones_out(
+    tmp_path: Path, standin: PortalStandIn
+) -> None:
+    """With a batch of one, the held dossier (the oldest pending) would take every
+    round's only place; it is left out of the rounds until the catalogue moves on."""
+    built = await start(tmp_path, standin, batch=1)
+    held, ready = f"{DSTCODE}-261202-0006", f"{DSTCODE}-261202-0007"
+    try:
+        await dossier(built, held, NEW_CODE)
+        await dossier(built, ready, "1.004222", version=1)
+        assert standin.accepted("DongBoHoSoMC", held) == []
+        assert sent(standin, ready)["MaTTHC"] == "1.004222"
+        await deliver(built, catalogue_event())
+        await built.sender.send_round()
+    finally:
+        await built.sender.client.close()
+        await built.runtime.db.dispose()
+    assert sent(standin, held)["TenTTHC"] == NEW_NAME
 
 
 async def test_a_restarted_portal_names_it_from_its_copy(

@@ -176,6 +176,10 @@ class Sender:
         self.clock = clock
         self.owner = uuid.uuid4().hex
         self._wake = Wakeup()
+        self._held: dict[str, int] = {}
+        """Dossiers held for a newer catalogue: code -> the version in use when held. Left
+        out of the rounds until the catalogue moves past it, so that a full batch of them
+        cannot keep newer dossiers out (per process: a restart tries each once again)."""
 
     def wake(self) -> None:
         """Look for due dossiers now."""
@@ -207,7 +211,11 @@ class Sender:
         now = self.clock()
         async with self.db.transaction() as session:
             await self.catalogue.restore(session)
-            codes = await store.due_codes(session, now, self.settings.batch)
+            version = self.catalogue.version
+            self._held = {code: held for code, held in self._held.items() if held >= version}
+            codes = await store.due_codes(
+                session, now, self.settings.batch, skip=sorted(self._held)
+            )
         taken = 0
         for code in codes:
             until = now + timedelta(seconds=self.settings.lease_seconds)
@@ -219,7 +227,9 @@ class Sender:
             finally:
                 async with self.db.transaction() as session:
                     await store.release(session, code, self.owner)
-            if reply is not WAITING:
+            if reply is WAITING:
+                self._held[code] = version
+            else:
                 taken += 1
             if reply is not None and not reply.reached:
                 break
