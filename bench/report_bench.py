@@ -2,7 +2,8 @@
 
 Writes the aggregates that ``--dossiers`` dossiers would leave (default 10 million: 200
 units × 380 days, 2025-01-01 to 2026-01-15, ~132 dossiers per unit and day) straight into
-``report_day`` / ``report_due`` of a fresh notify SQLite file, for the ``unit`` dimension
+``report_day`` / ``report_due`` and their monthly roll-ups (``report_month`` /
+``report_due_month``) of a fresh notify SQLite file, for the ``unit`` dimension
 (the one the query reads). Each unit-day's dossiers are spread over 20 (due offset,
 closing offset) cells, so early, on-time, late and still-open dossiers all occur and the
 by-due table has one row per (unit, due day, closing day) as in production. Then it times
@@ -28,6 +29,7 @@ from pathlib import Path
 from services.notify.reports import TABLES
 from services.notify.reports import domain as d
 from services.notify.reports.query import sla_report
+from services.notify.reports.store import month_start
 from shared.db import Database
 
 UNITS = 200
@@ -81,6 +83,22 @@ def generate(path: Path, dossiers: int) -> tuple[int, int, int]:
             "INSERT INTO report_due (dim, key, due_day, closed_day, measure, n) "
             "VALUES ('unit', ?, ?, ?, ?, ?)",
             ((u, du.isoformat(), c.isoformat(), m, n) for (u, du, c, m), n in due_rows.items()),
+        )
+        # The monthly roll-ups, as ``store.add_counts`` keeps them beside the days.
+        months: Counter[tuple[str, date, str]] = Counter()
+        for (u, day, m), n in day_rows.items():
+            months[u, month_start(day), m] += n
+        due_months: Counter[tuple[str, date, date, str]] = Counter()
+        for (u, du, c, m), n in due_rows.items():
+            due_months[u, month_start(du), month_start(c), m] += n
+        conn.executemany(
+            "INSERT INTO report_month (dim, key, month, measure, n) VALUES ('unit', ?, ?, ?, ?)",
+            ((u, month.isoformat(), m, n) for (u, month, m), n in months.items()),
+        )
+        conn.executemany(
+            "INSERT INTO report_due_month (dim, key, due_month, closed_month, measure, n) "
+            "VALUES ('unit', ?, ?, ?, ?, ?)",
+            ((u, du.isoformat(), c.isoformat(), m, n) for (u, du, c, m), n in due_months.items()),
         )
         conn.execute("ANALYZE")
     return total, len(day_rows), len(due_rows)

@@ -10,9 +10,12 @@ database), and how a crash is handled:
   so two dispatchers never both take a row.
 - The claim is a lease of ``sending_lease_seconds``, renewed while the round runs: every
   third of the lease the round sets ``claimed_at`` of its rows still ``sending`` to now,
-  and it renews a row once more right before handing it to a sink. However slow the sinks
-  and however long the round, only a dispatcher that stopped (crashed, killed, cut off
-  from the database for a whole lease) lets its lease lapse.
+  and before handing a row to a sink it checks that row (and the next ones of the same
+  recipient's queue, renewing their lease with one statement) unless a check renewed it
+  less than a third of a lease ago: a row so renewed cannot be reconciled by another
+  dispatcher for a whole lease. However slow the sinks and however long the round, only
+  a dispatcher that stopped (crashed, killed, cut off from the database for a whole
+  lease) lets its lease lapse.
 - Every statement a dispatcher runs on the rows it claimed is guarded by
   ``WHERE claim = <mine>``: the renewal, the check right before a send (the row must
   still be ``sending`` under my claim, or it is not sent), the record of the outcome and
@@ -21,8 +24,10 @@ database), and how a crash is handled:
   what the other decided; it counts the lost claim
   (``motcua_notifications_claim_lost_total``) and logs the message key (never a
   recipient or a text).
-- Each outcome is recorded right after its send, in a small transaction of its own, so a
-  crash later in the round loses no outcome already known.
+- Each outcome is recorded right after its send, together with the outcomes that came
+  while the previous record was being written (``coalesce``: group commit, one small
+  transaction of three statements whatever the number), so a crash later in the round
+  loses no outcome already recorded; a recipient's next send does not wait for the record.
 - A round's sends go out in parallel, at most ``send_concurrency`` at once per channel,
   so per sink (the SMTP server, the SMS gateway; only the development file sink may serve
   both channels). Messages to one recipient on one channel go one after another in the

@@ -12,12 +12,15 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from prometheus_client import Counter
 
 from services.notify import domain, store
 from services.notify.channels import DeliveryError, FailoverSink, Outgoing
+from services.notify.coalesce import Coalescer
 from services.notify.settings import NotifySettings
 from shared.clock import Clock, utc_now
 from shared.db import Database
@@ -36,6 +39,8 @@ CLAIMS_LOST = Counter(
 )
 
 _DISPATCH_IDLE_SECONDS = 0.2
+_CHECK_AHEAD = 64
+"""Most messages of one recipient's queue checked (and their lease renewed) together."""
 
 
 class Dispatcher:
@@ -78,9 +83,12 @@ class Dispatcher:
         record each outcome; return how many messages were claimed.
 
         Sends run in parallel, ``send_concurrency`` at once per channel, one recipient's
-        messages on a channel in due order. The round's lease is renewed until its last
-        outcome is recorded. A database error on one message does not stop the others;
-        once they are done the round raises the first such error.
+        messages on a channel in due order. The checks right before the sends and the
+        records of the outcomes that come while one such statement runs go together in the
+        next (``coalesce``): a round runs a few statements, not two transactions a message.
+        The round's lease is renewed until its last outcome is recorded. A database error on
+        one batch does not stop the other messages; once they are done the round raises the
+        first such error.
         """
         now = self.clock()
         await self.reconcile(now)
@@ -88,24 +96,25 @@ class Dispatcher:
         claimed = await self._claim(now, claim)
         if not claimed:
             return 0
-        html = await self._html_of(claimed)
-        unsent = {m.key for m in claimed}  # not handed to a sink yet
-        errors: list[Exception] = []
+        round_ = _Round(
+            claim=claim,
+            html=await self._html_of(claimed),
+            unsent={m.key for m in claimed},  # not handed to a sink yet
+            checks=Coalescer(partial(self._check_batch, claim), _key, None),
+            records=Coalescer(partial(self._record_batch, claim), _outcome_key, False),
+        )
         lease = asyncio.create_task(self._hold_lease(claim))
         try:
-            await asyncio.gather(
-                *(
-                    self._send_queue(queue, claim, html, unsent, errors)
-                    for queue in _queues(claimed)
-                )
-            )
+            await asyncio.gather(*(self._send_queue(queue, round_) for queue in _queues(claimed)))
         finally:
+            await round_.checks.close()
+            await round_.records.close()
             lease.cancel()
             await asyncio.wait([lease])
-            if unsent:
-                await self._release(unsent, claim)
-        if errors:
-            raise errors[0]
+            if round_.unsent:
+                await self._release(round_.unsent, claim)
+        if round_.errors:
+            raise round_.errors[0]
         return len(claimed)
 
     async def reconcile(self, now: datetime) -> None:
@@ -120,8 +129,8 @@ class Dispatcher:
                 await store.settle_lapsed(session, channel, expired, resend=sink.resend_safe)
 
     async def _claim(self, now: datetime, claim: str) -> list[store.Message]:
-        """Claim up to ``dispatch_batch`` due messages under ``claim`` (a committed
-        ``UPDATE ... WHERE status = 'queued'``); return them, in due order. During quiet
+        """Claim up to ``dispatch_batch`` due messages under ``claim`` (one committed
+        ``UPDATE ... WHERE status = 'queued' RETURNING``); return them, in due order. During quiet
         hours an SMS channel that reaches citizens is left out."""
         channels = list(self.channels)
         if domain.in_quiet_hours(now, self.settings.quiet_start, self.settings.quiet_end):
@@ -133,13 +142,9 @@ class Dispatcher:
         if not channels:
             return []
         async with self.db.transaction() as session:
-            picked = await store.claim_due(
+            return await store.claim_due(
                 session, claim, now, channels, self.settings.dispatch_batch
             )
-        if not picked:
-            return []
-        async with self.db.sessions() as session:
-            return await store.claimed(session, claim)
 
     async def _hold_lease(self, claim: str) -> None:
         """Renew the lease of ``claim``'s rows still ``sending`` every third of
@@ -165,54 +170,95 @@ class Dispatcher:
         async with self.db.sessions() as session:
             return await store.html_of(session, keys)
 
-    async def _send_queue(
-        self,
-        queue: Sequence[store.Message],
-        claim: str,
-        html: Mapping[str, str],
-        unsent: set[str],
-        errors: list[Exception],
-    ) -> None:
+    async def _send_queue(self, queue: Sequence[store.Message], round_: _Round) -> None:
         """Send one recipient's messages on one channel, one after another, in order; a
-        database error on one is kept in ``errors`` and the next is tried."""
-        for message in queue:
-            try:
-                await self._dispatch(message, claim, html.get(message.key), unsent)
-            except Exception as exc:
-                log.warning(
-                    "message %s: %s while checking or recording it; released at the end "
-                    "of the round if unsent, else settled by its lease",
-                    message.key,
-                    type(exc).__name__,
-                )
-                errors.append(exc)
+        database error on one is kept in the round's errors and the next is tried.
+
+        The next message's send does not wait for the previous one's outcome to be recorded
+        (only for its send to return): the records go on meanwhile, together with the other
+        queues' (``_record_batch``), and the queue ends when all are recorded.
+        """
+        recording: list[tuple[store.Message, asyncio.Task[None]]] = []
+        try:
+            for at, message in enumerate(queue):
+                try:
+                    sent = await self._dispatch(queue[at : at + _CHECK_AHEAD], round_)
+                except Exception as exc:
+                    self._database_error(message, exc, round_)
+                    continue
+                if sent is not None:
+                    task = asyncio.create_task(self._record(message, sent, round_))
+                    recording.append((message, task))
+        finally:
+            done = await asyncio.gather(*(t for _, t in recording), return_exceptions=True)
+        for (message, _), result in zip(recording, done, strict=True):
+            if isinstance(result, Exception):
+                self._database_error(message, result, round_)
+
+    def _database_error(self, message: store.Message, exc: Exception, round_: _Round) -> None:
+        log.warning(
+            "message %s: %s while checking or recording it; released at the end "
+            "of the round if unsent, else settled by its lease",
+            message.key,
+            type(exc).__name__,
+        )
+        round_.errors.append(exc)
 
     async def _dispatch(
-        self, message: store.Message, claim: str, html: str | None, unsent: set[str]
-    ) -> None:
-        """Wait for a slot of the channel, check the claim, send, then record the outcome."""
+        self, ahead: Sequence[store.Message], round_: _Round
+    ) -> tuple[tuple[str, str | None] | DeliveryError, datetime] | None:
+        """Wait for a slot of the channel, check the claim of ``ahead[0]``, send it; return
+        the outcome and when it came (``None``: not sent, the claim was lost or a report
+        settled it). ``ahead``: the rest of its queue, checked with it."""
+        message = ahead[0]
         async with self._slots[message.channel]:
-            mine = await self._still_claimed(message, claim)
-            unsent.discard(message.key)
+            mine = await self._still_claimed(ahead, round_)
+            round_.unsent.discard(message.key)
             if not mine:
-                return
-            outcome = await self._send(message, html)
-        await self._record(message, outcome, claim, self.clock())
+                return None
+            outcome = await self._send(message, round_.html.get(message.key))
+        return outcome, self.clock()
 
-    async def _still_claimed(self, message: store.Message, claim: str) -> bool:
-        """Renew one row's lease right before its send: true if it is still ``sending``
-        under ``claim``.
+    async def _still_claimed(self, ahead: Sequence[store.Message], round_: _Round) -> bool:
+        """Before the send of ``ahead[0]``: true if its row is still ``sending`` under the
+        round's claim, by a check that renewed its lease less than a third of the lease
+        ago (by the injected clock).
+
+        Without such a check, the rows of ``ahead`` (the rest of its queue) are checked
+        and renewed together, with the other checks of the moment (``_check_batch``). A
+        row so renewed stays under this claim for a whole lease (no other dispatcher may
+        reconcile it before), so the answer holds for the sends of the next third of a
+        lease: one recipient's messages, sent one after another, cost one check per
+        ``_CHECK_AHEAD``, not one each.
 
         False when the lease had lapsed and another dispatcher reconciled the row (counted
         as a lost claim), or when a delivery report settled it first (the gateway has it
         from an earlier, interrupted send): either way it is not sent again.
         """
-        async with self.db.transaction() as session:
-            status = await store.renew_one(session, message.key, claim, self.clock())
+        message = ahead[0]
+        now = self.clock()
+        fresh = now - timedelta(seconds=self.settings.sending_lease_seconds / 3)
+        known = round_.checked.get(message.key)
+        if known is None or known[1] <= fresh:
+            answers = await asyncio.gather(*(round_.checks.submit(m) for m in ahead))
+            for checked, answer in zip(ahead, answers, strict=True):
+                round_.checked[checked.key] = (answer, now)
+        status = round_.checked[message.key][0]
         if status is None:
             self._claim_lost(message, "before its send, which was skipped")
             return False
         return status == store.SENDING
+
+    async def _check_batch(
+        self, claim: str, messages: Sequence[store.Message]
+    ) -> dict[str, str | None]:
+        """One transaction: renew these rows' lease, return the status of those still
+        under ``claim``."""
+        async with self.db.transaction() as session:
+            found = await store.renew_claimed(
+                session, [m.key for m in messages], claim, self.clock()
+            )
+        return dict(found)
 
     async def _send(
         self, message: store.Message, html: str | None
@@ -237,13 +283,13 @@ class Dispatcher:
     async def _record(
         self,
         message: store.Message,
-        outcome: tuple[str, str | None] | DeliveryError,
-        claim: str,
-        now: datetime,
+        sent: tuple[tuple[str, str | None] | DeliveryError, datetime],
+        round_: _Round,
     ) -> None:
-        """Record one send's outcome in a transaction of its own, only while the row is
-        still under ``claim`` (else: a lost claim, counted and logged; the outcome is
-        dropped, the other dispatcher's decision stands).
+        """Record one send's outcome (with the other outcomes of the moment, in one
+        transaction: ``_record_batch``), only while the row is still under the round's
+        claim (else: a lost claim, counted and logged; the outcome is dropped, the other
+        dispatcher's decision stands).
 
         Precedence: a delivery report that came while the message was ``sending`` wins over
         the send's outcome. The gateway reports only on a message it accepted, and reports
@@ -253,40 +299,44 @@ class Dispatcher:
         queued again because our side of the request timed out; a ``failed`` report is not
         turned back into ``sent``.
         """
+        outcome, now = sent
         attempts = message.attempts + 1
-        async with self.db.transaction() as session:
-            if isinstance(outcome, DeliveryError):
-                gave_up = not outcome.temporary or attempts >= self.settings.max_attempts
-                delay = domain.retry_delay(
-                    attempts, self.settings.backoff_seconds, self.settings.backoff_max_seconds
-                )
-                status = store.FAILED if gave_up else store.QUEUED
-                counted = status if gave_up else "retry"
-                mine = await store.record_failure(
-                    session,
-                    message.key,
-                    claim,
-                    attempts=attempts,
-                    status=status,
-                    error=str(outcome)[:300],
-                    next_attempt_at=now + delay,
-                )
-            else:
-                sink, provider_id = outcome
-                counted = store.SENT
-                mine = await store.record_sent(
-                    session,
-                    message.key,
-                    claim,
-                    attempts=attempts,
-                    sent_at=now,
-                    sink=sink,
-                    provider_id=provider_id,
-                )
-        if not mine:
+        if isinstance(outcome, DeliveryError):
+            gave_up = not outcome.temporary or attempts >= self.settings.max_attempts
+            delay = domain.retry_delay(
+                attempts, self.settings.backoff_seconds, self.settings.backoff_max_seconds
+            )
+            status = store.FAILED if gave_up else store.QUEUED
+            counted = status if gave_up else "retry"
+            row = store.Outcome(
+                message.key,
+                status,
+                attempts,
+                error=str(outcome)[:300],
+                next_attempt_at=now + delay,
+            )
+        else:
+            sink, provider_id = outcome
+            counted = store.SENT
+            row = store.Outcome(
+                message.key,
+                store.SENT,
+                attempts,
+                sent_at=now,
+                sink=sink,
+                provider_id=provider_id,
+            )
+        if not await round_.records.submit(row):
             self._claim_lost(message, f"before its outcome ({counted}) was recorded")
             return
         NOTIFICATIONS.labels(message.channel, counted).inc()
+
+    async def _record_batch(self, claim: str, outcomes: Sequence[store.Outcome]) -> dict[str, bool]:
+        """One transaction: record these outcomes on the rows still under ``claim``; true
+        for each recorded."""
+        async with self.db.transaction() as session:
+            mine = await store.record_outcomes(session, claim, outcomes)
+        return {o.key: o.key in mine for o in outcomes}
 
     async def _release(self, keys: Iterable[str], claim: str) -> None:
         """Put rows of ``claim`` never handed to a sink back to ``queued`` (best effort:
@@ -318,6 +368,29 @@ class Dispatcher:
             return await store.take_report(
                 session, key, delivered=delivered, reason=reason, now=now
             )
+
+
+@dataclass
+class _Round:
+    """One dispatch round: its claim, the claimed e-mails' HTML, the keys not yet handed to
+    a sink, the database errors met, and the batched checks and records."""
+
+    claim: str
+    html: Mapping[str, str]
+    unsent: set[str]
+    checks: Coalescer[str, store.Message, str | None]
+    records: Coalescer[str, store.Outcome, bool]
+    errors: list[Exception] = field(default_factory=list)
+    checked: dict[str, tuple[str | None, datetime]] = field(default_factory=dict)
+    """Each checked row's status under the claim (``None``: no longer under it) and when."""
+
+
+def _key(message: store.Message) -> str:
+    return message.key
+
+
+def _outcome_key(outcome: store.Outcome) -> str:
+    return outcome.key
 
 
 def _queues(messages: Sequence[store.Message]) -> list[list[store.Message]]:

@@ -126,21 +126,25 @@ class Notices:
             return
         opted_out = await _opted_out(session, (d for d, _ in drafts.values()), self.opt_out_key)
         stored = await store.stored_keys(session, list(drafts))
-        session.add_all(
-            store.Message(
-                key=d.key,
-                dossier_code=d.dossier_code,
-                trigger=d.trigger.value,
-                channel=d.channel.value,
-                recipient=d.recipient,
-                subject=d.subject,
-                body=d.body,
-                status=store.SUPPRESSED if key in opted_out else store.QUEUED,
-                created_at=came,
-                next_attempt_at=now,
-            )
-            for key, (d, came) in drafts.items()
-            if key not in stored
+        await store.queue_messages(
+            session,
+            [
+                {
+                    "key": key,
+                    "dossier_code": d.dossier_code,
+                    "trigger": d.trigger.value,
+                    "channel": d.channel.value,
+                    "recipient": d.recipient,
+                    "subject": d.subject,
+                    "body": d.body,
+                    "status": store.SUPPRESSED if key in opted_out else store.QUEUED,
+                    "attempts": 0,
+                    "created_at": came,
+                    "next_attempt_at": now,
+                }
+                for key, (d, came) in drafts.items()
+                if key not in stored
+            ],
         )
         self.wake()
 

@@ -89,7 +89,7 @@ class NotifySettings(BaseSettings):
     )
     dispatch_batch: int = Field(200, gt=0, description="Most messages claimed per round.")
     send_concurrency: int = Field(
-        4,
+        16,
         gt=0,
         description="Most messages of one channel (SMS, e-mail) handed to its sinks at once, "
         "so the SMTP server and the SMS gateway each see at most this many sends in flight; "

@@ -34,6 +34,26 @@ function fillRates(tableId, report) {
   }
 }
 
+// The month's ratings per unit and index 5.4 of 766 (100 − late share − không hài lòng share).
+function fillSatisfaction(tableId, block) {
+  const body = document.querySelector(`#${tableId} tbody`);
+  body.replaceChildren();
+  const lines = block.rows.map((r) => [r.key, r]);
+  lines.push(["Tổng cộng", block.total]);
+  for (const [name, r] of lines) {
+    const tr = document.createElement("tr");
+    if (r === block.total) tr.className = "total";
+    tr.dataset.key = r === block.total ? "total" : name;
+    cell(tr, name);
+    cell(tr, String(r.rated), "rated");
+    cell(tr, String(r.rat_hai_long), "very-satisfied");
+    cell(tr, String(r.hai_long), "satisfied");
+    cell(tr, String(r.khong_hai_long), "not-satisfied");
+    cell(tr, rate(r.index_5_4), "index-5-4");
+    body.appendChild(tr);
+  }
+}
+
 function fillList(tableId, items, place) {
   const body = document.querySelector(`#${tableId} tbody`);
   body.replaceChildren();
@@ -66,6 +86,7 @@ async function refresh() {
     fillRates("today", data.today);
     fillRates("month", data.month);
     document.getElementById("month-range").textContent = `${data.month.from} – ${data.month.to}`;
+    fillSatisfaction("satisfaction", data.satisfaction);
     fillList("overdue", data.overdue, (d) => d.unit);
     fillList("needs-apology", data.needs_apology, (d) => d.office);
     fillList("due-soon", data.due_soon, (d) => d.office);

@@ -43,21 +43,24 @@ def router(reports: Reports, auth: Authenticator) -> APIRouter:
     return api
 
 
-def _exported(report: query.Report, format: ReportFormat, name: str) -> dict[str, Any] | Response:
-    """The report as JSON, or as a CSV or XLSX attachment named ``name``."""
+def _exported(
+    report: query.Report, format: ReportFormat, name: str, *, rated: bool = False
+) -> dict[str, Any] | Response:
+    """The report as JSON, or as a CSV or XLSX attachment named ``name``; with ``rated``,
+    its satisfaction blocks too."""
     if format == "csv":
         return Response(
-            "\ufeff" + export.to_csv(report),
+            "\ufeff" + export.to_csv(report, rated=rated),
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{name}.csv"'},
         )
     if format == "xlsx":
         return Response(
-            export.to_xlsx(report),
+            export.to_xlsx(report, rated=rated),
             media_type=_XLSX,
             headers={"content-disposition": f'attachment; filename="{name}.xlsx"'},
         )
-    return query.report_json(report)
+    return query.report_json(report, satisfaction=rated)
 
 
 def _report_routes(api: APIRouter, reports: Reports) -> None:
@@ -69,6 +72,9 @@ def _report_routes(api: APIRouter, reports: Reports) -> None:
         last: Annotated[date, Query(alias="to", description="Last day, included.")],
         group_by: GroupBy = "unit",
         format: ReportFormat = "json",
+        satisfaction: Annotated[
+            bool, Query(description="Add each row's satisfaction block (ratings, index 5.4).")
+        ] = False,
     ) -> dict[str, Any] | Response:
         """The early / on-time / late report (Biểu 06/VPCP/KSTT) of a period.
 
@@ -81,7 +87,14 @@ def _report_routes(api: APIRouter, reports: Reports) -> None:
         - ``rate_766`` = (finished early or on time + open within time) ÷ (finished +
           open) × 100, a dossier with more than one supplement request counting late;
         - withdrawn or refused dossiers (``withdrawn_or_refused``) are in no rate;
-        - rates have two decimals (half up), ``null`` when nothing to count.
+        - rates have two decimals (half up), ``null`` when nothing to count;
+        - with ``satisfaction=true``, each row and the total add ``satisfaction``: the
+          ratings given in the period by level (``rat_hai_long``, ``hai_long``,
+          ``khong_hai_long``, ``rated``), ``late_share`` (100 − ``rate_766``: late over
+          finished + open), ``dissatisfied_share`` (không hài lòng over rated) and
+          ``index_5_4`` = 100 − late share − dissatisfied share (766 index 5.4; at least
+          0, ``null`` when either share has nothing to count); CSV and XLSX add the
+          columns.
         """
         if last < first:
             raise Invalid("`to` is before `from`")
@@ -90,7 +103,10 @@ def _report_routes(api: APIRouter, reports: Reports) -> None:
             raise InvalidFields(problems, location="query")
         report = await reports.report(first, last, group_by)
         return _exported(
-            report, format, f"bao-cao-{group_by}-{first.isoformat()}-{last.isoformat()}"
+            report,
+            format,
+            f"bao-cao-{group_by}-{first.isoformat()}-{last.isoformat()}",
+            rated=satisfaction,
         )
 
 

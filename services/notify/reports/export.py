@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from openpyxl import Workbook
 
-from services.notify.reports import domain
+from services.notify.reports import domain, satisfaction
 from services.notify.reports.query import Report
 
 HEADERS = [
@@ -71,36 +71,48 @@ def as_text(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def table_rows(report: Report) -> Iterator[list[str | int | Decimal | None]]:
-    """Every row of the report, then the total, as cells."""
+def table_rows(
+    report: Report, *, rated: bool = False
+) -> Iterator[list[str | int | Decimal | None]]:
+    """Every row of the report, then the total, as cells; with ``rated``, each followed
+    by its satisfaction block (``satisfaction.HEADERS``)."""
     for row in report.rows:
-        yield _cells(row.key, row.label, row.counts)
-    yield _cells("", TOTAL_LABEL, report.total)
+        extra = satisfaction.cells(row.counts, report.satisfaction.get(row.key)) if rated else []
+        yield [*_cells(row.key, row.label, row.counts), *extra]
+    extra = satisfaction.cells(report.total, report.total_satisfaction) if rated else []
+    yield [*_cells("", TOTAL_LABEL, report.total), *extra]
 
 
-def to_csv(report: Report) -> str:
-    """CSV with a header line (UTF-8 with BOM when written, so spreadsheets read it)."""
+def headers(*, rated: bool = False) -> list[str]:
+    """The header line; with ``rated``, the satisfaction block's columns after the rest."""
+    return [*HEADERS, *satisfaction.HEADERS] if rated else list(HEADERS)
+
+
+def to_csv(report: Report, *, rated: bool = False) -> str:
+    """CSV with a header line (UTF-8 with BOM when written, so spreadsheets read it); with
+    ``rated``, the satisfaction block's columns too."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HEADERS)
-    for cells in table_rows(report):
+    writer.writerow(headers(rated=rated))
+    for cells in table_rows(report, rated=rated):
         writer.writerow("" if v is None else as_text(v) if isinstance(v, str) else v for v in cells)
     return out.getvalue()
 
 
-def to_xlsx(report: Report) -> bytes:
-    """An XLSX workbook, one sheet: headers, rows, total; numbers as numbers."""
+def to_xlsx(report: Report, *, rated: bool = False) -> bytes:
+    """An XLSX workbook, one sheet: headers, rows, total; numbers as numbers; with
+    ``rated``, the satisfaction block's columns too."""
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "Biểu 06"
-    sheet.append(HEADERS)
-    for cells in table_rows(report):
+    sheet.append(headers(rated=rated))
+    for cells in table_rows(report, rated=rated):
         sheet.append([float(v) if isinstance(v, Decimal) else v for v in cells])
         for cell in sheet[sheet.max_row]:
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # text, even "=…": openpyxl took it for a formula
-    for column in ("O", "P"):
+    for column in ("O", "P", "U") if rated else ("O", "P"):  # the rates (U: index 5.4)
         for cell in sheet[column][1:]:
             cell.number_format = "0.00"
     out = io.BytesIO()

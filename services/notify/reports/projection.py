@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports import domain
+from services.notify.reports.satisfaction import apply_ratings
 from services.notify.reports.store import (
     DueSoon,
     NeedsApology,
@@ -68,7 +69,8 @@ class ReportProjection:
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Fold a batch of fresh events into the facts and the counts (two queries in,
-        one upsert per table out)."""
+        one upsert per table out); the ratings into theirs (``satisfaction``)."""
+        await apply_ratings(session, events, self._catalogue)
         relevant = [e for e in events if e.type in _RELEVANT and e.dossier_code]
         if not relevant:
             return
@@ -176,7 +178,8 @@ class _Batch:
 
 
 async def recompute(session: AsyncSession, *, batch: int = 5000) -> int:
-    """Rebuild ``report_day`` and ``report_due`` from the fact table; return the facts read.
+    """Rebuild ``report_day``, ``report_due`` and their monthly roll-ups from the fact table;
+    return the facts read.
 
     Runs in the caller's transaction: the aggregates are replaced all at once or not at all.
     """

@@ -73,8 +73,9 @@ class Reports:
             return await recompute(session)
 
     async def dashboard(self) -> dict[str, Any]:
-        """Today's and this month's rates per unit; overdue, due-soon and needs-apology
-        dossiers (codes, units or offices, due times: no personal data)."""
+        """Today's and this month's rates per unit, this month's satisfaction per unit;
+        overdue, due-soon and needs-apology dossiers (codes, units or offices, due times:
+        no personal data)."""
         today = self.today()
         first, last = month_of(today)
         day_report = await self.report(today, today, "unit")
@@ -86,6 +87,7 @@ class Reports:
         return {
             "today": query.report_json(day_report),
             "month": query.report_json(month_report),
+            "satisfaction": query.satisfaction_json(month_report),
             "overdue": [
                 {
                     "code": f.code,

@@ -12,9 +12,9 @@ session (the inbox transaction of a batch, a recompute's, a reader's).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Mapping
-from datetime import date, datetime
+from collections import Counter, defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Column, Date, Index, Integer, String, Table, case, func
@@ -98,6 +98,53 @@ class ReportDue(SQLModel, table=True):
     n: int = Field(sa_column=Column(Integer, nullable=False))
 
 
+class ReportMonth(SQLModel, table=True):
+    """The monthly roll-up of ``report_day``: counts by (dimension, key, first day of the
+    month, measure).
+
+    Invariant: each row equals the sum of ``report_day`` over its month; it moves with them
+    in the same statement set (``add_counts``), is cleared with them (``clear_counts``).
+    """
+
+    __tablename__ = "report_month"
+    __table_args__ = (Index("ix_report_month_dim_month", "dim", "month", "key", "measure", "n"),)
+
+    dim: str = Field(sa_column=Column(String(12), primary_key=True))
+    key: str = Field(sa_column=Column(String(260), primary_key=True))
+    month: date = Field(sa_column=Column(Date, primary_key=True))
+    measure: str = Field(sa_column=Column(String(24), primary_key=True))
+    n: int = Field(sa_column=Column(Integer, nullable=False))
+
+
+class ReportDueMonth(SQLModel, table=True):
+    """The monthly roll-up of ``report_due``: counts by (dimension, key, month of the due
+    day, month of the closing day, measure); a dossier still open has ``OPEN_MONTH``.
+
+    Invariant: each row equals the sum of ``report_due`` over its two months; maintained
+    like ``ReportMonth``.
+    """
+
+    __tablename__ = "report_due_month"
+    __table_args__ = (
+        Index(
+            "ix_report_due_month_dim_closed",
+            "dim",
+            "closed_month",
+            "due_month",
+            "key",
+            "measure",
+            "n",
+        ),
+    )
+
+    dim: str = Field(sa_column=Column(String(12), primary_key=True))
+    key: str = Field(sa_column=Column(String(260), primary_key=True))
+    due_month: date = Field(sa_column=Column(Date, primary_key=True))
+    closed_month: date = Field(sa_column=Column(Date, primary_key=True))
+    measure: str = Field(sa_column=Column(String(24), primary_key=True))
+    n: int = Field(sa_column=Column(Integer, nullable=False))
+
+
 class WarnedDossier(SQLModel):
     """An open dossier the SLA clock warned about (``sla.warning`` with no step): the
     columns every warning table shares."""
@@ -125,6 +172,8 @@ TABLES: list[Table] = [
     table(ReportFact),
     table(ReportDay),
     table(ReportDue),
+    table(ReportMonth),
+    table(ReportDueMonth),
     table(DueSoon),
     table(NeedsApology),
 ]
@@ -161,10 +210,10 @@ async def replace_warned(
 
 
 async def clear_counts(session: AsyncSession) -> None:
-    """Delete every aggregate row (``report_day``, ``report_due``): the start of a
-    rebuild, in the rebuild's transaction."""
-    await session.exec(delete(ReportDay))
-    await session.exec(delete(ReportDue))
+    """Delete every aggregate row (``report_day``, ``report_due`` and their monthly
+    roll-ups): the start of a rebuild, in the rebuild's transaction."""
+    for model in (ReportDay, ReportDue, ReportMonth, ReportDueMonth):
+        await session.exec(delete(model))
 
 
 async def facts_after(session: AsyncSession, last: str, limit: int) -> list[ReportFact]:
@@ -182,41 +231,121 @@ async def facts_after(session: AsyncSession, last: str, limit: int) -> list[Repo
 # --- the report -------------------------------------------------------------------------
 
 
+def month_start(day: date) -> date:
+    """The first day of ``day``'s month."""
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after ``day``'s."""
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+OPEN_MONTH = month_start(OPEN_DAY)
+"""``report_due_month.closed_month`` of a dossier still open (no real closing is in that
+month)."""
+
+
 async def day_sums(session: AsyncSession, dim: str, first: date, last: date | None) -> Sums:
     """By-day counts of ``dim`` summed over the days ``[first, last]`` (``None``: no end),
-    by key and measure (one grouped query)."""
+    by key and measure.
+
+    The whole months of the range are read from the monthly roll-up (``report_month``),
+    the days of the partial months at either end from ``report_day``: at most about 60
+    daily rows and one row a month per key and measure, whatever the range's length.
+    """
+    months_from = first if first.day == 1 else next_month(first)
+    months_to = None if last is None else month_start(last + timedelta(days=1))
+    sums: Sums = defaultdict(dict)
+    if months_to is not None and months_from >= months_to:  # no whole month
+        await _add_day_rows(session, sums, dim, first, last + timedelta(days=1) if last else None)
+        return sums
+    month = col(ReportMonth.month)
+    query = (
+        select(ReportMonth.key, ReportMonth.measure, func.sum(ReportMonth.n))
+        .where(ReportMonth.dim == dim, month >= months_from)
+        .group_by(col(ReportMonth.key), col(ReportMonth.measure))
+    )
+    if months_to is not None:
+        query = query.where(month < months_to)
+    _add_rows(sums, (await session.exec(query)).all())
+    if first < months_from:
+        await _add_day_rows(session, sums, dim, first, months_from)
+    if months_to is not None and last is not None and months_to <= last:
+        await _add_day_rows(session, sums, dim, months_to, last + timedelta(days=1))
+    return sums
+
+
+async def _add_day_rows(
+    session: AsyncSession, sums: Sums, dim: str, first: date, before: date | None
+) -> None:
+    """Add the by-day counts of the days ``[first, before)`` (``None``: no end) to ``sums``
+    (one grouped query)."""
     day = col(ReportDay.day)
     query = (
         select(ReportDay.key, ReportDay.measure, func.sum(ReportDay.n))
         .where(ReportDay.dim == dim, day >= first)
         .group_by(col(ReportDay.key), col(ReportDay.measure))
     )
-    if last is not None:
-        query = query.where(day <= last)
-    sums: Sums = defaultdict(dict)
-    for key, measure, n in (await session.exec(query)).all():
-        sums[key][measure] = int(n or 0)
-    return sums
+    if before is not None:
+        query = query.where(day < before)
+    _add_rows(sums, (await session.exec(query)).all())
+
+
+def _add_rows(sums: Sums, rows: Iterable[tuple[str, str, int | None]]) -> None:
+    for key, measure, n in rows:
+        by_measure = sums[key]
+        by_measure[measure] = by_measure.get(measure, 0) + int(n or 0)
 
 
 async def due_sums(session: AsyncSession, dim: str, period: Period) -> tuple[Sums, Sums]:
     """By-due counts of ``dim`` of dossiers not closed by ``period``'s last counted day:
     those open now, and those due before ``Period.overdue_before``, by key and measure (one
-    grouped query)."""
+    grouped query).
+
+    A past period that ends on a month's last day is read from the monthly roll-up
+    (``report_due_month``): then "closed after the last counted day" and "due before the
+    day after the period" both fall on month boundaries. Any other period reads
+    ``report_due``.
+    """
+    after = period.overdue_before
+    if period.last_counted + timedelta(days=1) == after and after.day == 1:
+        return await _due_month_sums(session, dim, after)
     closed_day = col(ReportDue.closed_day)
     query = (
         select(
             ReportDue.key,
             ReportDue.measure,
             func.sum(case((closed_day == OPEN_DAY, ReportDue.n), else_=0)),
-            func.sum(case((col(ReportDue.due_day) < period.overdue_before, ReportDue.n), else_=0)),
+            func.sum(case((col(ReportDue.due_day) < after, ReportDue.n), else_=0)),
         )
         .where(ReportDue.dim == dim, closed_day > period.last_counted)
         .group_by(col(ReportDue.key), col(ReportDue.measure))
     )
+    return _split(await session.exec(query))
+
+
+async def _due_month_sums(session: AsyncSession, dim: str, after: date) -> tuple[Sums, Sums]:
+    """``due_sums`` from the monthly roll-up, for a period whose day after is ``after``, the
+    first of a month: closed in or after that month (or open now), and due before it."""
+    closed_month = col(ReportDueMonth.closed_month)
+    query = (
+        select(
+            ReportDueMonth.key,
+            ReportDueMonth.measure,
+            func.sum(case((closed_month == OPEN_MONTH, ReportDueMonth.n), else_=0)),
+            func.sum(case((col(ReportDueMonth.due_month) < after, ReportDueMonth.n), else_=0)),
+        )
+        .where(ReportDueMonth.dim == dim, closed_month >= after)
+        .group_by(col(ReportDueMonth.key), col(ReportDueMonth.measure))
+    )
+    return _split(await session.exec(query))
+
+
+def _split(rows: Iterable[tuple[str, str, int | None, int | None]]) -> tuple[Sums, Sums]:
     open_now: Sums = defaultdict(dict)
     overdue: Sums = defaultdict(dict)
-    for key, measure, now_n, overdue_n in (await session.exec(query)).all():
+    for key, measure, now_n, overdue_n in rows:
         open_now[key][measure] = int(now_n or 0)
         overdue[key][measure] = int(overdue_n or 0)
     return open_now, overdue
@@ -288,8 +417,24 @@ async def warned_dossiers(
 # --- the aggregates ---------------------------------------------------------------------
 
 
+def month_changes(
+    changes: Mapping[DayKey | DueKey, int],
+) -> tuple[Counter[tuple[str, str, date, str]], Counter[tuple[str, str, date, date, str]]]:
+    """``changes`` summed by month: the changes of ``report_month`` (dim, key, month,
+    measure) and of ``report_due_month`` (dim, key, due month, closing month, measure)."""
+    days: Counter[tuple[str, str, date, str]] = Counter()
+    dues: Counter[tuple[str, str, date, date, str]] = Counter()
+    for k, n in changes.items():
+        if isinstance(k, DayKey):
+            days[k.dim, k.key, month_start(k.day), k.measure] += n
+        else:
+            dues[k.dim, k.key, month_start(k.due_day), month_start(k.closed_day), k.measure] += n
+    return days, dues
+
+
 async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, int]) -> None:
-    """Add ``changes`` to the aggregate rows (upsert ``n = n + change``), in two statements."""
+    """Add ``changes`` to the aggregate rows and to their monthly roll-ups (upsert ``n = n
+    + change``), in four statements, in the caller's transaction."""
     day_rows = [
         {"dim": k.dim, "key": k.key, "day": k.day, "measure": k.measure, "n": n}
         for k, n in changes.items()
@@ -307,9 +452,27 @@ async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, in
         for k, n in changes.items()
         if isinstance(k, DueKey)
     ]
-    for model, rows, keys in (
-        (ReportDay, day_rows, ["dim", "key", "day", "measure"]),
-        (ReportDue, due_rows, ["dim", "key", "due_day", "closed_day", "measure"]),
+    months, due_months = month_changes(changes)
+    month_rows = [
+        {"dim": dim, "key": key, "month": month, "measure": measure, "n": n}
+        for (dim, key, month, measure), n in months.items()
+    ]
+    due_month_rows = [
+        {
+            "dim": dim,
+            "key": key,
+            "due_month": due,
+            "closed_month": closed,
+            "measure": measure,
+            "n": n,
+        }
+        for (dim, key, due, closed, measure), n in due_months.items()
+    ]
+    for model, rows in (
+        (ReportDay, day_rows),
+        (ReportDue, due_rows),
+        (ReportMonth, month_rows),
+        (ReportDueMonth, due_month_rows),
     ):
         if not rows:
             continue
@@ -317,7 +480,8 @@ async def add_counts(session: AsyncSession, changes: Mapping[DayKey | DueKey, in
         statement = upsert_insert(session, target)
         await session.exec(
             statement.on_conflict_do_update(
-                index_elements=keys, set_={"n": target.c.n + statement.excluded.n}
+                index_elements=[c.name for c in target.primary_key.columns],
+                set_={"n": target.c.n + statement.excluded.n},
             ),
             params=rows,
         )

@@ -10,6 +10,7 @@ from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.store.tables import AddresseeRow, WaitingNotice
+from shared.db import table, upsert_insert
 
 # --- addressees -------------------------------------------------------------------------
 
@@ -25,25 +26,38 @@ async def addressees(session: AsyncSession, codes: Collection[str]) -> dict[str,
     return {row.dossier_code: row for row in rows.all()}
 
 
+_REPLACED_ON_CONTACT = ("name", "phone", "email", "procedure_code", "receiving_unit", "updated_at")
+
+
 async def put_addressees(
     session: AsyncSession, fresh: Mapping[str, AddresseeRow], now: datetime
 ) -> dict[str, AddresseeRow]:
-    """Store these contacts: a new dossier's row is added, a known one's contact, procedure
-    and unit are replaced (its ``ended_at`` stays); return the rows as the session now holds
-    them, by dossier code (one query)."""
-    stored = dict(fresh)
-    existing = await addressees(session, list(fresh))
-    for code, row in fresh.items():
-        known = existing.get(code)
-        if known is None:
-            session.add(row)
-            continue
-        known.name, known.phone, known.email = row.name, row.phone, row.email
-        known.procedure_code, known.receiving_unit = row.procedure_code, row.receiving_unit
-        known.updated_at = now
-        session.add(known)
-        stored[code] = known
-    return stored
+    """Store these contacts (one ``INSERT ... ON CONFLICT DO UPDATE`` executed for many
+    rows, no ORM object flushed): a new dossier's row is added, a known one's contact,
+    procedure and unit are replaced and ``updated_at`` set to ``now`` (its ``ended_at``
+    stays); return the contacts by dossier code."""
+    addressee_table = table(AddresseeRow)
+    statement = upsert_insert(session, addressee_table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["dossier_code"],
+        set_={name: statement.excluded[name] for name in _REPLACED_ON_CONTACT},
+    )
+    rows = [
+        {
+            "dossier_code": code,
+            "name": row.name,
+            "phone": row.phone,
+            "email": row.email,
+            "procedure_code": row.procedure_code,
+            "receiving_unit": row.receiving_unit,
+            "updated_at": now,
+            "ended_at": None,
+        }
+        for code, row in fresh.items()
+    ]
+    conn = await session.connection()
+    await conn.execute(statement, rows)
+    return dict(fresh)
 
 
 async def set_ended(

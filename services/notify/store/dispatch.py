@@ -1,5 +1,5 @@
 """The dispatcher's statements: reconcile lapsed leases, claim due messages, renew the
-lease, record each outcome, release what was not sent, take a gateway's delivery report.
+lease, record outcomes in bulk, release what was not sent, take a gateway's delivery report.
 
 Every statement on rows a dispatcher claimed is guarded by ``WHERE claim = <mine>``
 (``services.notify.app`` states why).
@@ -7,12 +7,12 @@ Every statement on rows a dispatcher claimed is guarded by ``WHERE claim = <mine
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
-from sqlalchemy import case, null
-from sqlmodel import col, select, update
+from sqlalchemy import bindparam, case, null, select, update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.store.tables import (
@@ -25,6 +25,7 @@ from services.notify.store.tables import (
     Message,
     MessageHtml,
 )
+from shared.db import table
 
 
 async def settle_lapsed(
@@ -50,48 +51,54 @@ async def settle_lapsed(
     )
 
 
+class Outcome(NamedTuple):
+    """One send's outcome to record: ``sent`` (with ``sent_at``, the sink and the provider
+    id), or ``queued`` again for a retry at ``next_attempt_at``, or ``failed``, with the
+    reason in ``error``; ``attempts`` counts this send."""
+
+    key: str
+    status: str
+    attempts: int
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    sink: str | None = None
+    provider_id: str | None = None
+
+
+_MESSAGE = table(Message)
+_M = _MESSAGE.c
+
+
 async def claim_due(
     session: AsyncSession, claim: str, now: datetime, channels: Collection[str], limit: int
-) -> int:
+) -> list[Message]:
     """Claim up to ``limit`` messages ``queued`` and due (``next_attempt_at <= now``) on
     ``channels``, earliest due first: ``sending`` under ``claim`` with ``claimed_at = now``;
-    return how many were picked.
+    return them in due order (``next_attempt_at``, then ``created_at``). One statement:
+    ``UPDATE ... WHERE key IN (SELECT ... LIMIT n) AND status = 'queued' RETURNING``.
 
     The update is guarded by ``WHERE status = 'queued'``: a row another dispatcher claimed
     between the pick and the update is not taken over, so two dispatchers never both hold
-    a row. Commit before reading the claimed rows (``claimed``).
+    a row. Commit before sending any of them.
     """
     due = (
-        await session.exec(
-            select(Message.key)
-            .where(
-                col(Message.status) == QUEUED,
-                col(Message.next_attempt_at) <= now,
-                col(Message.channel).in_(channels),
-            )
-            .order_by(col(Message.next_attempt_at))
-            .limit(limit)
-        )
-    ).all()
-    if not due:
-        return 0
-    await session.exec(
-        update(Message)
-        .where(col(Message.key).in_(list(due)), col(Message.status) == QUEUED)
+        select(_M.key)
+        .where(_M.status == QUEUED, _M.next_attempt_at <= now, _M.channel.in_(channels))
+        .order_by(_M.next_attempt_at, _M.created_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    conn = await session.connection()
+    rows = await conn.execute(
+        update(_MESSAGE)
+        .where(_M.key.in_(due), _M.status == QUEUED)
         .values(status=SENDING, claim=claim, claimed_at=now)
+        .returning(*_MESSAGE.columns)
     )
-    return len(due)
-
-
-async def claimed(session: AsyncSession, claim: str) -> list[Message]:
-    """The rows held under ``claim``, in due order (``next_attempt_at``, then
-    ``created_at``)."""
-    rows = await session.exec(
-        select(Message)
-        .where(Message.claim == claim)
-        .order_by(col(Message.next_attempt_at), col(Message.created_at))
-    )
-    return list(rows.all())
+    picked = [Message.model_construct(**row._mapping) for row in rows]
+    picked.sort(key=lambda m: (m.next_attempt_at, m.created_at))
+    return picked
 
 
 async def renew_lease(session: AsyncSession, claim: str, now: datetime) -> None:
@@ -104,95 +111,113 @@ async def renew_lease(session: AsyncSession, claim: str, now: datetime) -> None:
     )
 
 
-async def renew_one(session: AsyncSession, key: str, claim: str, now: datetime) -> str | None:
-    """Renew one row's lease right before its send (``WHERE key = ... AND claim =
-    <mine>``); return its status, or ``None`` if the row is no longer under ``claim``
-    (``sending``: it may be sent; anything else: a delivery report settled it first)."""
-    found = (
-        await session.exec(
-            update(Message)
-            .where(col(Message.key) == key, col(Message.claim) == claim)
-            .values(claimed_at=now)
-            .returning(col(Message.status))
-        )
-    ).first()
-    return None if found is None else str(found[0])
+async def renew_claimed(
+    session: AsyncSession, keys: Collection[str], claim: str, now: datetime
+) -> dict[str, str]:
+    """Renew these rows' lease right before their sends (one ``UPDATE ... WHERE key IN
+    (...) AND claim = <mine> RETURNING``); return the status of each row still under
+    ``claim`` (``sending``: it may be sent; anything else: a delivery report settled it
+    first). A key missing from the answer is no longer under ``claim``."""
+    conn = await session.connection()
+    rows = await conn.execute(
+        update(_MESSAGE)
+        .where(_M.key.in_(list(keys)), _M.claim == claim)
+        .values(claimed_at=now)
+        .returning(_M.key, _M.status)
+    )
+    return {str(key): str(status) for key, status in rows}
 
 
 async def html_of(session: AsyncSession, keys: Collection[str]) -> dict[str, str]:
     """The HTML alternatives of these messages that have one, by key (one query)."""
-    rows = await session.exec(select(MessageHtml).where(col(MessageHtml.key).in_(list(keys))))
-    return {row.key: row.html for row in rows.all()}
+    html = table(MessageHtml).c
+    conn = await session.connection()
+    rows = await conn.execute(select(html.key, html.html).where(html.key.in_(list(keys))))
+    return {str(key): str(text) for key, text in rows}
 
 
-async def record_failure(
-    session: AsyncSession,
-    key: str,
-    claim: str,
-    *,
-    attempts: int,
-    status: str,
-    error: str,
-    next_attempt_at: datetime,
-) -> bool:
-    """Record a failed send: ``status`` (``queued`` for a retry at ``next_attempt_at``,
-    or ``failed``) with its reason, ``attempts``, the claim cleared; ``False`` if the row
-    is no longer under ``claim`` (nothing written: the claim was lost).
+_REPORTED = _M.status != SENDING
+"""A delivery report came while the row was ``sending``: its status and reason win."""
+
+_RECORD_SENT = (
+    update(_MESSAGE)
+    .where(_M.key == bindparam("b_key"), _M.claim == bindparam("b_claim"))
+    .values(
+        claim=None,
+        attempts=bindparam("b_attempts"),
+        status=case((_REPORTED, _M.status), else_=SENT),
+        last_error=case((_REPORTED, _M.last_error), else_=null()),
+        sent_at=bindparam("b_sent_at"),
+        sink=bindparam("b_sink"),
+        provider_id=bindparam("b_provider_id"),
+    )
+)
+_RECORD_FAILED = (
+    update(_MESSAGE)
+    .where(_M.key == bindparam("b_key"), _M.claim == bindparam("b_claim"))
+    .values(
+        claim=None,
+        attempts=bindparam("b_attempts"),
+        status=case((_REPORTED, _M.status), else_=bindparam("b_status")),
+        last_error=case((_REPORTED, _M.last_error), else_=bindparam("b_error")),
+        next_attempt_at=bindparam("b_next_attempt_at"),
+    )
+)
+
+
+async def record_outcomes(
+    session: AsyncSession, claim: str, outcomes: Sequence[Outcome]
+) -> set[str]:
+    """Record sends' outcomes, only on rows still under ``claim``, the claim cleared;
+    return the keys recorded (a key missing was no longer under ``claim``: nothing
+    written, the claim was lost). Three statements however many outcomes: the rows still
+    mine (``SELECT ... FOR UPDATE`` where the database locks rows), then one executemany
+    for the sent and one for the failed, each still guarded by ``WHERE claim = <mine>``.
 
     A delivery report that came while the row was ``sending`` wins: a row no longer
-    ``sending`` keeps its status and reason (precedence: ``Dispatcher._record``).
+    ``sending`` keeps its status (``delivered``, ``failed``) and reason, and gets the
+    attempt (and, if sent, ``sent_at``, the sink and the provider id) added
+    (precedence: ``Dispatcher._record``).
     """
-    reported = col(Message.status) != SENDING
-    return await _record(
-        session,
-        key,
-        claim,
-        attempts=attempts,
-        status=case((reported, col(Message.status)), else_=status),
-        last_error=case((reported, col(Message.last_error)), else_=error),
-        next_attempt_at=next_attempt_at,
+    conn = await session.connection()
+    mine = set(
+        (
+            await conn.execute(
+                select(_M.key)
+                .where(_M.key.in_([o.key for o in outcomes]), _M.claim == claim)
+                .with_for_update()
+            )
+        ).scalars()
     )
-
-
-async def record_sent(
-    session: AsyncSession,
-    key: str,
-    claim: str,
-    *,
-    attempts: int,
-    sent_at: datetime,
-    sink: str,
-    provider_id: str | None,
-) -> bool:
-    """Record an accepted send: ``sent`` with ``sent_at``, the sink and the provider id,
-    ``attempts``, the claim cleared; ``False`` if the row is no longer under ``claim``
-    (nothing written: the claim was lost).
-
-    A delivery report that came while the row was ``sending`` wins: a row no longer
-    ``sending`` keeps its status (``delivered``, ``failed``) and reason.
-    """
-    reported = col(Message.status) != SENDING
-    return await _record(
-        session,
-        key,
-        claim,
-        attempts=attempts,
-        status=case((reported, col(Message.status)), else_=SENT),
-        last_error=case((reported, col(Message.last_error)), else_=null()),
-        sent_at=sent_at,
-        sink=sink,
-        provider_id=provider_id,
-    )
-
-
-async def _record(session: AsyncSession, key: str, claim: str, **values: Any) -> bool:
-    """One send's outcome, ``WHERE key = ... AND claim = <mine>``, clearing the claim."""
-    result = await session.exec(
-        update(Message)
-        .where(col(Message.key) == key, col(Message.claim) == claim)
-        .values(claim=None, **values)
-    )
-    return bool(result.rowcount)
+    sent = [
+        {
+            "b_key": o.key,
+            "b_claim": claim,
+            "b_attempts": o.attempts,
+            "b_sent_at": o.sent_at,
+            "b_sink": o.sink,
+            "b_provider_id": o.provider_id,
+        }
+        for o in outcomes
+        if o.key in mine and o.status == SENT
+    ]
+    failed = [
+        {
+            "b_key": o.key,
+            "b_claim": claim,
+            "b_attempts": o.attempts,
+            "b_status": o.status,
+            "b_error": o.error,
+            "b_next_attempt_at": o.next_attempt_at,
+        }
+        for o in outcomes
+        if o.key in mine and o.status != SENT
+    ]
+    if sent:
+        await conn.execute(_RECORD_SENT, sent)
+    if failed:
+        await conn.execute(_RECORD_FAILED, failed)
+    return mine
 
 
 async def release(session: AsyncSession, keys: Collection[str], claim: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import col, delete, select, update
@@ -27,6 +27,20 @@ async def stored_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:
     """Which of these message keys are stored already (one query): a key is queued once."""
     rows = await session.exec(select(Message.key).where(col(Message.key).in_(list(keys))))
     return set(rows.all())
+
+
+async def queue_messages(session: AsyncSession, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert these message rows (column name to value) in one statement executed for many
+    rows, no ORM object built; a key already stored is left alone (``ON CONFLICT DO
+    NOTHING``: the caller skipped the keys it found, a concurrent writer of the same key
+    wins)."""
+    if not rows:
+        return
+    statement = upsert_insert(session, table(Message)).on_conflict_do_nothing(
+        index_elements=["key"]
+    )
+    conn = await session.connection()
+    await conn.execute(statement, [dict(row) for row in rows])
 
 
 async def insert_if_free(session: AsyncSession, message: Message, html: MessageHtml) -> bool:
