@@ -212,6 +212,20 @@ def create_gateway(upstreams: Mapping[str, str], settings: Settings | None = Non
     app = FastAPI(
         title="motcua", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
     )
+    _gathered_routes(app, client, upstreams)
+    serve_api_docs(app, title="motcua API")
+    mount_screens(app)  # before the catch-all proxy: /app/* and /tra-cuu are served here
+    _proxy_route(app, client, upstreams)
+    # the last added runs first: the path is checked before the body is counted
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PathGuard)
+    return app
+
+
+def _gathered_routes(app: FastAPI, client: httpx.AsyncClient, upstreams: Mapping[str, str]) -> None:
+    """``/openapi.json`` (the services' documents merged) and ``/health`` (each service's
+    readiness); a service that does not answer is left out of the first and named with
+    its error in the second."""
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> JSONResponse:
@@ -223,9 +237,6 @@ def create_gateway(upstreams: Mapping[str, str], settings: Settings | None = Non
                 continue
         return JSONResponse(merge_openapi(docs))
 
-    serve_api_docs(app, title="motcua API")
-    mount_screens(app)  # before the catch-all proxy: /app/* and /tra-cuu are served here
-
     @app.get("/health", include_in_schema=False)
     async def health() -> JSONResponse:
         report: dict[str, Any] = {}
@@ -235,6 +246,12 @@ def create_gateway(upstreams: Mapping[str, str], settings: Settings | None = Non
             except httpx.HTTPError as exc:
                 report[name] = {"error": type(exc).__name__}
         return JSONResponse(report)
+
+
+def _proxy_route(app: FastAPI, client: httpx.AsyncClient, upstreams: Mapping[str, str]) -> None:
+    """Every other path, forwarded as it came (``ROUTES`` names the service) and its
+    answer streamed back; 404 for a path no service serves, 502 when the service does
+    not answer."""
 
     @app.api_route(
         "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
@@ -266,8 +283,3 @@ def create_gateway(upstreams: Mapping[str, str], settings: Settings | None = Non
             headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
             background=BackgroundTask(upstream.aclose),
         )
-
-    # the last added runs first: the path is checked before the body is counted
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(PathGuard)
-    return app

@@ -56,9 +56,41 @@ def router(queue: Queue, auth: Authenticator) -> APIRouter:
 
 
 def _ticket_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
-    kiosk = auth.require(Role.KIOSK)
+    _issue_route(api, queue, auth)
     counter_clerk = auth.require(Role.COUNTER)
     reader = auth.require()
+
+    @api.get("/tickets/{ticket_id}", response_model=TicketOut, responses={403: {}, 404: {}})
+    async def get_ticket(
+        ticket_id: str, principal: Annotated[Principal, Depends(reader)]
+    ) -> JSONResponse:
+        """A ticket, its times and the dossier linked to it."""
+
+        async def run() -> BaseModel:
+            return TicketOut.of(await queue.ticket(ticket_id, actor=principal))
+
+        return await _answer(run)
+
+    @api.post(
+        "/tickets/{ticket_id}/dossier",
+        response_model=TicketOut,
+        responses={403: {}, 404: {}, 422: {}, **_CONFLICT},
+    )
+    async def link_dossier(
+        ticket_id: str, body: LinkIn, principal: Annotated[Principal, Depends(counter_clerk)]
+    ) -> JSONResponse:
+        """Link the dossier received from this ticket (waiting, service and processing
+        time then read as one record)."""
+
+        async def run() -> BaseModel:
+            return TicketOut.of(await queue.link_dossier(ticket_id, body.code, actor=principal))
+
+        return await _answer(run)
+
+
+def _issue_route(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
+    """``POST /tickets``: the kiosk's new number."""
+    kiosk = auth.require(Role.KIOSK)
 
     @api.post(
         "/tickets",
@@ -91,33 +123,6 @@ def _ticket_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:
             )
 
         return await _answer(run, status.HTTP_201_CREATED)
-
-    @api.get("/tickets/{ticket_id}", response_model=TicketOut, responses={403: {}, 404: {}})
-    async def get_ticket(
-        ticket_id: str, principal: Annotated[Principal, Depends(reader)]
-    ) -> JSONResponse:
-        """A ticket, its times and the dossier linked to it."""
-
-        async def run() -> BaseModel:
-            return TicketOut.of(await queue.ticket(ticket_id, actor=principal))
-
-        return await _answer(run)
-
-    @api.post(
-        "/tickets/{ticket_id}/dossier",
-        response_model=TicketOut,
-        responses={403: {}, 404: {}, 422: {}, **_CONFLICT},
-    )
-    async def link_dossier(
-        ticket_id: str, body: LinkIn, principal: Annotated[Principal, Depends(counter_clerk)]
-    ) -> JSONResponse:
-        """Link the dossier received from this ticket (waiting, service and processing
-        time then read as one record)."""
-
-        async def run() -> BaseModel:
-            return TicketOut.of(await queue.link_dossier(ticket_id, body.code, actor=principal))
-
-        return await _answer(run)
 
 
 def _counter_setup_routes(api: APIRouter, queue: Queue, auth: Authenticator) -> None:

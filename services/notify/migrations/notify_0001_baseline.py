@@ -22,6 +22,9 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
+    """Create each baseline table a database made before migrations lacks. Long on
+    purpose: one block per table as alembic wrote it, frozen since; split, it would
+    scatter one schema across helpers that nothing else calls."""
     present = existing.tables()
     if "addressee" not in present:
         op.create_table(
