@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -25,23 +24,10 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+from benchkit import DOSSIER, machine, percentile
 
 from motcua.stack import Stack
 from shared.auth import API_KEY_HEADER
-
-DOSSIER = {
-    "procedure_code": "2.000635",
-    "channel": "counter",
-    "receiving_unit": "000.00.00.H56",
-    "applicant": {"name": "Nguyễn Văn A", "phone": "0912345678"},
-    "documents": ["Tờ khai"],
-}
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of the sorted values fall (nearest rank)."""
-    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 async def load(base: str, key: str, seconds: float, concurrency: int) -> tuple[int, list[float]]:
@@ -110,18 +96,7 @@ def main() -> None:
         finally:
             stack.stop()
     latencies.sort()
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    print(
-        f"date {date.today()}  machine: {os.cpu_count()} CPUs, {cpu}, "  # noqa: DTZ011
-        f"Python {platform.python_version()}"
-    )
+    print(f"date {date.today()}  machine: {machine()}")  # noqa: DTZ011
     print(
         f"database {'PostgreSQL' if args.postgres else 'SQLite'}, "
         f"{args.concurrency} in flight for {args.seconds:.0f} s"

@@ -23,20 +23,13 @@ import uuid
 from pathlib import Path
 
 import httpx
+from benchkit import DOSSIER
 
 from services.intake.api import create_app
 from services.intake.keys import create_key
 from shared.auth import API_KEY_HEADER, Role
 from shared.localbroker import free_port
 from shared.settings import Settings
-
-DOSSIER = {
-    "procedure_code": "2.000635",
-    "channel": "counter",
-    "receiving_unit": "000.00.00.H56",
-    "applicant": {"name": "Nguyễn Văn A", "phone": "0912345678"},
-    "documents": ["Tờ khai"],
-}
 
 
 async def drive(settings: Settings, args: argparse.Namespace) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import tempfile
 import threading
 import time
@@ -30,18 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchkit import DOSSIER, machine, percentile
 
 from motcua.stack import Stack
 from shared.auth import API_KEY_HEADER
 from shared.calendar import VN_TZ
 
-DOSSIER = {
-    "procedure_code": "2.000635",
-    "channel": "counter",
-    "receiving_unit": "000.00.00.H56",
-    "applicant": {"name": "Nguyễn Văn A", "phone": "0912345678"},
-    "documents": ["Tờ khai"],
-}
 WEDNESDAY_MORNING = datetime(2026, 12, 2, 9, 0, tzinfo=VN_TZ)
 GATEWAY_KEY = "bench-sms-key"
 
@@ -90,12 +82,6 @@ class Gateway:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """The value below which ``fraction`` of the sorted values fall (nearest rank)."""
-    index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 async def post_steadily(
@@ -167,8 +153,7 @@ def main() -> None:
     delays = sorted(gateway.arrived[c] - t for c, t in started.items() if c in gateway.arrived)
     answers.sort()
     print(
-        f"date {date.today()}  machine: {os.cpu_count()} CPUs, "  # noqa: DTZ011
-        f"Python {platform.python_version()}, "
+        f"date {date.today()}  machine: {machine()}, "  # noqa: DTZ011
         f"database {'PostgreSQL' if args.postgres else 'SQLite'}"
     )
     print(
