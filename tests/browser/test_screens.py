@@ -1,5 +1,5 @@
 """The screens (``/app/*``, ``/tra-cuu``) in real headless Chromium, on the real stack: the
-broker and the four services as processes, the gateway in this process, as ``motcua up``
+broker and the five services as processes, the gateway in this process, as ``motcua up``
 runs them.
 
 Every page is checked for console errors and with axe-core (vendored in
@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -156,13 +157,18 @@ def console_errors(browser: Any) -> list[str]:
     return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
-def check_page(browser: Any, name: str) -> None:
-    """No console error, no serious accessibility violation; a screenshot if asked for."""
+def check_page(browser: Any, name: str, *, shown: str | None = None) -> None:
+    """No console error, no serious accessibility violation; a screenshot if asked for
+    (of the page's top, or with the element ``shown`` scrolled to its bottom)."""
     assert console_errors(browser) == []
     assert serious_violations(browser) == []
     if os.environ.get("MOTCUA_SCREENSHOTS") == "1":
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.execute_script("window.scrollTo(0, 0)")
+        if shown is not None:
+            browser.execute_script(
+                "document.getElementById(arguments[0]).scrollIntoView({block: 'end'})", shown
+            )
         browser.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
@@ -333,9 +339,10 @@ def wait_for_clock(d: Desk, code: str, within: float = 60) -> None:
 
 
 def worklist_codes(b: Any) -> set[str]:
-    return {
-        e.get_attribute("data-code") for e in b.find_elements(By.CSS_SELECTOR, "#work tbody tr")
-    }
+    """The codes in the worklist, read in one script (the list may be redrawn meanwhile:
+    elements found one call earlier can be gone)."""
+    script = "return [...document.querySelectorAll('#work tbody tr')].map(r => r.dataset.code)"
+    return set(b.execute_script(script))
 
 
 def shows_after_refresh(b: Any, code: str) -> bool:
@@ -444,6 +451,169 @@ def test_the_look_up_fits_a_phone_and_says_what_a_supplement_needs(
         assert text(b, "result-supplement") == missing
         fits_without_sideways_scroll(b)
         check_page(b, "tra-cuu-phone")
+
+
+# --------------------------------------------------------------------------- ratings
+
+
+@pytest.fixture(scope="module")
+def rated() -> Counter[str]:
+    """Every rating this module's tests had recorded, by level: what notify's report of
+    the day must count."""
+    return Counter()
+
+
+def act_as_admin(d: Desk, code: str, action: str) -> None:
+    assert d.stack.admin_key is not None
+    answer = httpx.post(
+        f"{d.base}/api/v1/dossiers/{code}/actions",
+        json={"action": action},
+        headers=api_key_header(d.stack.admin_key),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def with_result(d: Desk, *, returned: bool = False) -> str:
+    """A dossier received at the counter and resolved (and returned, if asked): rateable."""
+    code = receive_by_api(d)
+    act_as_admin(d, code, "resolve")
+    if returned:
+        act_as_admin(d, code, "return_result")
+    return code
+
+
+def rate_on_screen(b: Any, level: str, comment: str = "", code: str | None = None) -> str:
+    """Fill the rating form of the page (the code too, on the kiosk), send it and answer
+    the message that replaces the previous one."""
+    if code is not None:
+        type_into(b, "rate-code", code)
+    b.find_element(By.CSS_SELECTOR, f"label[for='rate-level-{level}']").click()
+    if comment:
+        type_into(b, "rate-comment", comment)
+    b.execute_script("document.getElementById('rate-message').textContent = ''")
+    b.find_element(By.ID, "rate-send").click()
+    return str(until(b, lambda d: text(d, "rate-message")))
+
+
+def only_refusals_logged(browser: Any, path: str, statuses: set[int]) -> None:
+    """Chromium logs each answer with an error status as a console error: the refusals
+    the test asked for are the only ones (no script error among them); drains the log."""
+    logged = console_errors(browser)
+    assert logged, "the refusals were not answered with their status"
+    for message in logged:
+        found = re.search(r"(/api/v1/\S+) - Failed to load resource: .* status of (\d+)", message)
+        assert found is not None, message
+        assert (found[1], int(found[2]) in statuses) == (path, True), message
+
+
+def test_a_citizen_rates_a_dossier_at_the_kiosk_once_and_after_its_result(
+    desk: Desk, chromium: Any, rated: Counter[str]
+) -> None:
+    b = chromium
+    done = with_result(desk)
+    pending = receive_by_api(desk)
+    sign_in(b, f"{desk.base}/app/kiosk", desk.kiosk, DEV_UNIT)
+    b.find_element(By.ID, "rate-open").click()
+    until(b, lambda d: visible(d, "rate"))
+    assert not visible(b, "pick")
+
+    said = rate_on_screen(b, "rat_hai_long", "Cán bộ hướng dẫn tận tình", code=done)
+    assert said == f"Cảm ơn bạn! Đánh giá “Rất hài lòng” cho hồ sơ {done} đã được ghi nhận."
+    rated["rat_hai_long"] += 1
+    assert b.find_element(By.ID, "rate-code").get_attribute("value") == ""  # ready for the next
+    check_page(b, "kiosk-rating")
+
+    said = rate_on_screen(b, "hai_long", code=done)
+    assert said == f"Hồ sơ {done} đã được đánh giá rồi. Mỗi hồ sơ chỉ đánh giá một lần."
+    said = rate_on_screen(b, "hai_long", code=pending)
+    assert said == (
+        f"Hồ sơ {pending} chưa có kết quả (hiện: Đã tiếp nhận). "
+        "Bạn có thể đánh giá sau khi hồ sơ có kết quả."
+    )
+    unknown = f"{DEV_UNIT}-261202-9999"
+    said = rate_on_screen(b, "hai_long", code=unknown)
+    assert said == (
+        f"Không tìm thấy hồ sơ {unknown} tại đơn vị này. Xin kiểm tra lại mã trên phiếu hẹn."
+    )
+    only_refusals_logged(b, "/api/v1/ratings", {404, 409})
+    check_page(b, "kiosk-rating-refused")
+    b.find_element(By.ID, "rate-back").click()
+    until(b, lambda d: visible(d, "pick"))
+
+    with phone_sized(b):
+        b.find_element(By.ID, "rate-open").click()
+        until(b, lambda d: visible(d, "rate"))
+        fits_without_sideways_scroll(b)
+        check_page(b, "kiosk-rating-phone")
+
+
+def test_the_citizen_rates_a_returned_dossier_from_the_look_up(
+    desk: Desk, chromium: Any, rated: Counter[str]
+) -> None:
+    b = chromium
+    pending = receive_by_api(desk)
+    b.get(f"{desk.base}/tra-cuu")
+    type_into(b, "lookup-code", pending)
+    type_into(b, "lookup-phone", PHONE)
+    b.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    until(b, lambda d: visible(d, "result"))
+    assert not visible(b, "rate")  # nothing to rate before the result
+
+    code = with_result(desk, returned=True)
+    type_into(b, "lookup-code", code)
+    b.find_element(By.CSS_SELECTOR, "#lookup-form button[type=submit]").click()
+    until(b, lambda d: visible(d, "rate") and text(d, "result-code") == code)
+    assert text(b, "result-status") == domain.STATUS_TEXT[domain.DossierStatus.RETURNED]
+    check_page(b, "tra-cuu-rating-form", shown="rate")
+    said = rate_on_screen(b, "hai_long", "Nhận kết quả đúng hẹn")
+    assert said == f"Cảm ơn bạn! Đánh giá “Hài lòng” cho hồ sơ {code} đã được ghi nhận."
+    rated["hai_long"] += 1
+    assert not visible(b, "rate-form")  # once per dossier: the form goes away
+    check_page(b, "tra-cuu-rating", shown="rate")
+
+
+def satisfaction_of_the_day(d: Desk) -> dict[str, Any]:
+    day = stack_day(d.stack)
+    answer = httpx.get(
+        f"{d.base}/api/v1/reports/sla",
+        params={"from": day, "to": day, "satisfaction": "true"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    rows = {row["key"]: row["satisfaction"] for row in report["rows"]}
+    return {"total": report["total"]["satisfaction"], "unit": rows.get(DEV_UNIT)}
+
+
+def test_notifys_report_counts_the_ratings(desk: Desk, rated: Counter[str]) -> None:
+    """One more rating (không hài lòng, through the kiosk's API), then the day's report
+    counts every rating of this module, by level, in the total and in the unit's row."""
+    code = with_result(desk)
+    given = httpx.post(
+        f"{desk.base}/api/v1/ratings",
+        json={"code": code, "level": "khong_hai_long"},
+        headers=api_key_header(desk.kiosk),
+        timeout=30,
+    )
+    assert given.status_code == 201, given.text
+    rated["khong_hai_long"] += 1
+    wanted = {level: rated[level] for level in ("rat_hai_long", "hai_long", "khong_hai_long")}
+
+    def counted(block: dict[str, Any] | None) -> dict[str, int] | None:
+        return None if block is None else {level: block[level] for level in wanted}
+
+    deadline = time.monotonic() + 60
+    seen = satisfaction_of_the_day(desk)
+    while counted(seen["total"]) != wanted and time.monotonic() < deadline:
+        time.sleep(0.3)
+        seen = satisfaction_of_the_day(desk)
+    assert counted(seen["total"]) == wanted
+    assert counted(seen["unit"]) == wanted  # every rating here is of the unit's dossiers
+    total = seen["total"]
+    assert total["rated"] == sum(wanted.values())
+    share = round(100 * wanted["khong_hai_long"] / total["rated"], 2)
+    assert total["dissatisfied_share"] == pytest.approx(share)
 
 
 def board_number(browser: Any, counter: str) -> str:

@@ -50,9 +50,10 @@ window.motcua = (function () {
   };
 
   class ApiError extends Error {
-    constructor(status, detail) {
+    constructor(status, detail, body) {
       super(describe(status, detail));
       this.status = status;
+      this.body = body;
     }
   }
 
@@ -123,7 +124,7 @@ window.motcua = (function () {
         parsed = null;
       }
       if (response.status === 401 && !opts.key && session()) signOut();
-      throw new ApiError(response.status, detailOf(parsed));
+      throw new ApiError(response.status, detailOf(parsed), parsed);
     }
     if (opts.as === "response") return response;
     if (opts.as === "blob") return response.blob();
@@ -309,7 +310,33 @@ window.motcua = (function () {
     }
   }
 
+  /* The three levels of satisfaction (mức độ hài lòng), as intake's ratings name them. */
+  const LEVELS = { rat_hai_long: "Rất hài lòng", hai_long: "Hài lòng", khong_hai_long: "Không hài lòng" };
+
+  /* What the answer to a rating of dossier ``code`` means for the citizen: [words, kind].
+     ``status`` is the HTTP status (0: no answer), ``body`` the parsed answer; a 409 with
+     the dossier's ``status`` means no result yet, without it a rating given already;
+     ``notFound`` is the page's words for a 404. */
+  function ratingAnswer(status, body, code, notFound) {
+    const said = body || {};
+    if (status === 201) {
+      return ["Cảm ơn bạn! Đánh giá “" + (LEVELS[said.level] || said.level) + "” cho hồ sơ " + code
+        + " đã được ghi nhận.", "ok"];
+    }
+    if (status === 409 && said.status) {
+      return ["Hồ sơ " + code + " chưa có kết quả (hiện: " + (STATUS[said.status] || said.status)
+        + "). Bạn có thể đánh giá sau khi hồ sơ có kết quả.", "error"];
+    }
+    if (status === 409) return ["Hồ sơ " + code + " đã được đánh giá rồi. Mỗi hồ sơ chỉ đánh giá một lần.", "error"];
+    if (status === 404) return [notFound, "error"];
+    if (status === 422) return ["Mã hồ sơ hoặc góp ý chưa hợp lệ, xin kiểm tra lại.", "error"];
+    if (status === 429) return ["Quá nhiều yêu cầu, xin thử lại sau ít phút.", "error"];
+    if (status === 0) return ["Không kết nối được máy chủ, xin thử lại.", "error"];
+    return ["Hệ thống đang bận, xin thử lại sau.", "error"];
+  }
+
   return {
+    LEVELS, ratingAnswer,
     showDossier,
     ACTIONS, STATUS, ApiError, api, el, $, say, time, todayInVietnam, serverTime, dayInVietnam,
     newIdempotencyKey,

@@ -1,10 +1,14 @@
 /* /app/kiosk: a touch screen where a citizen picks a field (or a procedure) and a
    priority, and gets a ticket: its number, the counters that serve it and, when the API
-   tells it, how many people are ahead. The ticket goes away by itself after a while. */
+   tells it, how many people are ahead. The ticket goes away by itself after a while.
+
+   A citizen whose dossier has its result rates it here (POST /api/v1/ratings with the
+   kiosk's key): the code typed or scanned, one of three levels, an optional comment.
+   The form is emptied after each answer and goes back to the start by itself. */
 "use strict";
 
 (function () {
-  const { api, el, $, say } = window.motcua;
+  const { api, el, $, say, ratingAnswer } = window.motcua;
   const SHOWN_SECONDS = 30;
   let hide = null;
 
@@ -16,7 +20,9 @@
   function reset() {
     clearTimeout(hide);
     $("ticket").hidden = true;
+    $("rate").hidden = true;
     $("pick").hidden = false;
+    $("rate-invite").hidden = false;
     for (const box of document.querySelectorAll("input[name=priority]")) box.checked = box.value === "normal";
   }
 
@@ -30,6 +36,7 @@
         ? "Số người đang chờ trước bạn: " + ticket.ahead : "Xin chờ đến khi số của bạn hiện trên bảng.";
       $("ticket-counters").textContent = ticket.counters.length ? "Quầy phục vụ: " + ticket.counters.join(", ") : "";
       $("pick").hidden = true;
+      $("rate-invite").hidden = true;
       $("ticket").hidden = false;
       $("ticket-again").focus();
       hide = setTimeout(reset, SHOWN_SECONDS * 1000);
@@ -39,7 +46,43 @@
     }
   }
 
+  function openRating() {
+    clearTimeout(hide);
+    $("pick").hidden = true;
+    $("rate-invite").hidden = true;
+    $("ticket").hidden = true;
+    $("rate-form").reset();
+    say("rate-message", "");
+    $("rate").hidden = false;
+    $("rate-code").focus();
+  }
+
+  async function rate(event) {
+    event.preventDefault();
+    clearTimeout(hide);
+    const code = $("rate-code").value.trim();
+    const chosen = document.querySelector("input[name=rate-level]:checked");
+    if (!code) { say("rate-message", "Xin nhập mã hồ sơ ghi trên phiếu hẹn.", "error"); $("rate-code").focus(); return; }
+    if (!chosen) { say("rate-message", "Xin chọn một mức độ hài lòng.", "error"); return; }
+    const body = { code, level: chosen.value };
+    const comment = $("rate-comment").value.trim();
+    if (comment) body.comment = comment;
+    const notFound = "Không tìm thấy hồ sơ " + code + " tại đơn vị này. Xin kiểm tra lại mã trên phiếu hẹn.";
+    let answer;
+    try {
+      answer = ratingAnswer(201, await api("/api/v1/ratings", { method: "POST", body }), code, notFound);
+    } catch (error) {
+      answer = ratingAnswer(error.status || 0, error.body, code, notFound);
+    }
+    say("rate-message", answer[0], answer[1]);
+    if (answer[1] === "ok") $("rate-form").reset();
+    hide = setTimeout(reset, SHOWN_SECONDS * 1000);
+  }
+
   window.motcua.start(async (_session, counters) => {
+    $("rate-open").addEventListener("click", openRating);
+    $("rate-back").addEventListener("click", reset);
+    $("rate-form").addEventListener("submit", rate);
     const fields = [...new Set(counters.flatMap((c) => c.fields))];
     $("fields").replaceChildren(...fields.map((field) =>
       el("button", { type: "button", dataset: { field }, onclick: () => take({ field }) }, field)));
