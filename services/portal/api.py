@@ -1,8 +1,11 @@
 """The portal sync's HTTP API, for administrators: where the sync stands, one dossier's
-ledger, and sending again (one dossier, or every dossier of the failed list).
+ledger, and sending again (one dossier, or every dossier of the failed list); and one
+public summary for the monitoring dashboard.
 
 Access: admin keys only (``X-API-Key``, checked against the portal's copy of the keys
-intake issues): 401 without a live key, 403 for any other role.
+intake issues): 401 without a live key, 403 for any other role. The exception is
+``GET /api/v1/portal/summary``, public like notify's ``/dashboard`` that shows it: counts
+per receiving unit and the oldest pending age, no dossier code, no personal data.
 """
 
 # No ``from __future__ import annotations``: FastAPI evaluates the endpoints' annotations,
@@ -42,9 +45,16 @@ class ResyncIn(BaseModel):
 
 
 def router(operations: Operations, auth: Authenticator) -> APIRouter:
-    """The admin endpoints of the sync."""
-    api = APIRouter(prefix="/api/v1/portal", tags=["portal"], responses=ADMIN)
+    """The admin endpoints of the sync, and its public summary."""
+    public = APIRouter(prefix="/api/v1/portal", tags=["portal"])
+    api = APIRouter(responses=ADMIN)
     admin = auth.require(Role.ADMIN)
+
+    @public.get("/summary")
+    async def sync_summary() -> views.SyncSummaryOut:
+        """Public: dossiers synced, pending, failed and the oldest pending age, per unit
+        (the dashboard's "Đồng bộ Cổng DVCQG"); counts only, no key needed."""
+        return views.summary_out(await operations.status(), operations.clock())
 
     @api.get("/status")
     async def sync_status(_: Annotated[Principal, Depends(admin)]) -> views.SyncStatusOut:
@@ -66,7 +76,8 @@ def router(operations: Operations, auth: Authenticator) -> APIRouter:
             return views.ResyncOut(resynced=1)
         return views.ResyncOut(resynced=await operations.resync_failed())
 
-    return api
+    public.include_router(api)
+    return public
 
 
 def create_app(

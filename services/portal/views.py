@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -28,6 +28,29 @@ class SyncStatusOut(BaseModel):
     failed: int
     oldest_pending: datetime | None = Field(description="The oldest unacknowledged state.")
     units: list[UnitSyncOut]
+
+
+class UnitSummaryOut(BaseModel):
+    """One receiving unit's sync, as the public dashboard shows it: counts and an age."""
+
+    unit: str | None = Field(description="The receiving unit's code (None: no unit known).")
+    synced: int
+    pending: int
+    failed: int
+    oldest_pending_at: datetime | None
+    oldest_pending_minutes: int | None = Field(
+        description="Whole minutes since the oldest unacknowledged state (None: none)."
+    )
+
+
+class SyncSummaryOut(BaseModel):
+    """The public summary of the sync (đồng bộ Cổng DVCQG): counts per receiving unit and
+    in all, never a dossier code nor anything about a person."""
+
+    configured: bool = Field(description="False: MOTCUA_PORTAL_URL unset, nothing is sent.")
+    generated_at: datetime
+    units: list[UnitSummaryOut]
+    total: UnitSummaryOut = Field(description="Every unit together (``unit`` None).")
 
 
 class StateOut(BaseModel):
@@ -81,6 +104,32 @@ def status_out(status: SyncStatus) -> SyncStatusOut:
             )
             for u in status.units
         ],
+    )
+
+
+def summary_out(status: SyncStatus, now: datetime) -> SyncSummaryOut:
+    """The public form of the status at ``now``: counts and ages only."""
+
+    def unit_out(
+        unit: str | None, synced: int, pending: int, failed: int, oldest: datetime | None
+    ) -> UnitSummaryOut:
+        age = None if oldest is None else max(timedelta(0), now - oldest) // timedelta(minutes=1)
+        return UnitSummaryOut(
+            unit=unit,
+            synced=synced,
+            pending=pending,
+            failed=failed,
+            oldest_pending_at=oldest,
+            oldest_pending_minutes=age,
+        )
+
+    return SyncSummaryOut(
+        configured=status.configured,
+        generated_at=now,
+        units=[
+            unit_out(u.unit, u.synced, u.pending, u.failed, u.oldest_pending) for u in status.units
+        ],
+        total=unit_out(None, status.synced, status.pending, status.failed, status.oldest_pending),
     )
 
 

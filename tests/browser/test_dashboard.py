@@ -1,8 +1,12 @@
-"""``/dashboard`` in a real headless Chromium, served by notify in-process on loopback.
+"""``/dashboard`` in a real headless Chromium, as the stack serves it: notify and the portal
+in-process on loopback behind the entry point (``motcua.gateway``), all same origin.
 
-Notify runs under uvicorn in a thread (its broker points at a closed port: the page and the
-report need only its database). Facts are seeded through the report projection, then the
-page must show the figures ``/api/v1/reports/dashboard`` returns, with no console error.
+Notify and the portal run under uvicorn in threads (their broker points at a closed port:
+the page, the report and the portal's summary need only their databases). Facts are seeded
+through the report projection and rows into the portal's ledger, then the page must show
+the figures ``/api/v1/reports/dashboard`` and ``/api/v1/portal/summary`` return, with no
+console error. The page served by notify alone (no portal to ask) and a portal that is not
+configured are checked too: the section says so, the rest of the page is whole.
 
 Facts and notify's clock start at one fixed instant, midday of a mid-month Wednesday in
 Vietnam (the dashboard's "today" is notify's clock's date there): the test cannot straddle
@@ -22,8 +26,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from motcua.gateway import create_gateway
 from services.notify.api import create_app
 from services.notify.reports import TABLES, ReportProjection
+from services.portal import store as portal_store
+from services.portal.api import create_app as create_portal_app
+from services.portal.settings import PortalSettings
 from shared.db import Database
 from shared.events import (
     Channel,
@@ -34,6 +42,7 @@ from shared.events import (
     SlaWarning,
     TimeLimit,
 )
+from shared.migrations import upgrade
 from shared.settings import Settings
 
 UNIT_A = "000.00.00.H56"
@@ -109,19 +118,90 @@ async def seed(settings: Settings) -> None:
     await db.dispose()
 
 
+PORTAL_ROWS = (  # (code, unit, acknowledged, failed, minutes the state waits)
+    (f"{UNIT_A}-000001-0001", UNIT_A, True, False, 0),
+    (f"{UNIT_A}-000001-0002", UNIT_A, False, False, 45),
+    (f"{UNIT_B}-000001-0001", UNIT_B, False, True, 120),
+)
+
+
+async def seed_portal(settings: Settings) -> None:
+    """Unit A: one synced, one pending for 45 minutes; unit B: one failed (since 2 hours)."""
+    db = Database(settings.database_url_for("portal"))
+    await upgrade(db, "portal")
+    async with db.transaction() as session:
+        for code, unit, acked, failed, minutes in PORTAL_ROWS:
+            row = portal_store.PortalDossier(
+                code=code, receiving_unit=unit, created=acked, failed=failed
+            )
+            portal_store.add_dossier(session, row)
+            await session.flush()
+            at = NOW - timedelta(minutes=minutes)
+            status = portal_store.SENT if acked else portal_store.PENDING
+            await portal_store.add_state(
+                session,
+                portal_store.PortalState(
+                    code=code, step=0, national_status=2, at=at, status=status, created_at=at
+                ),
+            )
+    await db.dispose()
+
+
+def broker_less(tmp_path_factory: pytest.TempPathFactory, name: str, closed_port: int) -> Settings:
+    return Settings(
+        var_dir=tmp_path_factory.mktemp(name),
+        kafka_bootstrap_servers=f"127.0.0.1:{closed_port}",
+        kafka_create_topics=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def notify_alone_url(
+    tmp_path_factory: pytest.TempPathFactory,
+    closed_port: int,
+    served: Callable[[FastAPI], str],
+) -> str:
+    """Notify by itself: the page has no portal summary to ask."""
+    settings = broker_less(tmp_path_factory, "notify", closed_port)
+    asyncio.run(seed(settings))
+    return served(create_app(settings, clock=clock_from(NOW)))
+
+
+def portal_url(
+    tmp_path_factory: pytest.TempPathFactory,
+    closed_port: int,
+    served: Callable[[FastAPI], str],
+    portal: PortalSettings,
+) -> str:
+    settings = broker_less(tmp_path_factory, "portal", closed_port)
+    asyncio.run(seed_portal(settings))
+    return served(create_portal_app(settings, portal=portal, clock=clock_from(NOW)))
+
+
 @pytest.fixture(scope="module")
 def notify_url(
     tmp_path_factory: pytest.TempPathFactory,
     closed_port: int,
     served: Callable[[FastAPI], str],
+    notify_alone_url: str,
 ) -> str:
-    settings = Settings(
-        var_dir=tmp_path_factory.mktemp("notify"),
-        kafka_bootstrap_servers=f"127.0.0.1:{closed_port}",
-        kafka_create_topics=False,
-    )
-    asyncio.run(seed(settings))
-    return served(create_app(settings, clock=clock_from(NOW)))
+    """The entry point, routing to notify and to a configured portal (its address is a
+    closed port: the seeded rows lack the facts to be sent, nothing is tried)."""
+    configured = PortalSettings(url=f"http://127.0.0.1:{closed_port}")
+    portal = portal_url(tmp_path_factory, closed_port, served, configured)
+    return served(create_gateway({"notify": notify_alone_url, "portal": portal}))
+
+
+@pytest.fixture(scope="module")
+def unconfigured_url(
+    tmp_path_factory: pytest.TempPathFactory,
+    closed_port: int,
+    served: Callable[[FastAPI], str],
+    notify_alone_url: str,
+) -> str:
+    """The entry point, routing to notify and to a portal without MOTCUA_PORTAL_URL."""
+    portal = portal_url(tmp_path_factory, closed_port, served, PortalSettings(url=None))
+    return served(create_gateway({"notify": notify_alone_url, "portal": portal}))
 
 
 def cells(browser: Any, table: str) -> dict[str, list[str]]:
@@ -181,3 +261,65 @@ def test_dashboard_shows_the_api_figures_without_console_errors(
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def portal_shown(browser: Any) -> None:
+    WebDriverWait(browser, 20).until(
+        lambda d: (
+            d.execute_script("return document.body.dataset.portal") in ("loaded", "unavailable")
+        )
+    )
+
+
+def test_the_portal_row_shows_the_summary_per_unit(notify_url: str, browser: Any) -> None:
+    browser.get(f"{notify_url}/dashboard")
+    portal_shown(browser)
+    summary = httpx.get(f"{notify_url}/api/v1/portal/summary", timeout=10).json()
+    heading = browser.find_element(By.XPATH, "//table[@id='portal-sync']/preceding-sibling::h2")
+    assert heading.text == "Đồng bộ Cổng DVCQG"
+    rows = cells(browser, "portal-sync")
+    assert set(rows) == {UNIT_A, UNIT_B, "total"}
+    # Against a hand count of PORTAL_ROWS: synced, pending, failed, oldest wait in minutes.
+    assert rows[UNIT_A][1:4] == ["1", "1", "0"]
+    assert rows[UNIT_B][1:4] == ["0", "0", "1"]
+    assert rows["total"][1:4] == ["1", "1", "1"]
+    for unit in summary["units"]:
+        assert rows[unit["unit"]][4] == str(unit["oldest_pending_minutes"])
+    assert int(rows[UNIT_A][4]) in (45, 46)  # the clock runs on from NOW while the page loads
+    assert not browser.find_element(By.ID, "portal-note").is_displayed()
+    assert "000001" not in browser.find_element(By.ID, "portal-sync").text  # no dossier code
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_an_unconfigured_portal_is_said_beside_its_figures(
+    unconfigured_url: str, browser: Any
+) -> None:
+    browser.get(f"{unconfigured_url}/dashboard")
+    portal_shown(browser)
+    note = browser.find_element(By.ID, "portal-note")
+    assert note.is_displayed()
+    assert "chưa cấu hình cổng dvcqg" in note.text.lower()
+    assert cells(browser, "portal-sync")["total"][1:4] == ["1", "1", "1"]  # the ledger still fills
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
+
+
+def test_without_a_portal_the_section_says_so_and_the_page_is_whole(
+    notify_alone_url: str, browser: Any
+) -> None:
+    browser.get(f"{notify_alone_url}/dashboard")
+    WebDriverWait(browser, 20).until(
+        lambda d: d.execute_script("return document.body.dataset.loaded") == "true"
+    )
+    portal_shown(browser)
+    assert browser.execute_script("return document.body.dataset.portal") == "unavailable"
+    note = browser.find_element(By.ID, "portal-note")
+    assert "chưa có dữ liệu đồng bộ" in note.text.lower()
+    assert not browser.find_element(By.ID, "portal-sync").is_displayed()
+    assert set(cells(browser, "month")) == {UNIT_A, UNIT_B, "total"}  # the rest is unaffected
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    # The browser records the summary's 404 itself (source "network"); no script error.
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert [e["source"] for e in errors] == ["network"]
+    assert "/api/v1/portal/summary" in errors[0]["message"]

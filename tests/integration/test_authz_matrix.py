@@ -253,6 +253,7 @@ MATRIX: dict[str, Case] = {
     "POST /api/v1/reports/recompute": Case(admin_only(200)),
     "GET /api/v1/reports/dashboard": Case(everyone(200)),
     # --- portal: the national portal sync, admin only
+    "GET /api/v1/portal/summary": Case(everyone(200)),  # counts per unit, for the dashboard
     "GET /api/v1/portal/status": Case(admin_only(200)),
     "GET /api/v1/portal/dossiers/{code}": Case(  # a code the ledger never held
         admin_only(404), path={"code": "000.00.00.H56-200101-9999"}

@@ -77,6 +77,54 @@ function fillList(tableId, items, place) {
   }
 }
 
+// The portal's public summary (/api/v1/portal/summary, the portal service's, same origin
+// through the entry point): synced, pending, failed and oldest pending age per unit.
+function fillPortal(summary) {
+  const body = document.querySelector("#portal-sync tbody");
+  body.replaceChildren();
+  const lines = summary.units.map((u) => [u.unit || DASH, u]);
+  lines.push(["Tổng cộng", summary.total]);
+  for (const [name, u] of lines) {
+    const tr = document.createElement("tr");
+    if (u === summary.total) tr.className = "total";
+    tr.dataset.key = u === summary.total ? "total" : name;
+    cell(tr, name);
+    cell(tr, String(u.synced), "synced");
+    cell(tr, String(u.pending), "pending");
+    cell(tr, String(u.failed), "failed");
+    cell(tr, u.oldest_pending_minutes === null ? DASH : String(u.oldest_pending_minutes), "lag");
+    body.appendChild(tr);
+  }
+}
+
+function portalNote(text) {
+  const note = document.getElementById("portal-note");
+  note.textContent = text;
+  note.hidden = text === "";
+}
+
+// Never throws: without a summary (the portal down, or the page served by notify alone)
+// the section says so and the rest of the page is unaffected.
+async function refreshPortal() {
+  let summary = null;
+  try {
+    const answer = await fetch("/api/v1/portal/summary", { headers: { accept: "application/json" } });
+    if (answer.ok) summary = await answer.json();
+  } catch (exc) {
+    summary = null;
+  }
+  if (summary === null || !Array.isArray(summary.units) || !summary.total) {
+    document.querySelector("#portal-sync tbody").replaceChildren();
+    document.getElementById("portal-sync").hidden = true;
+    portalNote("Chưa có dữ liệu đồng bộ Cổng DVCQG.");
+  } else {
+    fillPortal(summary);
+    document.getElementById("portal-sync").hidden = false;
+    portalNote(summary.configured ? "" : "Chưa cấu hình Cổng DVCQG: hồ sơ được ghi lại, chưa gửi đi.");
+  }
+  document.body.dataset.portal = summary === null ? "unavailable" : "loaded";
+}
+
 async function refresh() {
   const error = document.getElementById("error");
   try {
@@ -101,4 +149,5 @@ async function refresh() {
 
 document.getElementById("refresh-seconds").textContent = String(REFRESH_SECONDS);
 refresh();
-setInterval(refresh, REFRESH_SECONDS * 1000);
+refreshPortal();
+setInterval(() => { refresh(); refreshPortal(); }, REFRESH_SECONDS * 1000);
