@@ -1,14 +1,18 @@
 """``motcua sla rebuild``: the tracker's tables rebuilt from the topics.
 
-Reads the lifecycle and routing topics (the facts) and the sla topic (what was already
-announced) from the start to their current end, then replaces the sla tables with the
-fold of the facts (see ``services.sla.rebuild``). Stop the sla service first.
+Reads the sla topic (what was already announced), then the lifecycle and routing topics
+(the facts), each from the start to its end when its reading starts, in batches, and
+replaces the sla tables with the fold of the facts, batch by batch (see
+``services.sla.rebuild``); it prints the offsets it read up to. Stop the sla service
+first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import typer
@@ -22,43 +26,74 @@ from shared.settings import get_settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
 
 
-async def read_topics(bootstrap: str, *topics: TopicSpec, **client: Any) -> list[Envelope]:
-    """Every decodable event of ``topics`` up to their end now, in order per partition
-    (``client``: connection options, ``shared.kafka_security.client_security``).
+@dataclass(slots=True)
+class TopicStream:
+    """The decodable events of ``topics`` from their start to at least their end when
+    ``batches`` starts, as batches of at most ``batch`` records, in order per partition;
+    ``ends`` is then where each partition's reading stopped (exclusive): the end taken at
+    the start, or beyond it by the records of the last fetch (the local broker's end
+    offsets may lag records already acknowledged). ``client``: connection options
+    (``shared.kafka_security.client_security``).
 
-    Undecodable records are skipped: the consumers dead-lettered them already.
+    Undecodable records are skipped: the consumers dead-lettered them already. Memory is
+    bounded by the batch and the client's fetch buffers, whatever the topics' size.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, **client
-    )
-    await consumer.start()
+
+    bootstrap: str
+    topics: tuple[TopicSpec, ...]
+    batch: int
+    client: dict[str, Any] = field(default_factory=dict)
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+
+    async def batches(self) -> AsyncIterator[list[Envelope]]:
+        """Read the topics; each batch is one fetch of some partitions."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            max_poll_records=self.batch,
+            **self.client,
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            parts = [
+                TopicPartition(spec.name, p)
+                for spec in self.topics
+                for p in sorted(consumer.partitions_for_topic(spec.name) or ())
+            ]
+            if not parts:
+                return
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            self.ends = await consumer.end_offsets(parts)
+            pending = {tp for tp in parts if self.ends[tp] > 0}
+            while pending:
+                fetched = await consumer.getmany(*pending, timeout_ms=500, max_records=self.batch)
+                events: list[Envelope] = []
+                for tp, records in fetched.items():
+                    events += _decoded(r.value for r in records)
+                    if (position := await consumer.position(tp)) >= self.ends[tp]:
+                        self.ends[tp] = position
+                        pending.discard(tp)
+                if events:
+                    yield events
+        finally:
+            await consumer.stop()
+
+
+def _decoded(values: Iterable[bytes | None]) -> list[Envelope]:
     events: list[Envelope] = []
-    try:
-        await consumer.topics()
-        parts = [
-            TopicPartition(spec.name, p)
-            for spec in topics
-            for p in sorted(consumer.partitions_for_topic(spec.name) or ())
-        ]
-        if not parts:
-            return events
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        pending = {tp for tp in parts if ends[tp] > 0}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, records in batch.items():
-                for record in records:
-                    try:
-                        events.append(decode(record.value or b""))
-                    except UndecodableEvent:
-                        continue
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+    for value in values:
+        try:
+            events.append(decode(value or b""))
+        except UndecodableEvent:
+            continue
     return events
+
+
+def _offsets(ends: dict[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]={end}" for tp, end in sorted(ends.items()))
 
 
 async def _rebuild(batch: int) -> None:
@@ -68,11 +103,10 @@ async def _rebuild(batch: int) -> None:
         await process.prepare(tracker, settings)
         began = time.perf_counter()
         client = client_security(settings)
-        facts = await read_topics(
-            settings.kafka_bootstrap_servers, DOSSIER_LIFECYCLE, DOSSIER_ROUTING, **client
-        )
-        published = await read_topics(settings.kafka_bootstrap_servers, DOSSIER_SLA, **client)
-        report = await rebuild(tracker, facts, published, batch=batch)
+        bootstrap = settings.kafka_bootstrap_servers
+        facts = TopicStream(bootstrap, (DOSSIER_LIFECYCLE, DOSSIER_ROUTING), batch, client)
+        published = TopicStream(bootstrap, (DOSSIER_SLA,), batch, client)
+        report = await rebuild(tracker, facts.batches(), published.batches(), batch=batch)
         seconds = time.perf_counter() - began
     finally:
         await tracker.db.dispose()
@@ -80,6 +114,7 @@ async def _rebuild(batch: int) -> None:
         f"rebuilt {report.clocks} clocks from {report.events_applied} events "
         f"({report.flags_known} flags already announced) in {seconds:.1f} s"
     )
+    typer.echo(f"read up to (exclusive) {_offsets(facts.ends | published.ends) or 'nothing'}")
 
 
 def rebuild_command(

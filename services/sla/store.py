@@ -397,10 +397,27 @@ async def add_outbox_rows(session: AsyncSession, values: Sequence[Mapping[str, o
         await (await session.connection()).execute(OUTBOX.insert(), list(values))
 
 
-async def outbox_rows(session: AsyncSession) -> list[tuple[int, str | None, bytes]]:
-    """Every row of the outbox: (id, key, value)."""
+async def last_outbox_id(session: AsyncSession) -> int:
+    """The highest id in the outbox now, 0 if it is empty: rows added later in the
+    caller's transaction have higher ids (SQLite may reuse the ids of deleted rows above
+    it, so ask again after deleting)."""
     conn = await session.connection()
-    return [(row.id, row.key, row.value) for row in await conn.execute(OUTBOX.select())]
+    found = (await conn.execute(select(func.max(OUTBOX.c.id)))).scalar_one()
+    return int(found or 0)
+
+
+async def outbox_rows(
+    session: AsyncSession, *, after: int = 0
+) -> list[tuple[int, str | None, bytes]]:
+    """The rows of the outbox whose id is above ``after`` (all by default): (id, key,
+    value), in id order (one query, by the primary key)."""
+    conn = await session.connection()
+    query = (
+        select(OUTBOX.c.id, OUTBOX.c.key, OUTBOX.c.value)
+        .where(OUTBOX.c.id > after)
+        .order_by(OUTBOX.c.id)
+    )
+    return [(row_id, key, value) for row_id, key, value in await conn.execute(query)]
 
 
 async def delete_outbox_rows(session: AsyncSession, ids: Sequence[int]) -> None:
