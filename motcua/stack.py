@@ -144,14 +144,20 @@ class Stack:
         return self._launch(self.broker.port if self.broker else self.broker_port, timeout)
 
     def _launch(self, broker_port: int | None, timeout: float) -> Stack:
+        """Broker, topics, services, readiness; when any of it fails, what it started is
+        stopped before the error goes up (no process outlives a failed start)."""
         assert self.admin_key is not None
         self.broker = LocalBroker(broker_port, log_file=self.var_dir / "logs" / "broker.log")
-        self.broker.start()
-        asyncio.run(ensure_topics(self.broker.bootstrap_servers))
-        for name in SERVICES:
-            self.start_service(name)
-        self.wait_ready(timeout)
-        self.wait_for_key(self.admin_key, timeout)
+        try:
+            self.broker.start()
+            asyncio.run(ensure_topics(self.broker.bootstrap_servers))
+            for name in SERVICES:
+                self.start_service(name)
+            self.wait_ready(timeout)
+            self.wait_for_key(self.admin_key, timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def start_service(self, name: ServiceName) -> None:
