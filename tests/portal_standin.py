@@ -11,12 +11,12 @@ refuses one dossier with a 4xx.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
+
+from tests.standins import JsonPostServer
 
 USERNAME = "motcua-test"
 PASSWORD = "mat-khau-thu"
@@ -50,29 +50,14 @@ class PortalStandIn:
         self._sessions: set[str] = set()
         self._made = 0
         self._lock = threading.Lock()
-        standin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length))
-                status, answer = standin.answer(self.path, self.headers.get("dstcode"), body)
-                raw = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.2,), daemon=True).start()
+        self._server = JsonPostServer(
+            lambda body, headers, path: self.answer(path, headers.get("dstcode"), body),
+            poll_interval=0.2,
+        )
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.base_url
 
     def env(self) -> dict[str, str]:
         """The settings that make the portal service send here, quickly retried."""
@@ -159,8 +144,7 @@ class PortalStandIn:
             return sum(1 for c in self.calls if c.status == status)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     def __enter__(self) -> PortalStandIn:
         return self

@@ -11,8 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-Answer = Callable[[dict[str, Any], HTTPMessage], tuple[int, dict[str, Any]]]
-"""The status and JSON answer to one posted JSON body (with the request's headers)."""
+Answer = Callable[[dict[str, Any], HTTPMessage, str], tuple[int, dict[str, Any]]]
+"""The status and JSON answer to one posted JSON body (with the request's headers and
+path)."""
 
 
 class JsonPostServer:
@@ -24,7 +25,7 @@ class JsonPostServer:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
-                status, body = answer(json.loads(self.rfile.read(length)), self.headers)
+                status, body = answer(json.loads(self.rfile.read(length)), self.headers, self.path)
                 raw = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")

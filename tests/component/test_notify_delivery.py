@@ -127,7 +127,7 @@ class Gateway:
 def gateway_server() -> Iterator[tuple[str, Gateway]]:
     gateway = Gateway()
     with JsonPostServer(
-        lambda body, headers: gateway.answer(body, headers.get("X-API-Key"))
+        lambda body, headers, _path: gateway.answer(body, headers.get("X-API-Key"))
     ) as server:
         yield f"{server.base_url}/api/sms/send", gateway
 

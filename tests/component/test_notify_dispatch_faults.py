@@ -190,7 +190,7 @@ class SlowGateway:
 def gateway() -> Iterator[SlowGateway]:
     """A server of the test's own: a late send of an earlier test cannot count here."""
     gateway = SlowGateway()
-    server = JsonPostServer(lambda body, _headers: gateway.answer(body), poll_interval=0.05)
+    server = JsonPostServer(lambda body, _headers, _path: gateway.answer(body), poll_interval=0.05)
     gateway.url = f"{server.base_url}/api/sms/send"
     yield gateway
     gateway.hold.released.set()

@@ -239,7 +239,7 @@ class SmsGateway:
         self.reposts = 0
         self._lock = threading.Lock()
         self._server = JsonPostServer(
-            lambda body, headers: self.answer(body, headers.get("X-API-Key"))
+            lambda body, headers, _path: self.answer(body, headers.get("X-API-Key"))
         )
 
     def answer(self, body: dict[str, Any], api_key: str | None) -> tuple[int, dict[str, str]]:
