@@ -117,21 +117,10 @@ def enqueue(
     """Put ``payload`` in a new envelope and add it to the outbox, on the payload's own
     topic and keyed by ``dossier_code`` (or ``key`` for an event about no dossier),
     inside the caller's transaction."""
-    envelope = Envelope.wrap(
-        payload,
-        occurred_at=occurred_at,
-        source=source,
-        dossier_code=dossier_code,
-        correlation_id=correlation_id,
-    )
-    session.add(
-        OutboxRow(
-            topic=payload.topic.name,
-            key=envelope.dossier_code if key is None else key,
-            value=envelope.encode(),
-            created_at=utc_now(),
-        )
-    )
+    envelope, values = _row(payload, occurred_at, source, dossier_code, correlation_id)
+    if key is not None:
+        values["key"] = key
+    session.add(OutboxRow.model_validate(values))
     return envelope
 
 
@@ -146,6 +135,17 @@ def outbox_values(
     """The outbox row ``enqueue`` adds, as column values, for a hop that inserts a batch
     of rows in one statement (in its store module, in the caller's transaction); the
     rows' order is their publishing order."""
+    return _row(payload, occurred_at, source, dossier_code, correlation_id)[1]
+
+
+def _row(
+    payload: Payload,
+    occurred_at: datetime,
+    source: str,
+    dossier_code: str | None,
+    correlation_id: uuid.UUID | None,
+) -> tuple[Envelope, dict[str, object]]:
+    """A new envelope for ``payload`` and its outbox row's values (keyed by the dossier)."""
     envelope = Envelope.wrap(
         payload,
         occurred_at=occurred_at,
@@ -153,12 +153,13 @@ def outbox_values(
         dossier_code=dossier_code,
         correlation_id=correlation_id,
     )
-    return {
+    values: dict[str, object] = {
         "topic": payload.topic.name,
         "key": envelope.dossier_code,
         "value": envelope.encode(),
         "created_at": utc_now(),
     }
+    return envelope, values
 
 
 _OUTBOX = table(OutboxRow)
