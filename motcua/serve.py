@@ -54,6 +54,10 @@ def serve(service: ServiceName, settings: Settings, *, host: str, port: int | No
         port=port or SERVICE_PORTS[service],
         log_level=settings.log_level.lower(),
         access_log=False,
+        # uvloop's loop and httptools' parser where installed (they are dependencies;
+        # uvloop has no Windows build, where asyncio's loop serves)
+        loop="auto",
+        http="auto",
         # X-Forwarded-For is believed from the proxy in front only (the local gateway, on
         # loopback, by default); from any other peer the peer is the client
         proxy_headers=True,
