@@ -292,7 +292,7 @@ def without_diacritics(text: str) -> str:
 
 def gsm_septets(text: str) -> int:
     """Length of ``text`` in GSM-7 septets (extension characters count two)."""
-    return sum(2 if c in _GSM_EXTENDED else 1 for c in text)
+    return len(text) + sum(text.count(c) for c in _GSM_EXTENDED)
 
 
 def sms_segments(text: str) -> int:
@@ -301,6 +301,29 @@ def sms_segments(text: str) -> int:
     if septets <= SINGLE_SEGMENT:
         return 1
     return -(-septets // MULTI_SEGMENT)
+
+
+_CACHED_BELOW = 0x3000
+"""Characters below this (Latin with every Vietnamese letter, combining marks, symbols)
+keep their SMS form in ``_SMS_CHARS``; rarer ones are worked out each time, so that no
+text can grow the table past a few thousand entries."""
+
+
+class _SmsChars(dict[int, str]):
+    """Each character's SMS form (``str.translate`` table): no diacritics, and ``?`` for
+    whatever is outside GSM-7. Character by character equals ``fit_sms``'s whole-text
+    rule, because NFD decomposes each character on its own and only reorders combining
+    marks, which are all dropped."""
+
+    def __missing__(self, code: int) -> str:
+        plain = without_diacritics(chr(code))
+        form = "".join(c if c in _GSM_BASIC or c in _GSM_EXTENDED else "?" for c in plain)
+        if code < _CACHED_BELOW:
+            self[code] = form
+        return form
+
+
+_SMS_CHARS = _SmsChars()
 
 
 def fit_sms(text: str, max_segments: int) -> str:
@@ -312,9 +335,7 @@ def fit_sms(text: str, max_segments: int) -> str:
     n) and ``...`` is appended; templates therefore put the dossier code and the date
     first, so a cut loses only the courtesy tail.
     """
-    plain = without_diacritics(text)
-    gsm = "".join(c if c in _GSM_BASIC or c in _GSM_EXTENDED else "?" for c in plain)
-    gsm = " ".join(gsm.split())
+    gsm = " ".join(text.translate(_SMS_CHARS).split())
     budget = SINGLE_SEGMENT if max_segments == 1 else MULTI_SEGMENT * max_segments
     if gsm_septets(gsm) <= budget:
         return gsm

@@ -67,7 +67,7 @@ class Notices:
         now = self.clock()
         addressees = await self._store_contacts(session, events, now)
         notices = [(n, now) for n in map(domain.notice_of, events) if n is not None]
-        notices = await _take_waiting(session, addressees.keys()) + notices
+        notices = await store.take_waiting(session, addressees.keys()) + notices
         await self._queue_notices(session, notices, addressees, now)
         await self.office.apply(session, events)
         ended = {e.dossier_code for e in events if e.dossier_code and domain.ends_processing(e)}
@@ -88,7 +88,7 @@ class Notices:
         now = self.clock()
         async with self.db.transaction() as session:
             codes = await store.waiting_with_contact(session)
-            notices = await _take_waiting(session, codes)
+            notices = await store.take_waiting(session, codes)
             await self._queue_notices(session, notices, {}, now)
         return len(notices)
 
@@ -96,7 +96,7 @@ class Notices:
         self,
         session: AsyncSession,
         notices: Sequence[tuple[domain.Notice, datetime]],
-        addressees: Mapping[str, store.AddresseeRow],
+        addressees: Mapping[str, domain.Addressee],
         now: datetime,
     ) -> None:
         """Queue each notice's messages (``created_at``: when the notice came), or let the
@@ -108,20 +108,18 @@ class Notices:
         known.update(addressees)
         toggles = await store.load_toggles(session)
         drafts: dict[str, tuple[domain.Draft, datetime]] = {}
-        waiting: dict[str, store.WaitingNotice] = {}
+        waiting: dict[str, dict[str, object]] = {}
         for notice, came in notices:
-            row = known.get(notice.dossier_code)
-            if row is None:
+            to = known.get(notice.dossier_code)
+            if to is None:
                 parked = _waiting(notice, came)
-                waiting.setdefault(parked.key, parked)
+                waiting.setdefault(str(parked["key"]), parked)
                 continue
-            if not domain.is_enabled(
-                toggles, row.procedure_code, row.receiving_unit, notice.trigger
-            ):
+            if not domain.is_enabled(toggles, to.procedure_code, to.receiving_unit, notice.trigger):
                 continue
-            for draft in self.renderer.drafts(notice, _addressee(row)):
+            for draft in self.renderer.drafts(notice, to):
                 drafts.setdefault(draft.key, (draft, came))
-        await _park(session, waiting.values())
+        await _park(session, waiting)
         if not drafts:
             return
         opted_out = await _opted_out(session, (d for d, _ in drafts.values()), self.opt_out_key)
@@ -150,22 +148,20 @@ class Notices:
 
     async def _store_contacts(
         self, session: AsyncSession, events: Sequence[Envelope], now: datetime
-    ) -> dict[str, store.AddresseeRow]:
-        contacts: dict[str, store.AddresseeRow] = {}
+    ) -> dict[str, domain.Addressee]:
+        contacts: dict[str, domain.Addressee] = {}
         for envelope in events:
             code = envelope.dossier_code
             found = _contact_of(envelope)
             if not code or found is None:
                 continue
             contact, procedure_code, receiving_unit = found
-            contacts[code] = store.AddresseeRow(
-                dossier_code=code,
+            contacts[code] = domain.Addressee(
                 name=contact.name,
                 phone=contact.phone,
                 email=contact.email,
                 procedure_code=procedure_code,
                 receiving_unit=receiving_unit,
-                updated_at=now,
             )
         if not contacts:
             return {}
@@ -179,16 +175,6 @@ def opt_out_targets(message: store.Message | domain.Draft, key: bytes) -> set[st
         store.dossier_target(message.dossier_code),
         store.contact_target(domain.contact_fingerprint(message.recipient, key)),
     }
-
-
-def _addressee(row: store.AddresseeRow) -> domain.Addressee:
-    return domain.Addressee(
-        name=row.name,
-        phone=row.phone,
-        email=row.email,
-        procedure_code=row.procedure_code,
-        receiving_unit=row.receiving_unit,
-    )
 
 
 async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft], key: bytes) -> set[str]:
@@ -228,46 +214,29 @@ _CONTACTS.add(DossierReceived, _legacy_contact)
 _CONTACTS.add(DossierSubmitted, _legacy_contact)
 
 
-def _waiting(notice: domain.Notice, came: datetime) -> store.WaitingNotice:
-    return store.WaitingNotice(
-        key=domain.notice_key(notice.dossier_code, notice.trigger, notice.occurrence),
-        dossier_code=notice.dossier_code,
-        trigger=notice.trigger.value,
-        occurrence=notice.occurrence,
-        facts=dict(notice.facts),
-        created_at=came,
-    )
+def _waiting(notice: domain.Notice, came: datetime) -> dict[str, object]:
+    """The ``notice_waiting`` row (column name to value) of a notice waiting for its
+    dossier's contact."""
+    return {
+        "key": domain.notice_key(notice.dossier_code, notice.trigger, notice.occurrence),
+        "dossier_code": notice.dossier_code,
+        "trigger": notice.trigger.value,
+        "occurrence": notice.occurrence,
+        "facts": dict(notice.facts),
+        "created_at": came,
+    }
 
 
-async def _park(session: AsyncSession, notices: Iterable[store.WaitingNotice]) -> None:
-    """Let notices wait for their dossier's contact (once per key)."""
-    wanted = {n.key: n for n in notices}
+async def _park(session: AsyncSession, wanted: Mapping[str, Mapping[str, object]]) -> None:
+    """Let notices wait for their dossier's contact (once per key; one read of the keys
+    waiting already, one multi-row insert)."""
     if not wanted:
         return
     there = await store.waiting_keys(session, list(wanted))
-    for key, notice in wanted.items():
-        if key not in there:
-            NOTICES_UNADDRESSED.labels(notice.trigger).inc()
-            session.add(notice)
-
-
-async def _take_waiting(
-    session: AsyncSession, codes: Iterable[str]
-) -> list[tuple[domain.Notice, datetime]]:
-    """Remove and return the notices that waited for these dossiers' contacts, in the
-    order they came."""
-    return [
-        (
-            domain.Notice(
-                row.dossier_code,
-                domain.Trigger(row.trigger),
-                occurrence=row.occurrence,
-                facts=dict(row.facts),
-            ),
-            row.created_at,
-        )
-        for row in await store.take_waiting(session, list(codes))
-    ]
+    fresh = [row for key, row in wanted.items() if key not in there]
+    for row in fresh:
+        NOTICES_UNADDRESSED.labels(row["trigger"]).inc()
+    await store.park_waiting(session, fresh)
 
 
 async def _record_ends(session: AsyncSession, events: Sequence[Envelope], now: datetime) -> None:

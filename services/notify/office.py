@@ -9,7 +9,8 @@ the delay when the office records ``extend``); the office head is, by e-mail:
   receiving unit (as stored in ``addressee``); neither on file: nothing is queued and
   ``motcua_office_warnings_unaddressed_total`` counts it;
 - the e-mail is a ``message`` row under ``domain.office_warning_key`` (one per dossier),
-  inserted in the inbox transaction of the warning and sent by the dispatcher like every
+  inserted (one multi-row statement per batch, no ORM object) in the inbox transaction of
+  the warning and sent by the dispatcher like every
   message: a warning delivered again queues nothing new;
 - it names the dossier code, procedure, due time and working time left, never the
   applicant (the head does not need their name, phone or e-mail).
@@ -81,7 +82,7 @@ class OfficeWarnings:
         heads = await store.heads_of(session, units)
         stored = await store.stored_keys(session, [domain.office_warning_key(c) for c in codes])
         now = self.clock()
-        queued: dict[str, store.Message] = {}
+        queued: dict[str, dict[str, object]] = {}
         for warning in warnings:
             key = domain.office_warning_key(warning.dossier_code)
             if key in stored or key in queued:
@@ -102,7 +103,7 @@ class OfficeWarnings:
                     else "",
                 }
             )
-            queued[key] = store.email_to_head(
+            queued[key] = store.head_email_values(
                 key,
                 dossier_code=warning.dossier_code,
                 trigger=domain.OFFICE_WARNING_TRIGGER,
@@ -112,9 +113,9 @@ class OfficeWarnings:
                 now=now,
             )
         if queued:
-            session.add_all(queued.values())
+            await store.queue_messages(session, list(queued.values()))
             self.wake()
 
 
-def _unit_of(dossier: store.AddresseeRow | None) -> str | None:
+def _unit_of(dossier: domain.Addressee | None) -> str | None:
     return dossier.receiving_unit if dossier else None

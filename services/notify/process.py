@@ -28,6 +28,7 @@ from shared.catalogue_sync import following_catalogue
 from shared.clock import Clock, utc_now
 from shared.consume import follow, subscribe
 from shared.events import Envelope
+from shared.inbox import Apply
 from shared.keys_sync import TABLES as KEY_TABLES
 from shared.keys_sync import following_keys
 from shared.migrations import ensure_at_head
@@ -133,13 +134,9 @@ def build(
     ``clock``."""
     process = _use_cases(settings, notify or NotifySettings(), channels, clock)
     notifier = process.notifier
-    projection = ReportProjection(notifier.catalogue)
-
-    async def apply(session: AsyncSession, events: Sequence[Envelope]) -> None:
-        await notifier.apply(session, events)
-        await projection.apply(session, events)
-
-    subscribe(process.runtime, apply, DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, DOSSIER_SLA)
+    subscribe(
+        process.runtime, consume_apply(notifier), DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, DOSSIER_SLA
+    )
     follow(
         process.runtime,
         following_keys(settings, SERVICE, following_catalogue(notifier.catalogue.use)),
@@ -147,6 +144,19 @@ def build(
         CATALOGUE,
     )
     return process
+
+
+def consume_apply(notifier: Notifier) -> Apply:
+    """What the consumer runs on each batch of fresh lifecycle, contact and SLA events, in
+    its inbox transaction: the messages (``Notifier.apply``), then the report projection
+    over the same catalogue."""
+    projection = ReportProjection(notifier.catalogue)
+
+    async def apply(session: AsyncSession, events: Sequence[Envelope]) -> None:
+        await notifier.apply(session, events)
+        await projection.apply(session, events)
+
+    return apply
 
 
 def standalone(

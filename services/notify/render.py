@@ -27,7 +27,8 @@ from services.notify.domain import (
 
 
 class Renderer:
-    """Renders notices into drafts; templates are loaded once and cached by Jinja2."""
+    """Renders notices into drafts; templates are loaded once per process (they ship with
+    the package: no file is looked at again, ``auto_reload`` is off)."""
 
     def __init__(self, *, sms_max_segments: int) -> None:
         self.sms_max_segments = sms_max_segments
@@ -36,11 +37,13 @@ class Renderer:
             autoescape=False,
             undefined=StrictUndefined,
             keep_trailing_newline=False,
+            auto_reload=False,
         )
         self._html_env = Environment(
             loader=PackageLoader("services.notify", "templates"),
             autoescape=True,
             undefined=StrictUndefined,
+            auto_reload=False,
         )
 
     def template(self, trigger: Trigger, channel: MessageChannel) -> Template:

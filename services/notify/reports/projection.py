@@ -10,7 +10,7 @@ a fact takes what each event knows, and counts only once it is received.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,12 +19,12 @@ from services.notify.reports.satisfaction import apply_ratings
 from services.notify.reports.store import (
     DueSoon,
     NeedsApology,
-    ReportFact,
     WarnedDossier,
     add_counts,
     clear_counts,
     facts_after,
     facts_of,
+    put_facts,
     replace_warned,
 )
 from shared.catalogue import Catalogue, seed_catalogue
@@ -53,8 +53,8 @@ _WARNING_TABLES: dict[str, type[WarnedDossier]] = {
 }
 """The dossier-level warning kinds the report keeps, each in its table."""
 
-Warned = dict[type[WarnedDossier], dict[str, WarnedDossier]]
-"""Warning table → dossier code → its row, as a batch leaves them."""
+Warned = dict[type[WarnedDossier], dict[str, dict[str, object]]]
+"""Warning table → dossier code → its row (column name to value), as a batch leaves them."""
 
 
 class ReportProjection:
@@ -68,25 +68,20 @@ class ReportProjection:
         self._catalogue = catalogue
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
-        """Fold a batch of fresh events into the facts and the counts (two queries in,
-        one upsert per table out); the ratings into theirs (``satisfaction``)."""
+        """Fold a batch of fresh events into the facts and the counts (one ``IN (...)``
+        read of the facts; one multi-row upsert of the facts, one per aggregate table;
+        no ORM object); the ratings into theirs (``satisfaction``)."""
         await apply_ratings(session, events, self._catalogue)
         relevant = [e for e in events if e.type in _RELEVANT and e.dossier_code]
         if not relevant:
             return
         codes = {e.dossier_code for e in relevant if e.dossier_code}
-        rows = await facts_of(session, codes)
-        before = [row.to_fact() for row in rows.values()]
-        batch = _Batch(self._catalogue(), {code: row.to_fact() for code, row in rows.items()})
+        stored = await facts_of(session, codes)
+        before = list(stored.values())
+        batch = _Batch(self._catalogue(), {code: replace(f) for code, f in stored.items()})
         batch.handlers().run(relevant)
         changes = domain.delta(before, batch.facts.values())
-        for code, fact in batch.facts.items():
-            row = rows.get(code)
-            if row is None:
-                row = ReportFact(code=code)
-            row.load(fact)
-            session.add(row)
-        await session.flush()
+        await put_facts(session, batch.facts.values())
         await add_counts(session, changes)
         for model, rows_of_model in batch.warned.items():
             await replace_warned(session, model, rows_of_model, batch.closed)
@@ -151,12 +146,12 @@ class _Batch:
         model = _WARNING_TABLES.get(warning.kind)
         # A withdrawal read in an earlier batch closed the dossier for good.
         if model is not None and fact.withdrawn_at is None:
-            self.warned[model][fact.code] = model(
-                code=fact.code,
-                office=warning.office,
-                due_at=warning.due_at,
-                warned_at=warning.at,
-            )
+            self.warned[model][fact.code] = {
+                "code": fact.code,
+                "office": warning.office,
+                "due_at": warning.due_at,
+                "warned_at": warning.at,
+            }
 
     def finished(self, finished: SlaFinished, envelope: Envelope) -> None:
         fact = self.fact_of(envelope)

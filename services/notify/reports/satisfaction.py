@@ -32,7 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify.reports import domain
 from services.notify.reports.store import facts_of
-from services.notify.store.ratings import LevelCounts, ReportRating, add_ratings
+from services.notify.store.ratings import LevelCounts, add_ratings
 from shared.catalogue import Catalogue
 from shared.events import Envelope, RatingGiven, SatisfactionLevel
 from shared.handlers import Handlers
@@ -176,7 +176,7 @@ async def apply_ratings(
         return
     facts = await facts_of(session, set(rated))
     known = catalogue()
-    rows = []
+    rows: list[dict[str, object]] = []
     for code, rating in rated.items():
         fact = facts.get(code)
         procedure = known.get(rating.procedure_code)
@@ -186,16 +186,16 @@ async def apply_ratings(
             field = field or procedure.field
             level = level or domain.level_of(list(procedure.levels), rating.at)
         rows.append(
-            ReportRating(
-                code=code,
-                satisfaction=rating.level.value,
-                rated_at=rating.at,
-                rated_on=domain.vn_day(rating.at),
-                unit=rating.receiving_unit,
-                field=field or "",
-                procedure=rating.procedure_code,
-                level=level or "",
-                channel=rating.dossier_channel.value,
-            )
+            {
+                "code": code,
+                "satisfaction": rating.level.value,
+                "rated_at": rating.at,
+                "rated_on": domain.vn_day(rating.at),
+                "unit": rating.receiving_unit,
+                "field": field or "",
+                "procedure": rating.procedure_code,
+                "level": level or "",
+                "channel": rating.dossier_channel.value,
+            }
         )
     await add_ratings(session, rows)

@@ -186,27 +186,58 @@ W = TypeVar("W", bound=WarnedDossier)
 # --- the projection ---------------------------------------------------------------------
 
 
-async def facts_of(session: AsyncSession, codes: Collection[str]) -> dict[str, ReportFact]:
-    """The fact rows of these dossiers that are stored, by code (one query)."""
-    rows = await session.exec(select(ReportFact).where(col(ReportFact.code).in_(codes)))
-    return {row.code: row for row in rows.all()}
+_FACTS = table(ReportFact)
+_FACT_COLUMNS = Fact.__slots__
+"""The fact table's columns, in ``Fact``'s order (the same names)."""
+
+
+async def facts_of(session: AsyncSession, codes: Collection[str]) -> dict[str, Fact]:
+    """The stored facts of these dossiers, by code (one ``IN (...)`` query of the columns,
+    no ORM object)."""
+    if not codes:
+        return {}
+    conn = await session.connection()
+    rows = await conn.execute(
+        select(*(_FACTS.c[name] for name in _FACT_COLUMNS)).where(_FACTS.c.code.in_(list(codes)))
+    )
+    return {row[0]: Fact(*row) for row in rows}
+
+
+async def put_facts(session: AsyncSession, facts: Iterable[Fact]) -> None:
+    """Store these facts whole (one ``INSERT ... ON CONFLICT (code) DO UPDATE`` executed
+    for many rows, no ORM object): a new dossier's row is added, a known one's replaced."""
+    rows = [{name: getattr(fact, name) for name in _FACT_COLUMNS} for fact in facts]
+    if not rows:
+        return
+    statement = upsert_insert(session, _FACTS)
+    statement = statement.on_conflict_do_update(
+        index_elements=["code"],
+        set_={name: statement.excluded[name] for name in _FACT_COLUMNS if name != "code"},
+    )
+    await (await session.connection()).execute(statement, rows)
 
 
 async def replace_warned(
     session: AsyncSession,
     model: type[WarnedDossier],
-    warned: Mapping[str, WarnedDossier],
+    warned: Mapping[str, Mapping[str, object]],
     closed: Collection[str],
 ) -> None:
-    """Replace ``model``'s rows of the dossiers in ``warned`` with those rows, and delete
-    the rows of the dossiers in ``closed`` (a closed dossier gets no new row).
+    """Replace ``model``'s rows of the dossiers in ``warned`` with those rows (column name
+    to value), and delete the rows of the dossiers in ``closed`` (a closed dossier gets no
+    new row): one delete and one multi-row insert, no ORM object.
 
     Invariant: a dossier has a row only while open, holding its latest warning of that kind.
     """
+    target = table(model)
     gone = set(closed) | set(warned)
-    if gone:
-        await session.exec(delete(model).where(col(model.code).in_(gone)))
-    session.add_all(row for code, row in warned.items() if code not in closed)
+    if not gone:
+        return
+    conn = await session.connection()
+    await conn.execute(delete(target).where(target.c.code.in_(list(gone))))
+    rows = [dict(row) for code, row in warned.items() if code not in closed]
+    if rows:
+        await conn.execute(target.insert(), rows)
 
 
 async def clear_counts(session: AsyncSession) -> None:

@@ -20,6 +20,7 @@ from services.notify.store.contacts import (
     addressees,
     delete_ended_addressees,
     delete_waiting_before,
+    park_waiting,
     put_addressees,
     set_ended,
     take_waiting,
@@ -81,6 +82,7 @@ from services.notify.store.tables import (
     contact_target,
     dossier_target,
     email_to_head,
+    head_email_values,
 )
 
 __all__ = [
@@ -115,6 +117,7 @@ __all__ = [
     "delete_waiting_before",
     "dossier_target",
     "email_to_head",
+    "head_email_values",
     "heads_of",
     "html_of",
     "insert_if_free",
@@ -122,6 +125,7 @@ __all__ = [
     "messages_of",
     "office_heads",
     "opted_out",
+    "park_waiting",
     "purge_messages",
     "put_addressees",
     "put_head",

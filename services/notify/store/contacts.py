@@ -3,14 +3,19 @@ waiting for a contact that has not come yet."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notify.domain import Addressee, Notice, Trigger
 from services.notify.store.tables import AddresseeRow, WaitingNotice
 from shared.db import table, upsert_insert
+
+_ADDRESSEES = table(AddresseeRow)
+_WAITING = table(WaitingNotice)
 
 # --- addressees -------------------------------------------------------------------------
 
@@ -20,24 +25,41 @@ async def addressee(session: AsyncSession, code: str) -> AddresseeRow | None:
     return await session.get(AddresseeRow, code)
 
 
-async def addressees(session: AsyncSession, codes: Collection[str]) -> dict[str, AddresseeRow]:
-    """The addressees of these dossiers that are stored, by dossier code (one query)."""
-    rows = await session.exec(select(AddresseeRow).where(col(AddresseeRow.dossier_code).in_(codes)))
-    return {row.dossier_code: row for row in rows.all()}
+async def addressees(session: AsyncSession, codes: Collection[str]) -> dict[str, Addressee]:
+    """The addressees of these dossiers that are stored, by dossier code (one ``IN (...)``
+    query of the columns, no ORM object)."""
+    if not codes:
+        return {}
+    c = _ADDRESSEES.c
+    conn = await session.connection()
+    rows = await conn.execute(
+        sa.select(
+            c.dossier_code, c.name, c.phone, c.email, c.procedure_code, c.receiving_unit
+        ).where(c.dossier_code.in_(list(codes)))
+    )
+    return {
+        code: Addressee(
+            name=name,
+            phone=phone,
+            email=email,
+            procedure_code=procedure_code,
+            receiving_unit=receiving_unit,
+        )
+        for code, name, phone, email, procedure_code, receiving_unit in rows
+    }
 
 
 _REPLACED_ON_CONTACT = ("name", "phone", "email", "procedure_code", "receiving_unit", "updated_at")
 
 
 async def put_addressees(
-    session: AsyncSession, fresh: Mapping[str, AddresseeRow], now: datetime
-) -> dict[str, AddresseeRow]:
+    session: AsyncSession, fresh: Mapping[str, Addressee], now: datetime
+) -> dict[str, Addressee]:
     """Store these contacts (one ``INSERT ... ON CONFLICT DO UPDATE`` executed for many
     rows, no ORM object flushed): a new dossier's row is added, a known one's contact,
     procedure and unit are replaced and ``updated_at`` set to ``now`` (its ``ended_at``
     stays); return the contacts by dossier code."""
-    addressee_table = table(AddresseeRow)
-    statement = upsert_insert(session, addressee_table)
+    statement = upsert_insert(session, _ADDRESSEES)
     statement = statement.on_conflict_do_update(
         index_elements=["dossier_code"],
         set_={name: statement.excluded[name] for name in _REPLACED_ON_CONTACT},
@@ -84,6 +106,17 @@ async def delete_ended_addressees(session: AsyncSession, before: datetime) -> in
 # --- notices waiting for a contact ----------------------------------------------------
 
 
+async def park_waiting(session: AsyncSession, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert these waiting notices (column name to value) in one statement executed for
+    many rows, no ORM object; a key already waiting is left alone (``ON CONFLICT DO
+    NOTHING``: the caller skipped the keys it found, a concurrent writer wins)."""
+    if not rows:
+        return
+    statement = upsert_insert(session, _WAITING).on_conflict_do_nothing(index_elements=["key"])
+    conn = await session.connection()
+    await conn.execute(statement, list(rows))
+
+
 async def waiting_keys(session: AsyncSession, keys: Collection[str]) -> set[str]:
     """Which of these waiting-notice keys are stored already (one query)."""
     rows = await session.exec(
@@ -92,25 +125,39 @@ async def waiting_keys(session: AsyncSession, keys: Collection[str]) -> set[str]
     return set(rows.all())
 
 
-async def take_waiting(session: AsyncSession, codes: Collection[str]) -> list[WaitingNotice]:
-    """Delete and return the notices waiting for these dossiers' contacts, in the order
-    they came (``created_at``, then key)."""
+async def take_waiting(
+    session: AsyncSession, codes: Collection[str]
+) -> list[tuple[Notice, datetime]]:
+    """Delete and return the notices waiting for these dossiers' contacts with when each
+    came, in the order they came (``created_at``, then key): one ``IN (...)`` read of the
+    columns and one delete, no ORM object."""
     codes = list(codes)
     if not codes:
         return []
+    c = _WAITING.c
+    conn = await session.connection()
     rows = (
-        await session.exec(
-            select(WaitingNotice)
-            .where(col(WaitingNotice.dossier_code).in_(codes))
-            .order_by(col(WaitingNotice.created_at), col(WaitingNotice.key))
+        await conn.execute(
+            sa.select(c.key, c.dossier_code, c.trigger, c.occurrence, c.facts, c.created_at)
+            .where(c.dossier_code.in_(codes))
+            .order_by(c.created_at, c.key)
         )
     ).all()
     if not rows:
         return []
-    await session.exec(
-        delete(WaitingNotice).where(col(WaitingNotice.key).in_([row.key for row in rows]))
-    )
-    return list(rows)
+    await conn.execute(delete(_WAITING).where(c.key.in_([row.key for row in rows])))
+    return [
+        (
+            Notice(
+                row.dossier_code,
+                Trigger(row.trigger),
+                occurrence=row.occurrence,
+                facts=dict(row.facts),
+            ),
+            row.created_at,
+        )
+        for row in rows
+    ]
 
 
 async def waiting_with_contact(session: AsyncSession) -> set[str]:

@@ -9,7 +9,7 @@ repeat (redelivered or replayed) changes nothing.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 
 from sqlalchemy import Column, ColumnElement, Date, Index, String, Table, func
@@ -48,10 +48,11 @@ LevelCounts = dict[str, dict[str, int]]
 """Dimension key → satisfaction level → ratings."""
 
 
-async def add_ratings(session: AsyncSession, rows: Iterable[ReportRating]) -> None:
-    """Insert the ratings in the caller's transaction; a dossier rated already keeps its
-    first row (``ON CONFLICT DO NOTHING``)."""
-    values = [row.model_dump() for row in rows]
+async def add_ratings(session: AsyncSession, rows: Iterable[Mapping[str, object]]) -> None:
+    """Insert the ratings (column name to value, every column of ``ReportRating``) in the
+    caller's transaction; a dossier rated already keeps its first row (``ON CONFLICT DO
+    NOTHING``)."""
+    values = [dict(row) for row in rows]
     if not values:
         return
     statement = upsert_insert(session, _RATINGS).values(values).on_conflict_do_nothing()

@@ -163,6 +163,33 @@ class OfficeHead(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(AwareDateTime, nullable=False))
 
 
+def head_email_values(
+    key: str,
+    *,
+    dossier_code: str,
+    trigger: str,
+    recipient: str,
+    subject: str,
+    body: str,
+    now: datetime,
+) -> dict[str, object]:
+    """The ``message`` row (column name to value) of an e-mail to an office head (a warning
+    or a digest), queued to be sent at once."""
+    return {
+        "key": key,
+        "dossier_code": dossier_code,
+        "trigger": trigger,
+        "channel": "email",
+        "recipient": recipient,
+        "subject": subject,
+        "body": body,
+        "status": QUEUED,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+
+
 def email_to_head(
     key: str,
     *,
@@ -173,18 +200,18 @@ def email_to_head(
     body: str,
     now: datetime,
 ) -> Message:
-    """An e-mail to an office head (a warning or a digest), queued to be sent at once."""
-    return Message(
-        key=key,
-        dossier_code=dossier_code,
-        trigger=trigger,
-        channel="email",
-        recipient=recipient,
-        subject=subject,
-        body=body,
-        status=QUEUED,
-        created_at=now,
-        next_attempt_at=now,
+    """An e-mail to an office head (a warning or a digest), queued to be sent at once, as
+    an ORM row (``head_email_values``)."""
+    return Message.model_validate(
+        head_email_values(
+            key,
+            dossier_code=dossier_code,
+            trigger=trigger,
+            recipient=recipient,
+            subject=subject,
+            body=body,
+            now=now,
+        )
     )
 
 
