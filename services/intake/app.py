@@ -67,14 +67,19 @@ class Intake(Reception, Actions, Lookup):
 
     async def apply_routing(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Keep who handles each dossier from routing's ``dossier.routed`` (a re-route
-        replaces the offices before it): the offices whose keys act on it."""
+        replaces the offices before it): the offices whose keys act on it.
+
+        Two statements a batch; of a dossier routed twice in one batch, the later wins
+        (events come in partition order)."""
+        latest: dict[str, list[str]] = {}
         for routed, envelope in of_type(events, DossierRouted):
             if envelope.dossier_code is None:
                 continue
             offices = [step.office for step in routed.steps] or [routed.office]
             if offices[0] != routed.office:
                 offices.insert(0, routed.office)
-            await store.replace_handlers(session, envelope.dossier_code, offices)
+            latest[envelope.dossier_code] = offices
+        await store.replace_handlers(session, latest)
 
     async def keys_job(self) -> None:
         """At start: announce the keys whose state never reached the outbox (keys made

@@ -4,7 +4,7 @@ retries. Every SQL statement of intake's use cases is here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -210,12 +210,21 @@ async def handling_offices(session: AsyncSession, code: str) -> set[str]:
     return set(rows.all())
 
 
-async def replace_handlers(session: AsyncSession, code: str, offices: list[str]) -> None:
-    """Record that ``offices`` (in chain order) handle the dossier, instead of any before."""
+async def replace_handlers(session: AsyncSession, offices: Mapping[str, list[str]]) -> None:
+    """Record that each dossier's ``offices`` (in chain order) handle it, instead of any
+    before: one delete and one multi-row insert, whatever the number of dossiers."""
+    if not offices:
+        return
     handlers = table(DossierHandler)
-    await (await session.connection()).execute(delete(handlers).where(handlers.c.code == code))
-    session.add_all(
-        DossierHandler(code=code, step=step, office=office) for step, office in enumerate(offices)
+    conn = await session.connection()
+    await conn.execute(delete(handlers).where(handlers.c.code.in_(list(offices))))
+    await conn.execute(
+        insert(handlers),
+        [
+            {"code": code, "step": step, "office": office}
+            for code, chain in offices.items()
+            for step, office in enumerate(chain)
+        ],
     )
 
 

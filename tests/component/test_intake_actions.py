@@ -23,6 +23,7 @@ from tests.component.test_intake_api import (
     Keys,
     intake_client,
     route,
+    route_batch,
     stored,
 )
 from tests.component.test_intake_api import events as outbox_events
@@ -276,6 +277,31 @@ def test_keys_roles_and_units(env: tuple[TestClient, Keys]) -> None:
     other = client.post(url, json=dossier_body(receiving_unit=H22), headers=keys.counter_h22)
     assert other.status_code == 201
     assert H56 not in other.json()["code"]
+
+
+def test_one_batch_of_routings_keeps_each_dossiers_latest_offices(
+    env: tuple[TestClient, Keys],
+) -> None:
+    client, keys = env
+    codes = []
+    for _ in range(3):
+        response = client.post("/api/v1/dossiers", json=dossier_body(), headers=keys.counter)
+        codes.append(response.json()["code"])
+    rerouted, elsewhere, chained = codes
+    elsewhere_office = "000.00.03.H56"
+    route_batch(
+        client,
+        [
+            (rerouted, (elsewhere_office,)),
+            (elsewhere, (elsewhere_office,)),
+            (chained, (elsewhere_office, OFFICE)),
+            (rerouted, (OFFICE,)),  # the later decision of the batch replaces the first
+        ],
+    )
+    office = keys.office  # OFFICE's key
+    assert act(client, rerouted, office, "request_supplement").status_code == 200
+    assert act(client, elsewhere, office, "request_supplement").status_code == 404
+    assert act(client, chained, office, "request_supplement").status_code == 200
 
 
 def test_a_retried_post_returns_the_first_answer(env: tuple[TestClient, Keys]) -> None:

@@ -127,21 +127,32 @@ def stored(client: TestClient) -> tuple[int, list[bytes]]:
 def route(client: TestClient, code: str, *offices: str) -> None:
     """Deliver routing's ``dossier.routed`` for ``code`` to intake, naming ``offices`` (the
     chain; default: ``OFFICE`` alone), as the routing topic would."""
-    chain = offices or (OFFICE,)
-    routed = DossierRouted(
-        procedure_code="2.000635",
-        office=chain[0],
-        field="Hộ tịch",
-        rule="test",
-        catalogue_version=1,
-        steps=[ChainStep(office=office, hours=Decimal(8)) for office in chain],
-    )
-    event = Envelope.wrap(routed, occurred_at=START, source="routing", dossier_code=code)
+    route_batch(client, [(code, offices or (OFFICE,))])
+
+
+def route_batch(client: TestClient, routes: list[tuple[str, tuple[str, ...]]]) -> None:
+    """Deliver one ``dossier.routed`` per (code, chain) to intake in one batch, in order."""
+    batch = [
+        Envelope.wrap(
+            DossierRouted(
+                procedure_code="2.000635",
+                office=chain[0],
+                field="Hộ tịch",
+                rule="test",
+                catalogue_version=1,
+                steps=[ChainStep(office=office, hours=Decimal(8)) for office in chain],
+            ),
+            occurred_at=START,
+            source="routing",
+            dossier_code=code,
+        )
+        for code, chain in routes
+    ]
     intake = client.app.state.intake  # type: ignore[attr-defined]
 
     async def deliver() -> None:
         async with intake.runtime.db.transaction() as session:
-            await intake.apply_routing(session, [event])
+            await intake.apply_routing(session, batch)
 
     portal = client.portal
     assert portal is not None
