@@ -61,24 +61,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_env(postgres: str | None) -> dict[str, str]:
+    """The stack's environment for its database: SQLite files under its ``var`` without
+    ``postgres``, else that PostgreSQL with schemas of a fresh prefix (no earlier run's
+    rows are seen)."""
+    if not postgres:
+        return {}
+    return {
+        "MOTCUA_DATABASE_URL": postgres,
+        "MOTCUA_DB_SCHEMA_PREFIX": f"bench{uuid.uuid4().hex[:6]}_",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--postgres", help="SQLAlchemy URL; default: SQLite files")
     args = parser.parse_args()
-    env = {}
-    if args.postgres:
-        env = {
-            "MOTCUA_DATABASE_URL": args.postgres,
-            "MOTCUA_DB_SCHEMA_PREFIX": f"bench{uuid.uuid4().hex[:6]}_",
-        }
+    env = database_env(args.postgres)
     with tempfile.TemporaryDirectory(prefix="motcua-load-") as tmp:
         stack = Stack(Path(tmp) / "var", env=env)
         try:
             stack.start(timeout=120)
             assert stack.admin_key is not None
-            processes = {
+            processes: dict[str, int] = {
                 name: svc.process.pid
                 for name, svc in stack.services.items()
                 if svc.process is not None
