@@ -123,6 +123,7 @@ class Notices:
         if not drafts:
             return
         opted_out = await _opted_out(session, (d for d, _ in drafts.values()), self.opt_out_key)
+        untrue = await _no_longer_true(session, (d for d, _ in drafts.values()))
         stored = await store.stored_keys(session, list(drafts))
         await store.queue_messages(
             session,
@@ -135,7 +136,13 @@ class Notices:
                     "recipient": d.recipient,
                     "subject": d.subject,
                     "body": d.body,
-                    "status": store.SUPPRESSED if key in opted_out else store.QUEUED,
+                    "status": (
+                        store.SUPPRESSED
+                        if key in opted_out
+                        else store.SUPERSEDED
+                        if key in untrue
+                        else store.QUEUED
+                    ),
                     "attempts": 0,
                     "created_at": came,
                     "next_attempt_at": now,
@@ -175,6 +182,17 @@ def opt_out_targets(message: store.Message | domain.Draft, key: bytes) -> set[st
         store.dossier_target(message.dossier_code),
         store.contact_target(domain.contact_fingerprint(message.recipient, key)),
     }
+
+
+async def _no_longer_true(session: AsyncSession, drafts: Iterable[domain.Draft]) -> set[str]:
+    """Keys of lateness drafts (``domain.SUPERSEDED_TRIGGERS``) whose dossier's processing
+    ended in an earlier batch: the warning and the end travel on different topics, so the
+    warning can come after the result; it is stored ``superseded``, never sent."""
+    lateness = [d for d in drafts if d.trigger.value in domain.SUPERSEDED_TRIGGERS]
+    if not lateness:
+        return set()
+    ended = await store.ended_among(session, {d.dossier_code for d in lateness})
+    return {d.key for d in lateness if d.dossier_code in ended}
 
 
 async def _opted_out(session: AsyncSession, drafts: Iterable[domain.Draft], key: bytes) -> set[str]:

@@ -64,7 +64,9 @@ class OfficeWarnings:
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
         """Queue one e-mail to the office head per dossier needing the apology letter
         (inside the inbox transaction, after the batch's contacts are stored); a key
-        already stored is skipped."""
+        already stored is skipped. One for a dossier whose processing ended in an earlier
+        batch (the warning travels on the sla topic, the end on the lifecycle topic) is
+        stored ``superseded``: never sent."""
         warnings: list[domain.OfficeWarning] = []
         for sla_warning, envelope in of_type(events, SlaWarning):
             OFFICE_WARNINGS.labels(sla_warning.kind, sla_warning.office or "").inc()
@@ -81,6 +83,7 @@ class OfficeWarnings:
         units = {unit for candidates in to_try.values() for unit in candidates}
         heads = await store.heads_of(session, units)
         stored = await store.stored_keys(session, [domain.office_warning_key(c) for c in codes])
+        ended = await store.ended_among(session, codes)
         now = self.clock()
         queued: dict[str, dict[str, object]] = {}
         for warning in warnings:
@@ -112,6 +115,8 @@ class OfficeWarnings:
                 body=body,
                 now=now,
             )
+            if warning.dossier_code in ended:  # the warning came after the result: untrue
+                queued[key]["status"] = store.SUPERSEDED
         if queued:
             await store.queue_messages(session, list(queued.values()))
             self.wake()

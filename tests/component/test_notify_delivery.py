@@ -857,6 +857,31 @@ async def test_a_lateness_notice_waiting_for_its_contact_is_dropped_when_process
     assert f"{CODE}:received:sms" in sent
 
 
+async def test_lateness_warnings_that_come_after_the_result_are_never_sent(
+    settings: Settings,
+    notify_settings: NotifySettings,
+    clock: FakeClock,
+    mailbox: MailBox,
+    gateway: Gateway,
+) -> None:
+    notifier = await make_notifier(settings, notify_settings, clock)
+    await Digests(notifier).set_head(UNIT, name="Lê Văn C", email=HEAD_EMAIL)
+    contact, receipt = received(email=None)
+    await feed(notifier, (contact, receipt), acted(DossierAction.RESOLVE, 1))
+    # sla's warnings travel on their own topic: here they come in later batches
+    await feed(notifier, sla_warning("overdue"), sla_warning("apology_needed"))
+    await notifier.dispatch_round()
+    assert await statuses(notifier) == {
+        f"{CODE}:received:sms": "sent",
+        f"{CODE}:result_ready#1:sms": "sent",
+        f"{CODE}:overdue:sms": "superseded",
+        f"{CODE}:office_warning:email": "superseded",
+    }
+    sent = {r["request_id"] for r in gateway.requests}
+    assert sent == {f"{CODE}:received:sms", f"{CODE}:result_ready#1:sms"}
+    assert mailbox.mails == []
+
+
 async def test_a_contract_1_event_still_brings_its_contact(
     settings: Settings,
     notify_settings: NotifySettings,

@@ -49,6 +49,19 @@ async def addressees(session: AsyncSession, codes: Collection[str]) -> dict[str,
     }
 
 
+async def ended_among(session: AsyncSession, codes: Collection[str]) -> set[str]:
+    """Those of these dossiers whose processing has ended (their addressee's ``ended_at``
+    set), in one ``IN (...)`` query."""
+    if not codes:
+        return set()
+    c = _ADDRESSEES.c
+    conn = await session.connection()
+    found = await conn.execute(
+        sa.select(c.dossier_code).where(c.dossier_code.in_(list(codes)), c.ended_at.is_not(None))
+    )
+    return set(found.scalars())
+
+
 _REPLACED_ON_CONTACT = ("name", "phone", "email", "procedure_code", "receiving_unit", "updated_at")
 
 
