@@ -13,22 +13,41 @@ Invariants:
   holds the whole catalogue after a change, who made it, when and what; the first is
   the shipped seed; ``published_at`` is set in the transaction that puts the version's
   ``catalogue.published`` event in the outbox.
+
+The consumer's hot path reads and writes plain rows (``AssignmentState``, ``StepState``,
+``write_batch``: a constant number of Core statements per batch); the SQLModel classes
+define the schema and serve the cold paths (manual assignment, re-routing, reading).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import Boolean, Column, ColumnElement, Integer, String, Table, Text, func, true
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    true,
+    update,
+)
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain
 from shared.catalogue import Catalogue, catalogue_from, procedures_json
 from shared.db import AwareDateTime, table
+from shared.outbox import OutboxRow
 
 
 class RuleSetVersion(SQLModel, table=True):
@@ -153,6 +172,198 @@ TABLES: list[Table] = [
     table(ManualQueueEntry),
     table(CatalogueVersion),
 ]
+ASSIGNMENTS = table(Assignment)
+CHAIN_STEPS = table(ChainStepRow)
+MANUAL_QUEUE = table(ManualQueueEntry)
+OUTBOX = table(OutboxRow)
+
+
+@dataclass(slots=True)
+class AssignmentState:
+    """An ``assignment`` row as plain data (the consumer's hot path; see ``Assignment``
+    for what each column means)."""
+
+    dossier_code: str
+    procedure_code: str
+    office: str
+    field: str
+    rule: str
+    explanation: str
+    rule_version: int
+    catalogue_version: int
+    receiving_unit: str
+    channel: str
+    level: str | None
+    received_at: datetime
+    routed_at: datetime
+    current_step: int = 0
+    action_sequence: int = 0
+    manual: bool = False
+    closed_at: datetime | None = None
+    dossier_due_at: datetime | None = None
+    clock_due_at: datetime | None = None
+
+    def changing(self) -> tuple[object, ...]:
+        """The columns following a dossier's actions and sla's due times may change
+        (those ``write_batch`` updates)."""
+        return (
+            self.office,
+            self.current_step,
+            self.action_sequence,
+            self.closed_at,
+            self.clock_due_at,
+        )
+
+
+@dataclass(slots=True)
+class StepState:
+    """A ``chain_step`` row as plain data (the consumer's hot path; see ``ChainStepRow``)."""
+
+    dossier_code: str
+    position: int
+    office: str
+    working_hours: str
+    started_at: datetime | None = None
+    due_at: datetime | None = None
+    ended_at: datetime | None = None
+    clock_due_at: datetime | None = None
+
+    @property
+    def hours(self) -> Decimal:
+        """The step's working hours."""
+        return Decimal(self.working_hours)
+
+    def changing(self) -> tuple[object, ...]:
+        """The columns following a dossier's actions and sla's due times may change
+        (those ``write_batch`` updates)."""
+        return (self.office, self.started_at, self.due_at, self.ended_at, self.clock_due_at)
+
+
+@dataclass(slots=True)
+class BatchWrites:
+    """What one consumed batch writes, in the consumer's transaction: new decisions
+    (assignments with their chain steps, in their state at the batch's end; manual-queue
+    entries), outbox rows in publishing order, and the stored assignments and steps the
+    batch changed."""
+
+    assignments: list[AssignmentState] = field(default_factory=list)
+    steps: list[StepState] = field(default_factory=list)
+    queued: list[dict[str, object]] = field(default_factory=list)
+    outbox: list[dict[str, object]] = field(default_factory=list)
+    changed_assignments: list[AssignmentState] = field(default_factory=list)
+    changed_steps: list[StepState] = field(default_factory=list)
+
+
+_ASSIGNMENT_COLUMNS = tuple(f.name for f in fields(AssignmentState))
+_STEP_COLUMNS = tuple(f.name for f in fields(StepState))
+
+
+def _values(row: AssignmentState | StepState, names: tuple[str, ...]) -> dict[str, object]:
+    """A plain row's column values (``dataclasses.asdict`` copies deeply: slower)."""
+    return {name: getattr(row, name) for name in names}
+
+
+_UPDATE_ASSIGNMENT = (
+    update(ASSIGNMENTS)
+    .where(ASSIGNMENTS.c.dossier_code == bindparam("b_code"))
+    .values(
+        office=bindparam("b_office"),
+        current_step=bindparam("b_current_step"),
+        action_sequence=bindparam("b_action_sequence"),
+        closed_at=bindparam("b_closed_at"),
+        clock_due_at=bindparam("b_clock_due_at"),
+    )
+)
+_UPDATE_STEP = (
+    update(CHAIN_STEPS)
+    .where(
+        and_(
+            CHAIN_STEPS.c.dossier_code == bindparam("b_code"),
+            CHAIN_STEPS.c.position == bindparam("b_position"),
+        )
+    )
+    .values(
+        office=bindparam("b_office"),
+        started_at=bindparam("b_started_at"),
+        due_at=bindparam("b_due_at"),
+        ended_at=bindparam("b_ended_at"),
+        clock_due_at=bindparam("b_clock_due_at"),
+    )
+)
+
+
+async def assignment_states(
+    session: AsyncSession, codes: Sequence[str]
+) -> dict[str, AssignmentState]:
+    """The assignments of these dossiers as plain rows, by dossier code (one query;
+    absent: not assigned)."""
+    conn = await session.connection()
+    rows = await conn.execute(ASSIGNMENTS.select().where(ASSIGNMENTS.c.dossier_code.in_(codes)))
+    return {row.dossier_code: AssignmentState(**row._mapping) for row in rows}
+
+
+async def chain_states(session: AsyncSession, codes: Sequence[str]) -> dict[str, list[StepState]]:
+    """The chain steps of these dossiers as plain rows, in order (one query)."""
+    chains: dict[str, list[StepState]] = {code: [] for code in codes}
+    if not codes:
+        return chains
+    conn = await session.connection()
+    rows = await conn.execute(
+        CHAIN_STEPS.select()
+        .where(CHAIN_STEPS.c.dossier_code.in_(codes))
+        .order_by(CHAIN_STEPS.c.dossier_code, CHAIN_STEPS.c.position)
+    )
+    for row in rows:
+        chains[row.dossier_code].append(StepState(**row._mapping))
+    return chains
+
+
+async def write_batch(session: AsyncSession, writes: BatchWrites) -> None:
+    """Write one consumed batch in the caller's transaction, with at most six statements
+    whatever its size: multi-row inserts of the new assignments, chain steps, queue
+    entries and outbox rows (in the order given: the relay publishes them so), and
+    updates of the changed assignments and steps by primary key."""
+    conn = await session.connection()
+    inserts: list[tuple[Table, Sequence[Mapping[str, object]]]] = [
+        (ASSIGNMENTS, [_values(row, _ASSIGNMENT_COLUMNS) for row in writes.assignments]),
+        (CHAIN_STEPS, [_values(step, _STEP_COLUMNS) for step in writes.steps]),
+        (MANUAL_QUEUE, writes.queued),
+        (OUTBOX, writes.outbox),
+    ]
+    for target, values in inserts:
+        if values:
+            await conn.execute(target.insert(), list(values))
+    if writes.changed_assignments:
+        await conn.execute(
+            _UPDATE_ASSIGNMENT,
+            [
+                {
+                    "b_code": row.dossier_code,
+                    "b_office": row.office,
+                    "b_current_step": row.current_step,
+                    "b_action_sequence": row.action_sequence,
+                    "b_closed_at": row.closed_at,
+                    "b_clock_due_at": row.clock_due_at,
+                }
+                for row in writes.changed_assignments
+            ],
+        )
+    if writes.changed_steps:
+        await conn.execute(
+            _UPDATE_STEP,
+            [
+                {
+                    "b_code": step.dossier_code,
+                    "b_position": step.position,
+                    "b_office": step.office,
+                    "b_started_at": step.started_at,
+                    "b_due_at": step.due_at,
+                    "b_ended_at": step.ended_at,
+                    "b_clock_due_at": step.clock_due_at,
+                }
+                for step in writes.changed_steps
+            ],
+        )
 
 
 def facts_of(row: Assignment | ManualQueueEntry) -> domain.Facts:
@@ -272,14 +483,6 @@ async def chain_of(session: AsyncSession, codes: list[str]) -> dict[str, list[Ch
     return chains
 
 
-async def assignments_of(session: AsyncSession, codes: list[str]) -> dict[str, Assignment]:
-    """The assignments of these dossiers, by dossier code (one query; absent: not assigned)."""
-    rows = (
-        await session.exec(select(Assignment).where(col(Assignment.dossier_code).in_(codes)))
-    ).all()
-    return {row.dossier_code: row for row in rows}
-
-
 async def queued_among(session: AsyncSession, codes: list[str]) -> set[str]:
     """Which of these dossiers wait in the manual queue (one query)."""
     return set(
@@ -318,15 +521,16 @@ async def open_assignments_before(session: AsyncSession, rule_version: int) -> l
     )
 
 
-def add_assignment(session: AsyncSession, row: Assignment, chain: list[ChainStepRow]) -> None:
-    """Record a dossier's assignment and its chain steps (written at the next flush)."""
-    session.add(row)
-    session.add_all(chain)
-
-
-def add_to_queue(session: AsyncSession, entry: ManualQueueEntry) -> None:
-    """Put a dossier in the manual queue (written at the next flush)."""
-    session.add(entry)
+def add_assignment(
+    session: AsyncSession, row: AssignmentState, chain: list[StepState]
+) -> tuple[Assignment, list[ChainStepRow]]:
+    """Record a dossier's assignment and its chain steps through the unit of work
+    (written at the next flush; the cold paths: manual assignment, re-routing)."""
+    assigned = Assignment.model_validate(_values(row, _ASSIGNMENT_COLUMNS))
+    steps = [ChainStepRow.model_validate(_values(step, _STEP_COLUMNS)) for step in chain]
+    session.add(assigned)
+    session.add_all(steps)
+    return assigned, steps
 
 
 async def drop_decisions(

@@ -2,7 +2,9 @@
 
 Invariants:
 - a decision is recorded with its event in the caller's transaction: an assignment with
-  its chain steps and ``dossier.routed``, or a manual-queue entry and ``dossier.unroutable``;
+  its chain steps and ``dossier.routed``, or a manual-queue entry and ``dossier.unroutable``
+  (the consumer gets them as plain rows and writes its batch at once; the cold paths
+  through the unit of work, ``assign`` and ``emit_routed``);
 - a step's working hours are kept exactly as decided (no rounding), and every step's due
   time, the first one's as each later one's, is ``shared.chain.fit_step``'s: from the
   step's start, its hours and those of the steps still to come, fitted into the
@@ -43,7 +45,7 @@ from shared.events import (
     DossierUnroutable,
     SlaDueTimes,
 )
-from shared.outbox import enqueue
+from shared.outbox import enqueue, outbox_values
 
 __all__ = ["Decisions", "follow_clock", "stored_chain"]
 
@@ -102,10 +104,10 @@ class Decisions:
         steps: Sequence[tuple[str, Decimal]],
         start: datetime,
         dossier_due: datetime | None,
-    ) -> list[store.ChainStepRow]:
+    ) -> list[store.StepState]:
         hours = [amount for _, amount in steps]
         return [
-            store.ChainStepRow(
+            store.StepState(
                 dossier_code=code,
                 position=position,
                 office=office,
@@ -116,9 +118,8 @@ class Decisions:
             for position, (office, amount) in enumerate(steps)
         ]
 
-    def assign(
+    def assignment(
         self,
-        session: AsyncSession,
         code: str,
         *,
         facts: domain.Facts,
@@ -127,10 +128,11 @@ class Decisions:
         now: datetime,
         dossier_due: datetime | None,
         manual: bool = False,
-    ) -> tuple[store.Assignment, list[store.ChainStepRow]]:
-        """Record the assignment ``decision`` makes, its first step started at reception
-        and fitted into ``dossier_due`` (the due time the dossier was received with)."""
-        row = store.Assignment(
+    ) -> tuple[store.AssignmentState, list[store.StepState]]:
+        """The assignment ``decision`` makes, as plain rows (nothing written): its first
+        step started at reception and fitted into ``dossier_due`` (the due time the
+        dossier was received with)."""
+        row = store.AssignmentState(
             dossier_code=code,
             procedure_code=facts.procedure,
             office=decision.office,
@@ -148,8 +150,47 @@ class Decisions:
             dossier_due_at=dossier_due,
         )
         chain = self._chain_rows(code, decision.steps, received_at, dossier_due)
-        store.add_assignment(session, row, chain)
         return row, chain
+
+    def assign(
+        self,
+        session: AsyncSession,
+        code: str,
+        *,
+        facts: domain.Facts,
+        decision: domain.Routed,
+        received_at: datetime,
+        now: datetime,
+        dossier_due: datetime | None,
+        manual: bool = False,
+    ) -> tuple[store.Assignment, list[store.ChainStepRow]]:
+        """Record the ``assignment`` ``decision`` makes through the unit of work (the
+        cold paths: manual assignment, re-routing)."""
+        row, chain = self.assignment(
+            code,
+            facts=facts,
+            decision=decision,
+            received_at=received_at,
+            now=now,
+            dossier_due=dossier_due,
+            manual=manual,
+        )
+        return store.add_assignment(session, row, chain)
+
+    @staticmethod
+    def routed(
+        row: store.Assignment | store.AssignmentState, decision: domain.Routed
+    ) -> DossierRouted:
+        """``dossier.routed`` for ``row`` (counted as a decision naming an office)."""
+        ROUTED.labels(decision.office, decision.field).inc()
+        return DossierRouted(
+            procedure_code=row.procedure_code,
+            office=decision.office,
+            field=decision.field,
+            rule=decision.rule,
+            catalogue_version=row.catalogue_version,
+            steps=[ChainStep(office=office, hours=hours) for office, hours in decision.steps],
+        )
 
     def emit_routed(
         self,
@@ -159,70 +200,56 @@ class Decisions:
         correlation_id: uuid.UUID | None,
         now: datetime,
     ) -> None:
-        """Put ``dossier.routed`` for ``row`` in the outbox."""
-        payload = DossierRouted(
-            procedure_code=row.procedure_code,
-            office=decision.office,
-            field=decision.field,
-            rule=decision.rule,
-            catalogue_version=row.catalogue_version,
-            steps=[ChainStep(office=office, hours=hours) for office, hours in decision.steps],
-        )
+        """Put ``dossier.routed`` for ``row`` in the outbox through the unit of work."""
         enqueue(
             session,
-            payload,
+            self.routed(row, decision),
             occurred_at=now,
             source=SERVICE,
             dossier_code=row.dossier_code,
             correlation_id=correlation_id,
         )
-        ROUTED.labels(decision.office, decision.field).inc()
 
-    def queue(
+    def queue_entry(
         self,
-        session: AsyncSession,
         code: str,
         *,
         received: DossierReceived,
         decision: domain.Unroutable,
         correlation_id: uuid.UUID,
         now: datetime,
-    ) -> None:
-        """Put an unroutable dossier in the manual queue, and ``dossier.unroutable`` in
-        the outbox."""
+    ) -> tuple[dict[str, object], dict[str, object]]:
+        """An unroutable dossier's manual-queue row and its ``dossier.unroutable`` outbox
+        row, as column values (nothing written)."""
         facts = self.facts(received)
-        store.add_to_queue(
-            session,
-            store.ManualQueueEntry(
-                dossier_code=code,
-                procedure_code=facts.procedure,
-                reason=decision.reason,
-                field=facts.field,
-                receiving_unit=facts.receiving_unit,
-                channel=facts.channel,
-                level=facts.level,
-                catalogue_version=self.catalogue.version,
-                rule_version=decision.rule_version,
-                received_at=received.received_at,
-                queued_at=now,
-                dossier_due_at=received.due_at,
-            ),
-        )
-        payload = DossierUnroutable(procedure_code=facts.procedure, reason=decision.reason)
-        enqueue(
-            session,
-            payload,
+        entry: dict[str, object] = {
+            "dossier_code": code,
+            "procedure_code": facts.procedure,
+            "reason": decision.reason,
+            "field": facts.field,
+            "receiving_unit": facts.receiving_unit,
+            "channel": facts.channel,
+            "level": facts.level,
+            "catalogue_version": self.catalogue.version,
+            "rule_version": decision.rule_version,
+            "received_at": received.received_at,
+            "queued_at": now,
+            "dossier_due_at": received.due_at,
+        }
+        event = outbox_values(
+            DossierUnroutable(procedure_code=facts.procedure, reason=decision.reason),
             occurred_at=now,
             source=SERVICE,
             dossier_code=code,
             correlation_id=correlation_id,
         )
         UNROUTABLE.inc()
+        return entry, event
 
     def on_action(
         self,
-        assignment: store.Assignment,
-        chain: list[store.ChainStepRow],
+        assignment: store.AssignmentState,
+        chain: list[store.StepState],
         action: DossierActionRecorded,
     ) -> None:
         """Advance the chain on ``transfer``; end the current step when processing ends."""
@@ -241,8 +268,8 @@ class Decisions:
 
     def _transfer(
         self,
-        assignment: store.Assignment,
-        chain: list[store.ChainStepRow],
+        assignment: store.AssignmentState,
+        chain: list[store.StepState],
         action: DossierActionRecorded,
     ) -> None:
         """End the current step and start the next at ``action.at``, at the office the
@@ -265,7 +292,7 @@ class Decisions:
 
 
 def follow_clock(
-    assignment: store.Assignment, chain: list[store.ChainStepRow], due: SlaDueTimes
+    assignment: store.AssignmentState, chain: list[store.StepState], due: SlaDueTimes
 ) -> None:
     """Keep sla's due times (the latest ``sla.due_times`` of the dossier): the dossier's,
     and each step's by position (a step sla has not dated gets none)."""

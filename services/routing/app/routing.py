@@ -17,14 +17,14 @@ re-routing in ``manual``; every query in ``services.routing.store``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from prometheus_client import Gauge, Histogram
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.routing import domain, store
-from services.routing.app.catalogue import Catalogues
+from services.routing.app.catalogue import SERVICE, Catalogues
 from services.routing.app.decisions import Decisions, follow_clock
 from services.routing.app.manual import AssignError, Move, RerouteReport, assign_by_hand, reroute
 from services.routing.settings import RoutingSettings
@@ -34,6 +34,7 @@ from shared.clock import Clock, utc_now
 from shared.db import Database
 from shared.events import DossierActionRecorded, DossierReceived, Envelope, SlaDueTimes
 from shared.handlers import Handlers
+from shared.outbox import outbox_values
 from shared.service import every
 
 __all__ = ["AssignError", "Move", "RerouteReport", "Routing"]
@@ -58,34 +59,65 @@ _ON_CHAIN = _TAKEN - {DossierReceived.event_type}
 @dataclass(slots=True)
 class _Batch:
     """What one batch of lifecycle events is applied against: its dossiers' decisions
-    and chains (read once, updated as the batch goes), the rules in force, and "now"."""
+    and chains as plain rows (read once, updated as the batch goes), the rules in
+    force, "now", and what the batch writes at its end (``store.write_batch``)."""
 
-    session: AsyncSession
-    assignments: dict[str, store.Assignment]
+    assignments: dict[str, store.AssignmentState]
     queued: set[str]
-    chains: dict[str, list[store.ChainStepRow]]
+    chains: dict[str, list[store.StepState]]
     rule_set: domain.RuleSet
     now: datetime
+    loaded: dict[str, tuple[tuple[object, ...], list[tuple[object, ...]]]]
+    """The changing columns of each stored assignment and its steps, as read."""
+    writes: store.BatchWrites = field(default_factory=store.BatchWrites)
 
     @classmethod
     async def load(cls, session: AsyncSession, events: list[Envelope], now: datetime) -> _Batch:
         """One query each for the assignments, queue entries, chains (of dossiers acted
         on or dated by sla) and rules of ``events``."""
         codes = list(dict.fromkeys(env.dossier_code for env in events if env.dossier_code))
-        assignments = await store.assignments_of(session, codes)
+        assignments = await store.assignment_states(session, codes)
         acted = {
             env.dossier_code
             for env in events
             if env.type in _ON_CHAIN and env.dossier_code in assignments
         }
+        chains = await store.chain_states(session, [c for c in codes if c in acted])
+        loaded = {
+            code: (assignments[code].changing(), [step.changing() for step in chain])
+            for code, chain in chains.items()
+        }
         return cls(
-            session,
             assignments,
             await store.queued_among(session, codes),
-            await store.chain_of(session, [c for c in codes if c in acted]),
+            chains,
             await store.current_rule_set(session),
             now,
+            loaded,
         )
+
+    def assigned(
+        self, row: store.AssignmentState, chain: list[store.StepState], event: dict[str, object]
+    ) -> None:
+        """A new assignment, its chain and its outbox row (written in their state at the
+        batch's end, so later events of the batch act on them here)."""
+        self.assignments[row.dossier_code], self.chains[row.dossier_code] = row, chain
+        self.writes.assignments.append(row)
+        self.writes.steps.extend(chain)
+        self.writes.outbox.append(event)
+
+    def finish(self) -> store.BatchWrites:
+        """What the batch writes: its new rows, and the stored rows it changed."""
+        for code, (row_was, steps_were) in self.loaded.items():
+            row = self.assignments[code]
+            if row.changing() != row_was:
+                self.writes.changed_assignments.append(row)
+            self.writes.changed_steps.extend(
+                step
+                for step, was in zip(self.chains[code], steps_were, strict=True)
+                if step.changing() != was
+            )
+        return self.writes
 
 
 class Routing:
@@ -137,8 +169,10 @@ class Routing:
         (inside the inbox transaction).
 
         Batched: one query each for the assignments, queue entries, chains and rules of
-        the batch; events are then applied in order, so a dossier received and
-        transferred in the same batch ends at its second step.
+        the batch; events are then applied in order to plain rows, so a dossier received
+        and transferred in the same batch ends at its second step; and the batch is
+        written with a constant number of statements (``store.write_batch``): new
+        decisions, their outbox rows in event order, the changed rows.
         """
         relevant = [env for env in events if env.dossier_code and env.type in _TAKEN]
         if not relevant:
@@ -164,18 +198,18 @@ class Routing:
                 follow_clock(batch.assignments[code], batch.chains[code], due)
 
         handlers.run(relevant)
+        await store.write_batch(session, batch.finish())
 
     def _route(self, batch: _Batch, received: DossierReceived, env: Envelope) -> None:
         """Decide a received dossier once: assign it (with its chain) or queue it."""
-        code, session, now = env.dossier_code or "", batch.session, batch.now
+        code, now = env.dossier_code or "", batch.now
         if code in batch.assignments or code in batch.queued:
             return
         decisions = self._decisions
         facts = decisions.facts(received)
         decision = domain.decide(self.catalogue, batch.rule_set, facts)
         if isinstance(decision, domain.Unroutable):
-            decisions.queue(
-                session,
+            entry, event = decisions.queue_entry(
                 code,
                 received=received,
                 decision=decision,
@@ -183,9 +217,10 @@ class Routing:
                 now=now,
             )
             batch.queued.add(code)
+            batch.writes.queued.append(entry)
+            batch.writes.outbox.append(event)
             return
-        row, chain = decisions.assign(
-            session,
+        row, chain = decisions.assignment(
             code,
             facts=facts,
             decision=decision,
@@ -193,8 +228,14 @@ class Routing:
             now=now,
             dossier_due=received.due_at,
         )
-        batch.assignments[code], batch.chains[code] = row, chain
-        decisions.emit_routed(session, row, decision, env.correlation_id, now)
+        event = outbox_values(
+            decisions.routed(row, decision),
+            occurred_at=now,
+            source=SERVICE,
+            dossier_code=code,
+            correlation_id=env.correlation_id,
+        )
+        batch.assigned(row, chain, event)
         LATENCY.observe(max(0.0, (now - received.received_at).total_seconds()))
 
     # -- rules -------------------------------------------------------------------------
