@@ -11,13 +11,19 @@ Invariants:
   ``skipped`` (at or below a step already acknowledged);
 - a dossier is due when it has a pending state, its reception facts and its applicant,
   is not failed, its next attempt is due and no live lease holds it.
+
+The SQLModel classes define the schema and serve the cold paths (the sender, the
+operator's view); the consumer's hot path reads and writes plain rows (``LedgerRow``,
+``StateRow``) with Core statements, one per batch and table (``load_ledger``,
+``save_ledger``, ``add_states``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Boolean,
@@ -26,11 +32,11 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Subquery,
     Table,
     Text,
     and_,
     case,
-    exists,
     func,
     or_,
     update,
@@ -99,25 +105,147 @@ _STATE = table(PortalState)
 TABLES: list[Table] = [_DOSSIER, _STATE]
 
 
+@dataclass(slots=True)
+class LedgerRow:
+    """The columns of a ``portal_dossier`` row the events fill, as plain data (the
+    consumer builds no ORM objects); the sender's columns are not here."""
+
+    code: str
+    receiving_unit: str | None = None
+    office: str | None = None
+    facts: str | None = None
+    applicant: str | None = None
+
+
+LEDGER_FIELDS = ("receiving_unit", "office", "facts", "applicant")
+"""The columns the events fill (``LedgerRow`` but the code)."""
+_NEW_DOSSIER: dict[str, Any] = {
+    c.name: PortalDossier.model_fields[c.name].default
+    for c in _DOSSIER.columns
+    if c.name != "code" and c.name not in LEDGER_FIELDS
+}
+"""A new row's sender columns: the model's defaults (not the columns': ``sa_column``)."""
+
+
+class StateRow(NamedTuple):
+    """A ``portal_state`` row as the events make it (pending, not sent)."""
+
+    code: str
+    step: int
+    national_status: int
+    at: datetime
+    action: str | None = None
+    office: str | None = None
+    reason: str | None = None
+    due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The consumer's writes in one dialect, built once (building an ``ON CONFLICT``
+    statement, its ``excluded`` columns above all, costs more than running it)."""
+
+    save_ledger: Any
+    add_states: Any
+
+
+_BY_DIALECT: dict[str, _Statements] = {}
+
+
+def _statements(session: AsyncSession) -> _Statements:
+    dialect = session.bind.dialect.name if session.bind is not None else ""
+    found = _BY_DIALECT.get(dialect)
+    if found is None:
+        upsert = upsert_insert(session, _DOSSIER)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[_DOSSIER.c.code],
+            set_={f: func.coalesce(upsert.excluded[f], _DOSSIER.c[f]) for f in LEDGER_FIELDS},
+        )
+        states = upsert_insert(session, _STATE).on_conflict_do_nothing()
+        found = _BY_DIALECT[dialect] = _Statements(upsert, states)
+    return found
+
+
+async def load_ledger(session: AsyncSession, codes: Collection[str]) -> dict[str, LedgerRow]:
+    """The ledger rows of ``codes`` that exist (one query, whatever their number)."""
+    if not codes:
+        return {}
+    columns = [_DOSSIER.c.code, *(_DOSSIER.c[f] for f in LEDGER_FIELDS)]
+    conn = await session.connection()
+    rows = await conn.execute(core_select(*columns).where(_DOSSIER.c.code.in_(codes)))
+    return {row[0]: LedgerRow(*row) for row in rows}
+
+
+async def save_ledger(session: AsyncSession, rows: Sequence[LedgerRow]) -> None:
+    """Insert or update ledger rows (one statement, executed for many rows).
+
+    A field left ``None`` is not changed (the events never clear one): a row another
+    transaction wrote meanwhile (the contact and the lifecycle come on topics of their
+    own) keeps what it wrote there. A new row starts with the sender's columns at their
+    defaults; an existing row's sender columns are never touched. The rows are written
+    in code order, so two writers lock them in one order.
+    """
+    if not rows:
+        return
+    statement = _statements(session).save_ledger
+    values = [
+        {
+            "code": row.code,
+            "receiving_unit": row.receiving_unit,
+            "office": row.office,
+            "facts": row.facts,
+            "applicant": row.applicant,
+            **_NEW_DOSSIER,
+        }
+        for row in sorted(rows, key=lambda r: r.code)
+    ]
+    await (await session.connection()).execute(statement, values)
+
+
+async def add_states(
+    session: AsyncSession, states: Sequence[StateRow], created_at: datetime
+) -> None:
+    """Record states, pending since ``created_at``, each once: a (dossier, step) already
+    there is left as it is (one statement, executed for many rows)."""
+    if not states:
+        return
+    statement = _statements(session).add_states
+    values = [
+        {**state._asdict(), "status": PENDING, "created_at": created_at, "sent_at": None}
+        for state in states
+    ]
+    await (await session.connection()).execute(statement, values)
+
+
 async def dossier(session: AsyncSession, code: str) -> PortalDossier | None:
     """A dossier's ledger row (in the session: changes to it are saved on commit)."""
     return await session.get(PortalDossier, code)
 
 
 def add_dossier(session: AsyncSession, row: PortalDossier) -> None:
-    """Save a new ledger row with the transaction."""
+    """Save a new ledger row with the transaction (a cold path: the consumer saves its
+    rows with ``save_ledger``)."""
     session.add(row)
 
 
 async def add_state(session: AsyncSession, state: PortalState) -> None:
-    """Record a state once: a (dossier, step) already there is left as it is."""
+    """Record a state once: a (dossier, step) already there is left as it is (a cold
+    path: the consumer records its states with ``add_states``)."""
     values = {c.name: getattr(state, c.name) for c in _STATE.columns}
     statement = upsert_insert(session, _STATE).values(values).on_conflict_do_nothing()
     await (await session.connection()).execute(statement)
 
 
-def _has_pending() -> ColumnElement[bool]:
-    return exists().where(and_(_STATE.c.code == _DOSSIER.c.code, _STATE.c.status == PENDING))
+def _pending() -> Subquery:
+    """Per dossier with a pending state, the oldest one's ``created_at`` (``oldest``): one
+    pass over the pending states, to join (a subquery correlated per dossier would search
+    the pending index once per dossier: quadratic)."""
+    return (
+        core_select(_STATE.c.code, func.min(_STATE.c.created_at).label("oldest"))
+        .where(_STATE.c.status == PENDING)
+        .group_by(_STATE.c.code)
+        .subquery("pending")
+    )
 
 
 async def due_codes(
@@ -125,26 +253,23 @@ async def due_codes(
 ) -> list[str]:
     """Up to ``limit`` due dossiers (see the module's invariants), oldest pending state
     first, none of ``skip``."""
-    oldest = (
-        select(func.min(_STATE.c.created_at))
-        .where(and_(_STATE.c.code == _DOSSIER.c.code, _STATE.c.status == PENDING))
-        .scalar_subquery()
-    )
+    pending = _pending()
     statement = (
-        select(_DOSSIER.c.code)
+        core_select(_DOSSIER.c.code)
+        .select_from(_DOSSIER.join(pending, pending.c.code == _DOSSIER.c.code))
         .where(
             _DOSSIER.c.failed.is_(False),
             _DOSSIER.c.facts.is_not(None),
             _DOSSIER.c.applicant.is_not(None),
             or_(_DOSSIER.c.next_attempt_at.is_(None), _DOSSIER.c.next_attempt_at <= now),
             or_(_DOSSIER.c.lease_until.is_(None), _DOSSIER.c.lease_until < now),
-            _has_pending(),
             _DOSSIER.c.code.not_in(skip),
         )
-        .order_by(oldest, _DOSSIER.c.code)
+        .order_by(pending.c.oldest, _DOSSIER.c.code)
         .limit(limit)
     )
-    return [str(code) for code in (await session.exec(statement)).all()]
+    rows = await (await session.connection()).execute(statement)
+    return [str(code) for (code,) in rows]
 
 
 async def claim(
@@ -280,19 +405,19 @@ async def counts(session: AsyncSession) -> list[UnitCounts]:
     """Per receiving unit: dossiers fully synced (the portal has them and nothing is
     pending), not yet (a state pending, or nothing to send yet: only a contact or a routing
     decision came), in the failed list, and the oldest pending state's time."""
-    synced = and_(_DOSSIER.c.created.is_(True), ~_has_pending())
-    oldest = (
-        select(func.min(_STATE.c.created_at))
-        .where(and_(_STATE.c.code == _DOSSIER.c.code, _STATE.c.status == PENDING))
-        .scalar_subquery()
+    pending = _pending()
+    synced = and_(_DOSSIER.c.created.is_(True), pending.c.code.is_(None))
+    statement = (
+        core_select(
+            _DOSSIER.c.receiving_unit,
+            func.sum(_flag(and_(_DOSSIER.c.failed.is_(False), synced))),
+            func.sum(_flag(and_(_DOSSIER.c.failed.is_(False), ~synced))),
+            func.sum(_flag(_DOSSIER.c.failed.is_(True))),
+            func.min(pending.c.oldest),
+        )
+        .select_from(_DOSSIER.outerjoin(pending, pending.c.code == _DOSSIER.c.code))
+        .group_by(_DOSSIER.c.receiving_unit)
     )
-    statement = core_select(
-        _DOSSIER.c.receiving_unit,
-        func.sum(_flag(and_(_DOSSIER.c.failed.is_(False), synced))),
-        func.sum(_flag(and_(_DOSSIER.c.failed.is_(False), ~synced))),
-        func.sum(_flag(_DOSSIER.c.failed.is_(True))),
-        func.min(oldest),
-    ).group_by(_DOSSIER.c.receiving_unit)
     rows = (await (await session.connection()).execute(statement)).all()
     return [
         UnitCounts(unit, int(s or 0), int(p or 0), int(f or 0), _aware(o))
