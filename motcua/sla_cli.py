@@ -10,8 +10,10 @@ first.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.sla import process
+from services.sla.app.core import FOLD_MEMO_SIZE
 from services.sla.rebuild import rebuild
 from shared.events import Envelope, UndecodableEvent, decode
 from shared.kafka_security import client_security
@@ -96,9 +99,32 @@ def _offsets(ends: dict[TopicPartition, int]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]={end}" for tp, end in sorted(ends.items()))
 
 
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two collections of the youngest generation during a rebuild."""
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often while the rebuild runs: it allocates millions
+    of short-lived objects (events, rows, statement parameters) that reference counting
+    frees anyway, and with the default threshold (700) the collector kept walking them
+    and the growing long-lived ones (announced codes, the fold memo): a third of the
+    rebuild's CPU, measured at 20,000 dossiers. What exists before (modules, the
+    calendar) is frozen out of the collections. Cycles are still collected, in larger
+    steps; the previous setting comes back afterwards."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, previous[1], previous[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
 async def _rebuild(batch: int) -> None:
     settings = get_settings()
-    tracker = process.standalone(settings)
+    tracker = process.standalone(settings, fold_memo=FOLD_MEMO_SIZE)
     try:
         await process.prepare(tracker, settings)
         began = time.perf_counter()
@@ -106,7 +132,8 @@ async def _rebuild(batch: int) -> None:
         bootstrap = settings.kafka_bootstrap_servers
         facts = TopicStream(bootstrap, (DOSSIER_LIFECYCLE, DOSSIER_ROUTING), batch, client)
         published = TopicStream(bootstrap, (DOSSIER_SLA,), batch, client)
-        report = await rebuild(tracker, facts.batches(), published.batches(), batch=batch)
+        with _fewer_collections():
+            report = await rebuild(tracker, facts.batches(), published.batches(), batch=batch)
         seconds = time.perf_counter() - began
     finally:
         await tracker.db.dispose()

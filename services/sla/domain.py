@@ -336,15 +336,21 @@ class Clock:
 
     def next_deadline(self, policy: Policy, emitted: Iterable[tuple[str, int]]) -> datetime | None:
         """The earliest instant of a flag not yet emitted (what the scheduler waits for)."""
-        done = set(emitted)
-        pending = [t.at for t in self.thresholds(policy) if (t.kind, t.step) not in done]
-        return min(pending, default=None)
+        return earliest_pending(self.thresholds(policy), emitted)
 
     def due_soon_at(self, policy: Policy) -> datetime | None:
         """When the dossier enters the due-soon window (running clocks only)."""
         if self.running_since is None or self.due_at is None or self.is_closed:
             return None
         return self.due_soon_from(self.due_at, policy.windows(self.allowance))
+
+
+def earliest_pending(
+    thresholds: Iterable[Threshold], emitted: Iterable[tuple[str, int]]
+) -> datetime | None:
+    """The earliest instant among ``thresholds`` whose (kind, step) is not in ``emitted``."""
+    done = set(emitted)
+    return min((t.at for t in thresholds if (t.kind, t.step) not in done), default=None)
 
 
 def classify(
@@ -628,3 +634,24 @@ def replay(terms: Terms, entries: Sequence[Entry], calendar: WorkCalendar, polic
         seen.add(entry.sequence)
         fold.apply(entry)
     return fold.frozen()
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A clock and the instants the tracker keeps of it, computed once under one policy:
+    ``due_soon_at`` is ``clock.due_soon_at(policy)``, ``thresholds`` is
+    ``clock.thresholds(policy)``."""
+
+    clock: Clock
+    due_soon_at: datetime | None
+    thresholds: tuple[Threshold, ...]
+
+    def next_deadline(self, emitted: Iterable[tuple[str, int]]) -> datetime | None:
+        """``clock.next_deadline(policy, emitted)``."""
+        return earliest_pending(self.thresholds, emitted)
+
+
+def fold(terms: Terms, entries: Sequence[Entry], calendar: WorkCalendar, policy: Policy) -> Folded:
+    """:func:`replay`, with the instants the tracker keeps of the clock."""
+    clock = replay(terms, entries, calendar, policy)
+    return Folded(clock, clock.due_soon_at(policy), tuple(clock.thresholds(policy)))

@@ -38,12 +38,15 @@ def _tracker(
     sla: SlaSettings | None,
     clock: Clock,
     calendar: WorkCalendar | None,
+    *,
+    fold_memo: int = 0,
 ) -> Tracker:
     return Tracker(
         db,
         calendar=calendar or load_calendar(settings.province, settings.var_dir),
         sla=sla or SlaSettings(),
         clock=clock,
+        fold_memo=fold_memo,
     )
 
 
@@ -74,14 +77,16 @@ def build(
     return SlaProcess(runtime, tracker)
 
 
-def standalone(settings: Settings, *, clock: Clock = utc_now) -> Tracker:
-    """SLA's use cases over its database, without a broker (the command line).
+def standalone(settings: Settings, *, clock: Clock = utc_now, fold_memo: int = 0) -> Tracker:
+    """SLA's use cases over its database, without a broker (the command line);
+    ``fold_memo``: how many folds of clocks without actions it keeps (the rebuild's
+    ``FOLD_MEMO_SIZE``).
 
     Events they write wait in the outbox; the sla process's relay publishes them. Call
     ``prepare`` before use.
     """
     db = Database(settings.database_url_for(SERVICE), schema=settings.schema_for(SERVICE))
-    return _tracker(db, settings, None, clock, None)
+    return _tracker(db, settings, None, clock, None, fold_memo=fold_memo)
 
 
 async def prepare(tracker: Tracker, settings: Settings) -> None:

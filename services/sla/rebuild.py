@@ -3,7 +3,8 @@
 The lifecycle and routing topics hold every fact the clocks are made of; the sla topic
 holds what the tracker already announced. A rebuild drops the service's tables, marks
 as emitted every flag found on the sla topic, then applies the facts in batches through
-the same ``Tracker.apply`` the consumer uses (its batched Core statements). So the
+the same ``Tracker.apply`` the consumer uses (its batched Core statements; as the only
+writer of the fresh tables, the clocks it sees first are inserted, not upserted). So the
 rebuilt state is the live state, and nothing already announced is announced again (of a
 dossier's due times, only the latest, if the topic's latest differs); what was decided
 but never published (an outbox row lost with the old tables) is published by the new
@@ -162,7 +163,7 @@ async def rebuild(
     async for chunk in batches(facts, batch):
         async with db.transaction() as session:
             after = await store.last_outbox_id(session)
-            await tracker.apply(session, chunk)
+            await tracker.apply(session, chunk, sole_writer=True)
             await store.mark_applied(session, chunk, now)
             rows = await store.outbox_rows(session, after=after)
             await store.delete_outbox_rows(session, sieve.stale(rows))

@@ -22,7 +22,7 @@ The SQLModel classes define the schema; the tracker reads and writes plain rows
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -30,8 +30,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     JSON,
     Column,
+    Dialect,
     Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
@@ -130,6 +132,69 @@ Emitted = defaultdict[str, set[tuple[str, int]]]
 """Per dossier, the (kind, step) flags already emitted."""
 
 CLOCK_FIELDS = tuple(c.name for c in CLOCKS.columns)
+_BIND_MEMO_SIZE = 1 << 17
+
+
+class _MemoDateTime(AwareDateTime):
+    """``AwareDateTime`` whose bind value is computed once per instant (its bind value is
+    the instant in UTC, so it depends on the instant alone): the clocks a batch writes
+    share their due times and deadlines (a rebuild's many dossiers received in the same
+    minute). The memo holds at most ``_BIND_MEMO_SIZE`` instants, then starts again."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        memo: dict[datetime, Any] = {}
+
+        def bound(value: datetime | None) -> Any:
+            if value is None:
+                return process(value)
+            found = memo.get(value, memo)
+            if found is memo:
+                if len(memo) >= _BIND_MEMO_SIZE:
+                    memo.clear()
+                found = memo[value] = process(value)
+            return found
+
+        return bound
+
+
+class _MemoJSON(JSON):
+    """``JSON`` whose bind value of ``None`` (JSON ``null``) is computed once."""
+
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        process = super().bind_processor(dialect)  # type: ignore[no-untyped-call]
+        if process is None:
+            return None
+        null = process(None)
+        return lambda value: null if value is None else process(value)
+
+
+def _writing(source: Table) -> Table:
+    """``source`` for writes: the same columns, its datetimes and JSON bound through the
+    memos above (one type object per kind, so one memo for all its columns)."""
+    when, json = _MemoDateTime(), _MemoJSON()
+
+    def kind(column: Column[Any]) -> Any:
+        if isinstance(column.type, AwareDateTime):
+            return when
+        return json if isinstance(column.type, JSON) else column.type
+
+    return Table(
+        source.name,
+        MetaData(),
+        *(Column(c.name, kind(c), primary_key=c.primary_key) for c in source.columns),
+        schema=source.schema,
+    )
+
+
+_CLOCKS_WRITE = _writing(CLOCKS)
+"""``tracked_dossier`` as ``save_clocks`` writes it; the schema is ``CLOCKS``'s."""
 _SET_ON_CHANGE = tuple(f for f in CLOCK_FIELDS if f not in ("code", "tracked_at"))
 
 
@@ -211,13 +276,24 @@ async def save_clocks(session: AsyncSession, rows: Sequence[ClockRow]) -> None:
     ``tracked_at`` is kept from the first insert."""
     if not rows:
         return
-    statement = upsert_insert(session, CLOCKS)
+    statement = upsert_insert(session, _CLOCKS_WRITE)
     statement = statement.on_conflict_do_update(
-        index_elements=[CLOCKS.c.code],
+        index_elements=[_CLOCKS_WRITE.c.code],
         set_={f: statement.excluded[f] for f in _SET_ON_CHANGE},
     )
     conn = await session.connection()
     await conn.execute(statement, [{f: getattr(r, f) for f in CLOCK_FIELDS} for r in rows])
+
+
+async def insert_clocks(session: AsyncSession, rows: Sequence[ClockRow]) -> None:
+    """Insert ``rows`` (one statement, executed for many rows): clocks not in the table,
+    with no other writer (a rebuild's): a plain ``INSERT``, cheaper than ``save_clocks``'
+    upsert, that fails rather than overwrite."""
+    if rows:
+        conn = await session.connection()
+        await conn.execute(
+            _CLOCKS_WRITE.insert(), [{f: getattr(r, f) for f in CLOCK_FIELDS} for r in rows]
+        )
 
 
 async def add_ledger_entries(session: AsyncSession, entries: Sequence[LedgerEntry]) -> None:

@@ -8,12 +8,14 @@ scheduler raises warnings) and ``queries`` (what the API and the gauges read).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from functools import lru_cache
+from typing import NamedTuple
 
 from services.sla import store
-from services.sla.domain import ChainStep, Clock, Entry, Terms, replay
+from services.sla.domain import ChainStep, Clock, Entry, Folded, Terms, fold, replay
 from services.sla.settings import SlaSettings
 from shared.calendar import Duration, WorkCalendar
 from shared.clock import Clock as Now
@@ -26,19 +28,61 @@ from shared.wakeup import Wakeup
 
 SERVICE: ServiceName = "sla"
 FINISHED_FLAG = "finished"
+FOLD_MEMO_SIZE = 65_536
+"""How many folds of clocks without actions the rebuild keeps (about 2 KiB each). The
+consumer keeps none: live receptions carry their own microsecond, so their terms seldom
+repeat, while a rebuild of imported or minute-stamped dossiers meets the same terms
+again and again."""
+
+
+class TermsKey(NamedTuple):
+    """A clock row's terms exactly as stored, hashable: two rows with equal keys fold to
+    the same clock to the last character. Beyond equal instants, the zones they are given
+    in count (the clock keeps them as given), and the decimals stay in their written form
+    (``2`` and ``2.0`` are equal numbers but print differently in the ledger's notes)."""
+
+    received_at: datetime
+    received_zone: tzinfo | None
+    slip_due_at: datetime | None
+    slip_zone: tzinfo | None
+    limit_value: str
+    limit_unit: str
+    supplement_rule: str | None
+    steps: tuple[tuple[str, ...], ...]
+
+
+def terms_key(row: store.ClockRow) -> TermsKey | None:
+    """The terms of a clock row as a :class:`TermsKey`; ``None`` until its reception
+    arrived."""
+    if row.started_at is None or row.limit_unit is None or row.limit_value is None:
+        return None
+    slip = row.slip_due_at
+    return TermsKey(
+        row.started_at,
+        row.started_at.tzinfo,
+        slip,
+        None if slip is None else slip.tzinfo,
+        row.limit_value,
+        row.limit_unit,
+        row.supplement_rule,
+        tuple(tuple(step) for step in row.steps or ()),
+    )
+
+
+def _terms(key: TermsKey) -> Terms:
+    return Terms(
+        received_at=key.received_at,
+        time_limit=Duration(Decimal(key.limit_value), key.limit_unit),
+        supplement_rule="restart" if key.supplement_rule == "restart" else "pause",
+        slip_due_at=key.slip_due_at,
+        steps=tuple(ChainStep(office, Decimal(hours)) for office, hours in key.steps),
+    )
 
 
 def terms_of(row: store.ClockRow) -> Terms | None:
     """The terms of a clock row; ``None`` until its reception arrived."""
-    if row.started_at is None or row.limit_unit is None or row.limit_value is None:
-        return None
-    return Terms(
-        received_at=row.started_at,
-        time_limit=Duration(Decimal(row.limit_value), row.limit_unit),
-        supplement_rule="restart" if row.supplement_rule == "restart" else "pause",
-        slip_due_at=row.slip_due_at,
-        steps=tuple(ChainStep(office, Decimal(hours)) for office, hours in row.steps or []),
-    )
+    key = terms_key(row)
+    return None if key is None else _terms(key)
 
 
 def due_times_of(clock: Clock) -> SlaDueTimes | None:
@@ -92,12 +136,15 @@ class TrackerCore:
         calendar: WorkCalendar,
         sla: SlaSettings,
         clock: Now = utc_now,
+        fold_memo: int = 0,
     ) -> None:
         self.db = db
+        self._fold_memo_size = fold_memo
         self.calendar = calendar
         self.sla = sla
         self.policy = sla.policy()
         self.now = clock
+        self._folds = self._fold_memo()
         self._wake = Wakeup()
         self._recheck = False
 
@@ -112,6 +159,7 @@ class TrackerCore:
         """
         changed = not calendar.same_working_time(self.calendar)
         self.calendar = calendar
+        self._folds = self._fold_memo()
         if changed:
             self._recheck = True
             self._wake.set()
@@ -122,6 +170,32 @@ class TrackerCore:
         return (
             None if terms is None else replay(terms, entries_of(ledger), self.calendar, self.policy)
         )
+
+    def fold(self, row: store.ClockRow, ledger: Sequence[store.LedgerEntry]) -> Folded | None:
+        """The fold of a row and its ledger with the instants kept of it (``domain.fold``);
+        ``None`` until its reception arrived.
+
+        A clock without actions is a function of its terms alone, and many dossiers share
+        them (a reception minute and a time limit): those folds come from a memo of the
+        latest ``fold_memo`` distinct terms (none by default; the rebuild's:
+        ``FOLD_MEMO_SIZE``) (by :class:`TermsKey`, so a hit is the
+        value the fold would give), made again when the calendar changes. Clocks with
+        actions are folded every time: their instants seldom repeat.
+        """
+        key = terms_key(row)
+        if key is None:
+            return None
+        if ledger:
+            return fold(_terms(key), entries_of(ledger), self.calendar, self.policy)
+        return self._folds(key)
+
+    def _fold_memo(self) -> Callable[[TermsKey], Folded]:
+        calendar, policy = self.calendar, self.policy
+
+        def fold_terms(key: TermsKey) -> Folded:
+            return fold(_terms(key), (), calendar, policy)
+
+        return lru_cache(maxsize=self._fold_memo_size)(fold_terms)
 
     @staticmethod
     def _outbox(

@@ -12,8 +12,10 @@ its current due times.
 
 A batch costs a constant number of statements, whatever its size: three reads (clocks,
 ledgers, flags of its dossiers, ``IN (...)``), then one write each for the clocks (an
-upsert), the new ledger entries, the final classes' flags and the outbox rows. Events
-are applied in the batch's order, so each dossier's events in their topic order.
+upsert; for a rebuild, the sole writer, a plain insert of the clocks first seen and an
+upsert of the others), the new ledger entries, the final classes' flags and the outbox
+rows. Events are applied in the batch's order, so each dossier's events in their topic
+order. Clocks without actions are folded once per distinct terms (``TrackerCore.fold``).
 """
 
 from __future__ import annotations
@@ -124,24 +126,37 @@ class _Batch:
 class Tracking(TrackerCore):
     """The consumer: record events on clock rows and ledgers, refold, announce."""
 
-    async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
+    async def apply(
+        self, session: AsyncSession, events: Sequence[Envelope], *, sole_writer: bool = False
+    ) -> None:
         """Record the batch's events and refold the dossiers they touch (one transaction).
 
         An action whose ``sequence`` is already in the ledger is skipped (a late or
         repeated action is kept once); the final class is announced only if this
-        transaction inserted its flag.
+        transaction inserted its flag. With ``sole_writer`` (a rebuild: no other
+        transaction writes the tables meanwhile) the clocks not found in the table are
+        inserted with a plain ``INSERT``; otherwise every clock is upserted (another
+        instance may insert the same dossier first).
         """
         codes = {e.dossier_code for e in events if e.dossier_code and e.type in _HANDLED}
         if not codes:
             return
         clocks, ledgers, emitted = await store.load(session, codes)
+        stored = set(clocks)
         batch = _Batch(self.now(), clocks, ledgers, emitted)
         record = batch.recorders()
         for envelope in events:
             if envelope.dossier_code is not None and record.handle(envelope):
                 batch.touched[envelope.dossier_code] = envelope.correlation_id
         folded = {code: self._refold(batch, code) for code in batch.touched}
-        await store.save_clocks(session, [batch.clocks[code] for code in batch.touched])
+        if sole_writer:
+            await store.insert_clocks(
+                session, [batch.clocks[code] for code in batch.touched if code not in stored]
+            )
+            touched = [batch.clocks[code] for code in batch.touched if code in stored]
+        else:
+            touched = [batch.clocks[code] for code in batch.touched]
+        await store.save_clocks(session, touched)
         await store.add_ledger_entries(session, batch.new_entries)
         await store.add_outbox_rows(session, await self._announced(session, batch, folded))
         event.listen(session.sync_session, "after_commit", self._wake_scheduler, once=True)
@@ -153,19 +168,20 @@ class Tracking(TrackerCore):
         """Recompute the row's summary from terms and ledger (and bump its version)."""
         row = batch.clocks[code]
         row.version += 1
-        clock = self.replay(row, batch.ledgers.get(code, []))
-        if clock is None:
+        folded = self.fold(row, batch.ledgers.get(code, []))
+        if folded is None:
             return None
+        clock = folded.clock
         if clock.closure is not None:
             row.phase = clock.closure.value
         else:
             row.phase = "paused" if clock.open_pauses else "running"
         row.due_at = clock.due_at
-        row.due_soon_at = clock.due_soon_at(self.policy)
+        row.due_soon_at = folded.due_soon_at
         row.finished_at = clock.closed_at
         outcome = clock.outcome(self.policy)
         row.outcome = outcome.value if outcome else None
-        row.next_deadline = clock.next_deadline(self.policy, batch.emitted[code])
+        row.next_deadline = folded.next_deadline(batch.emitted[code])
         if (due_times := moved_due_times(row, clock)) is not None:
             batch.moved[code] = due_times
         return clock
