@@ -84,6 +84,7 @@ def batch_subscriber(
         batch=True,
         max_records=settings.consumer_batch_max,
         batch_timeout_ms=settings.consumer_batch_timeout_ms,
+        fetch_max_wait_ms=settings.consumer_fetch_wait_ms,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_session_timeout_ms // 3,

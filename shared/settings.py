@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     consumer_batch_timeout_ms: int = Field(
         20, gt=0, description="How long a consumer waits to fill a batch when traffic is light."
     )
+    consumer_fetch_wait_ms: int = Field(
+        100,
+        gt=0,
+        description="Longest the broker may hold a consumer's fetch while nothing new has "
+        "come. Kafka answers as soon as a record comes; the local broker may hold the fetch "
+        "longer, so this bounds the wait each hop adds (aiokafka's 500 ms default: ~150 ms a "
+        "hop on the local broker; 100 ms: ~3 ms, for ~13 % of a core more while the stack "
+        "idles; bench/RESULTS.md).",
+    )
     relay_batch_max: int = Field(500, gt=0, description="Most outbox rows published per round.")
     relay_poll_seconds: float = Field(
         0.5, gt=0, description="Outbox poll interval when no local commit wakes the relay."
