@@ -10,6 +10,7 @@ Two ways to read a topic:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from faststream.kafka.annotations import KafkaMessage
 
@@ -23,13 +24,20 @@ INSTANCE = uuid.uuid4().hex[:12]
 """This process's identity among the instances of its service (new at every start)."""
 
 
-def subscribe(runtime: ServiceRuntime, apply: Apply, *topics: TopicSpec) -> None:
-    """Consume ``topics`` in batches, applying fresh events idempotently with ``apply``.
+def subscribe(
+    runtime: ServiceRuntime,
+    apply: Apply,
+    *topics: TopicSpec,
+    after_commit: Callable[[], None] | None = None,
+) -> None:
+    """Consume ``topics`` in batches, applying fresh events idempotently with ``apply``;
+    ``after_commit`` runs after each batch's commit (a worker to wake for what it queued:
+    woken before, it would look while the rows are not visible yet).
 
     The handler takes the raw records (not decoded bodies) so that one bad record is
     dead-lettered alone instead of failing its whole batch.
     """
-    consumer = runtime.consumer(apply)
+    consumer = runtime.consumer(apply, after_commit=after_commit)
 
     @batch_subscriber(runtime.broker, runtime.settings, runtime.name, *topics)
     async def handle(message: KafkaMessage) -> None:

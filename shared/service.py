@@ -119,9 +119,23 @@ class ServiceRuntime:
         self.broker_connected = False
         self._tasks: list[asyncio.Task[None]] = []
 
-    def consumer(self, apply: Apply, *, inbox: bool = True) -> BatchConsumer:
+    def consumer(
+        self,
+        apply: Apply,
+        *,
+        inbox: bool = True,
+        after_commit: Callable[[], None] | None = None,
+    ) -> BatchConsumer:
         """A batch consumer (idempotent through the inbox unless ``inbox`` is off) whose
-        commits wake the relay."""
+        commits wake the relay, then call ``after_commit`` (work the batch queued, to be
+        looked for once it is visible)."""
+        relay_wake = self.relay.wake
+
+        def committed() -> None:
+            relay_wake()
+            if after_commit is not None:
+                after_commit()
+
         return BatchConsumer(
             self.db,
             apply,
@@ -130,7 +144,7 @@ class ServiceRuntime:
             attempts=self.settings.retry_attempts,
             backoff_seconds=self.settings.retry_backoff_seconds,
             inbox=inbox,
-            after_commit=self.relay.wake,
+            after_commit=committed,
         )
 
     async def purge(self) -> None:

@@ -49,10 +49,11 @@ class Notices:
         self.wake = wake
         self.opt_out_key = opt_out_key
         self.clock = clock
-        self.office = OfficeWarnings(renderer, wake, catalogue=catalogue, clock=clock)
+        self.office = OfficeWarnings(renderer, catalogue=catalogue, clock=clock)
 
     async def apply(self, session: AsyncSession, events: Sequence[Envelope]) -> None:
-        """Store contacts and queue the messages events ask for (inside the inbox transaction).
+        """Store contacts and queue the messages events ask for (inside the inbox
+        transaction; the consumer wakes the dispatcher once it is committed).
 
         Contacts of the batch are stored first, so a notice later in the same batch finds
         them, and the notices that waited for those contacts are queued with the batch's
@@ -90,6 +91,8 @@ class Notices:
             codes = await store.waiting_with_contact(session)
             notices = await store.take_waiting(session, codes)
             await self._queue_notices(session, notices, {}, now)
+        if notices:
+            self.wake()  # committed: the dispatcher sees them
         return len(notices)
 
     async def _queue_notices(
@@ -151,7 +154,6 @@ class Notices:
                 if key not in stored
             ],
         )
-        self.wake()
 
     async def _store_contacts(
         self, session: AsyncSession, events: Sequence[Envelope], now: datetime

@@ -51,13 +51,11 @@ class OfficeWarnings:
     def __init__(
         self,
         renderer: Renderer,
-        wake: Callable[[], None],
         *,
         clock: Clock,
         catalogue: Callable[[], Catalogue] = seed_catalogue,
     ) -> None:
         self.renderer = renderer
-        self.wake = wake
         self.clock = clock
         self._catalogue = catalogue
 
@@ -119,7 +117,6 @@ class OfficeWarnings:
                 queued[key]["status"] = store.SUPERSEDED
         if queued:
             await store.queue_messages(session, list(queued.values()))
-            self.wake()
 
 
 def _unit_of(dossier: domain.Addressee | None) -> str | None:

@@ -135,7 +135,12 @@ def build(
     process = _use_cases(settings, notify or NotifySettings(), channels, clock)
     notifier = process.notifier
     subscribe(
-        process.runtime, consume_apply(notifier), DOSSIER_LIFECYCLE, DOSSIER_CONTACTS, DOSSIER_SLA
+        process.runtime,
+        consume_apply(notifier),
+        DOSSIER_LIFECYCLE,
+        DOSSIER_CONTACTS,
+        DOSSIER_SLA,
+        after_commit=notifier.wake,
     )
     follow(
         process.runtime,
