@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import sqlite3
 import tempfile
 import threading
 import time
@@ -123,6 +125,43 @@ async def wait_for(gateway: Gateway, codes: set[str], within: float) -> None:
         await asyncio.sleep(0.2)
 
 
+STAGES = (
+    "reception to relay (intake's outbox row committed -> published)",
+    "broker to notify (published -> notify's batch applied)",
+    "queued to claimed (notify's dispatcher picks the SMS up)",
+    "claimed to sent (the gateway's HTTP answer)",
+)
+
+
+def stages(var_dir: Path, codes: set[str]) -> list[list[float]]:
+    """Each dossier's time in each of ``STAGES`` (seconds), from the timestamps the
+    services wrote on the stack's one clock (SQLite files only): intake's outbox rows of
+    the dossier (its contact and its reception: notify needs both), and notify's
+    ``received`` SMS."""
+    with sqlite3.connect(f"file:{var_dir / 'intake.db'}?mode=ro", uri=True) as intake:
+        relayed = {
+            key: (datetime.fromisoformat(first), datetime.fromisoformat(last))
+            for key, first, last in intake.execute(
+                "SELECT key, min(created_at), max(sent_at) FROM outbox "
+                "WHERE sent_at IS NOT NULL GROUP BY key"
+            )
+        }
+    with sqlite3.connect(f"file:{var_dir / 'notify.db'}?mode=ro", uri=True) as notify:
+        sms = {
+            code: tuple(datetime.fromisoformat(t) for t in times)
+            for code, *times in notify.execute(
+                "SELECT dossier_code, created_at, claimed_at, sent_at FROM message "
+                "WHERE trigger = 'received' AND channel = 'sms' AND sent_at IS NOT NULL"
+            )
+        }
+    out: list[list[float]] = [[] for _ in STAGES]
+    for code in codes & relayed.keys() & sms.keys():
+        marks = [*relayed[code], *sms[code]]
+        for i, (a, b) in enumerate(itertools.pairwise(marks)):
+            out[i].append(max(0.0, (b - a).total_seconds()))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=100.0)
@@ -150,6 +189,7 @@ def main() -> None:
         finally:
             stack.stop()
             gateway.close()
+        parts = [] if args.postgres else stages(stack.var_dir, set(started))
     delays = sorted(gateway.arrived[c] - t for c, t in started.items() if c in gateway.arrived)
     answers.sort()
     print(
@@ -167,6 +207,15 @@ def main() -> None:
                 f"p90 {percentile(values, 0.90) * 1000:.0f} ms, "
                 f"p99 {percentile(values, 0.99) * 1000:.0f} ms, "
                 f"max {values[-1] * 1000:.0f} ms"
+            )
+    if parts:
+        print("  where the time went (p50 / p99 of each stage, on the stack's clock):")
+    for name, values in zip(STAGES, parts, strict=True):
+        values.sort()
+        if values:
+            print(
+                f"    {name}: {percentile(values, 0.50) * 1000:.0f} / "
+                f"{percentile(values, 0.99) * 1000:.0f} ms"
             )
 
 
