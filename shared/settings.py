@@ -59,13 +59,14 @@ class Settings(BaseSettings):
         20, gt=0, description="How long a consumer waits to fill a batch when traffic is light."
     )
     consumer_fetch_wait_ms: int = Field(
-        100,
+        500,
         gt=0,
         description="Longest the broker may hold a consumer's fetch while nothing new has "
-        "come. Kafka answers as soon as a record comes; the local broker may hold the fetch "
-        "longer, so this bounds the wait each hop adds (aiokafka's 500 ms default: ~150 ms a "
-        "hop on the local broker; 100 ms: ~3 ms, for ~13 % of a core more while the stack "
-        "idles; bench/RESULTS.md).",
+        "come (aiokafka's default). Kafka answers as soon as a record comes; the local "
+        "broker may hold the fetch longer: ~150 ms a hop at 500, ~3 ms at 100, but 100 "
+        "costs ~13 % of a core more while the stack idles and 20-30 % of the throughput "
+        "under load (bench/RESULTS.md). Lower it where the latency of a quiet stack matters "
+        "more than its capacity.",
     )
     relay_batch_max: int = Field(500, gt=0, description="Most outbox rows published per round.")
     relay_poll_seconds: float = Field(
