@@ -17,6 +17,13 @@ DOSSIER = {
 """A same-day dossier at the counter (cấp bản sao trích lục hộ tịch), as a clerk posts it."""
 
 
+def dossier(n: int) -> dict[str, object]:
+    """``DOSSIER`` with the ``n``-th applicant's own phone: notify sends one recipient's
+    messages one after another, so one phone for every dossier would measure that queue
+    rather than the stack."""
+    return {**DOSSIER, "applicant": {"name": "Nguyễn Văn A", "phone": f"09{n % 10**8:08d}"}}
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """The value below which ``fraction`` of the sorted values fall (nearest rank)."""
     index = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values)) - 1))

@@ -4,11 +4,11 @@
 Starts the broker and the four services (SQLite files, or PostgreSQL schemas with
 ``--postgres URL``) with notify sending SMS over HTTP to a stand-in gateway served here
 on loopback, whose clock stamps each receipt when it arrives. Posts ``--rate`` dossiers a
-second for ``--seconds`` (each on its own schedule, not waiting for the previous one:
-a slow answer does not lower the rate), then waits for every receipt and prints the
-percentiles of (receipt at the gateway − the POST's start). The stack's clock starts on a
-working Wednesday morning, so the receipts are not held for the night whatever the hour
-the bench runs at.
+second for ``--seconds`` (each applicant with a phone of their own; each on its own
+schedule, not waiting for the previous one: a slow answer does not lower the rate), then
+waits for every receipt and prints the percentiles of (receipt at the gateway − the
+POST's start). The stack's clock starts on a working Wednesday morning, so the receipts
+are not held for the night whatever the hour the bench runs at.
 
     .venv/bin/python bench/latency.py [--rate 100] [--seconds 30] [--postgres URL]
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchkit import DOSSIER, machine, percentile
+from benchkit import dossier, machine, percentile
 
 from motcua.stack import Stack
 from shared.auth import API_KEY_HEADER
@@ -98,10 +98,10 @@ async def post_steadily(
         base_url=base, headers={API_KEY_HEADER: key}, timeout=60
     ) as client:
 
-        async def one() -> None:
+        async def one(n: int) -> None:
             nonlocal errors
             begun = time.perf_counter()
-            response = await client.post("/api/v1/dossiers", json=DOSSIER)
+            response = await client.post("/api/v1/dossiers", json=dossier(n))
             answers.append(time.perf_counter() - begun)
             if response.status_code != 201:
                 errors += 1
@@ -112,7 +112,7 @@ async def post_steadily(
         origin = time.perf_counter()
         for n in range(round(rate * seconds)):
             await asyncio.sleep(max(0.0, origin + n / rate - time.perf_counter()))
-            tasks.append(asyncio.create_task(one()))
+            tasks.append(asyncio.create_task(one(n)))
         await asyncio.gather(*tasks)
     return started, errors, answers
 
