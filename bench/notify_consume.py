@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import os
 import platform
 import pstats
 import tempfile
-import time
 from collections import Counter
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchkit import Record, consume_timed, records_of
 from sqlalchemy import func, select
 
 from services.notify import store
@@ -38,7 +36,6 @@ from services.notify.settings import NotifySettings
 from shared.calendar import VN_TZ
 from shared.db import table
 from shared.events import (
-    PAYLOAD_TYPES,
     Channel,
     ClockStarted,
     Contact,
@@ -58,17 +55,6 @@ ORIGIN = datetime(2026, 12, 2, 9, 0, tzinfo=VN_TZ)
 UNIT = "000.00.00.H56"
 OFFICE_EVERY = 5
 SUPPLEMENT_EVERY = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A consumed record, as ``BatchConsumer`` reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def events(index: int) -> list[Envelope]:
@@ -134,12 +120,7 @@ def _action(action: DossierAction, sequence: int, at: datetime) -> DossierAction
 
 def records(count: int) -> list[Record]:
     """Every dossier's events, dossiers interleaved (each topic keeps a dossier's order)."""
-    out: list[Record] = []
-    for index in range(count):
-        for event in events(index):
-            topic = PAYLOAD_TYPES[event.type].topic.name
-            out.append(Record(topic, 0, len(out), event.key, event.encode()))
-    return out
+    return records_of(event for index in range(count) for event in events(index))
 
 
 async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
@@ -160,15 +141,8 @@ async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
             )
         consumer = built.runtime.consumer(consume_apply(built.notifier))
         feed = records(count)
-        profiler = cProfile.Profile() if profile else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if profiler:
-            profiler.enable()
-        for start in range(0, len(feed), batch):
-            await consumer.consume(feed[start : start + batch])
-        if profiler:
-            profiler.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        measured = await consume_timed(consumer, feed, batch, profile=profile)
+        wall, cpu, profiler = measured.wall, measured.cpu, measured.profiler
         async with db.sessions() as session:
             conn = await session.connection()
             message = table(store.Message)

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import platform
 import pstats
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchkit import Record, consume_timed, records_of
 from sqlalchemy import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,17 +51,6 @@ ORIGIN = datetime(2026, 12, 2, 9, 0, tzinfo=VN_TZ)
 UNIT = "000.00.00.H56"
 EVENTS_PER_DOSSIER = 5
 STATES_PER_DOSSIER = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A consumed record, as ``BatchConsumer`` reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def _action(what: DossierAction, sequence: int, at: datetime, status: int) -> Payload:
@@ -113,11 +101,7 @@ def events(index: int) -> list[Envelope]:
 
 def records(count: int) -> list[Record]:
     """Every dossier's events, dossiers interleaved as partitions deliver them."""
-    out: list[Record] = []
-    for index in range(count):
-        for event in events(index):
-            out.append(Record(event.type, 0, len(out), event.key, event.encode()))
-    return out
+    return records_of(event for index in range(count) for event in events(index))
 
 
 async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
@@ -136,15 +120,8 @@ async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
 
         consumer = built.runtime.consumer(timed)
         feed = records(count)
-        profiler = cProfile.Profile() if profile else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if profiler:
-            profiler.enable()
-        for start in range(0, len(feed), batch):
-            await consumer.consume(feed[start : start + batch])
-        if profiler:
-            profiler.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        measured = await consume_timed(consumer, feed, batch, profile=profile)
+        wall, cpu, profiler = measured.wall, measured.cpu, measured.profiler
         async with db.sessions() as session:
             conn = await session.connection()
             dossiers = (

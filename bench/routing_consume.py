@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import os
 import platform
 import pstats
 import tempfile
-import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchkit import Record, consume_timed, records_of
 from sqlalchemy import func, select, text
 
 from services.routing import store
@@ -39,17 +37,6 @@ from shared.outbox import OutboxRow
 from shared.settings import Settings
 
 ORIGIN = datetime(2026, 12, 2, 9, 0, tzinfo=VN_TZ)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A consumed record, as ``BatchConsumer`` reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def received(index: int) -> Envelope:
@@ -72,10 +59,7 @@ def received(index: int) -> Envelope:
 
 def records(count: int) -> list[Record]:
     """``count`` receptions, in topic order."""
-    return [
-        Record("lifecycle", 0, index, event.key, event.encode())
-        for index, event in enumerate(received(i) for i in range(count))
-    ]
+    return records_of(received(i) for i in range(count))
 
 
 async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
@@ -92,15 +76,8 @@ async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
         await built.routing.catalogues.load()
         consumer = built.runtime.consumer(built.routing.apply)
         feed = records(count)
-        profiler = cProfile.Profile() if profile else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if profiler:
-            profiler.enable()
-        for start in range(0, len(feed), batch):
-            await consumer.consume(feed[start : start + batch])
-        if profiler:
-            profiler.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        measured = await consume_timed(consumer, feed, batch, profile=profile)
+        wall, cpu, profiler = measured.wall, measured.cpu, measured.profiler
         async with db.sessions() as session:
             conn = await session.connection()
             counts = [

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import platform
 import pstats
 import tempfile
-import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from benchkit import Record, consume_timed, records_of
 from sqlalchemy import func, select
 
 from services.sla import store
@@ -44,17 +42,6 @@ from shared.outbox import OutboxRow
 from shared.settings import Settings
 
 ORIGIN = datetime(2026, 12, 2, 9, 0, tzinfo=VN_TZ)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A consumed record, as ``BatchConsumer`` reads it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def events(index: int) -> list[Envelope]:
@@ -96,12 +83,7 @@ def events(index: int) -> list[Envelope]:
 
 def records(count: int) -> list[Record]:
     """Every dossier's three events, dossiers interleaved as partitions deliver them."""
-    out: list[Record] = []
-    for index in range(count):
-        for event in events(index):
-            topic = "routing" if event.type == "dossier.routed" else "lifecycle"
-            out.append(Record(topic, 0, len(out), event.key, event.encode()))
-    return out
+    return records_of(event for index in range(count) for event in events(index))
 
 
 async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
@@ -112,15 +94,8 @@ async def run(count: int, batch: int, url: str | None, profile: bool) -> None:
         await db.create_tables(built.runtime.tables)
         consumer = built.runtime.consumer(built.tracker.apply)
         feed = records(count)
-        profiler = cProfile.Profile() if profile else None
-        wall, cpu = time.perf_counter(), time.process_time()
-        if profiler:
-            profiler.enable()
-        for start in range(0, len(feed), batch):
-            await consumer.consume(feed[start : start + batch])
-        if profiler:
-            profiler.disable()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        measured = await consume_timed(consumer, feed, batch, profile=profile)
+        wall, cpu, profiler = measured.wall, measured.cpu, measured.profiler
         async with db.sessions() as session:
             conn = await session.connection()
             clocks = (await conn.execute(select(func.count()).select_from(store.CLOCKS))).scalar()
