@@ -222,20 +222,6 @@ async def dossier(session: AsyncSession, code: str) -> PortalDossier | None:
     return await session.get(PortalDossier, code)
 
 
-def add_dossier(session: AsyncSession, row: PortalDossier) -> None:
-    """Save a new ledger row with the transaction (a cold path: the consumer saves its
-    rows with ``save_ledger``)."""
-    session.add(row)
-
-
-async def add_state(session: AsyncSession, state: PortalState) -> None:
-    """Record a state once: a (dossier, step) already there is left as it is (a cold
-    path: the consumer records its states with ``add_states``)."""
-    values = {c.name: getattr(state, c.name) for c in _STATE.columns}
-    statement = upsert_insert(session, _STATE).values(values).on_conflict_do_nothing()
-    await (await session.connection()).execute(statement)
-
-
 def _pending() -> Subquery:
     """Per dossier with a pending state, the oldest one's ``created_at`` (``oldest``): one
     pass over the pending states, to join (a subquery correlated per dossier would search

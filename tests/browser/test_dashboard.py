@@ -134,15 +134,14 @@ async def seed_portal(settings: Settings) -> None:
             row = portal_store.PortalDossier(
                 code=code, receiving_unit=unit, created=acked, failed=failed
             )
-            portal_store.add_dossier(session, row)
+            session.add(row)
             await session.flush()
             at = NOW - timedelta(minutes=minutes)
             status = portal_store.SENT if acked else portal_store.PENDING
-            await portal_store.add_state(
-                session,
+            session.add(
                 portal_store.PortalState(
                     code=code, step=0, national_status=2, at=at, status=status, created_at=at
-                ),
+                )
             )
     await db.dispose()
 

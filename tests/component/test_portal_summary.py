@@ -70,9 +70,9 @@ async def seed(db: Database) -> None:
     ]
     async with db.transaction() as session:
         for row, status, at in rows:
-            store.add_dossier(session, row)
+            session.add(row)
             await session.flush()
-            await store.add_state(session, state(row.code, 0, status, at))
+            session.add(state(row.code, 0, status, at))
 
 
 @pytest.fixture
