@@ -5,14 +5,25 @@ Reads the sla topic (what was already announced), then the lifecycle and routing
 replaces the sla tables with the fold of the facts, batch by batch (see
 ``services.sla.rebuild``); it prints the offsets it read up to. Stop the sla service
 first.
+
+With ``--workers N`` (default: the CPUs, at most the partitions) the tables are made
+again once, then N processes replay at once, worker ``i`` the partitions whose index is
+``i`` modulo N of all three topics: their partition counts are equal and every record
+is keyed by its dossier's code, so a dossier's facts and announcements share a partition
+index, and no two workers touch the same dossier. If the counts differ, one worker does
+it all (and says why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import os
+import resource
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -22,11 +33,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.sla import process
 from services.sla.app.core import FOLD_MEMO_SIZE
-from services.sla.rebuild import rebuild
+from services.sla.rebuild import Replayed, count, replay, reset
 from shared.events import Envelope, UndecodableEvent, decode
 from shared.kafka_security import client_security
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 from shared.topics import DOSSIER_LIFECYCLE, DOSSIER_ROUTING, DOSSIER_SLA, TopicSpec
+
+Part = tuple[int, int]
+"""A worker's share of the partitions: ``(i, n)``, the indexes equal to ``i`` modulo ``n``."""
+
+FACTS = (DOSSIER_LIFECYCLE, DOSSIER_ROUTING)
+PUBLISHED = (DOSSIER_SLA,)
 
 
 @dataclass(slots=True)
@@ -38,6 +55,8 @@ class TopicStream:
     offsets may lag records already acknowledged). ``client``: connection options
     (``shared.kafka_security.client_security``).
 
+    ``part`` ``(i, n)``: only the partitions whose index is ``i`` modulo ``n``.
+
     Undecodable records are skipped: the consumers dead-lettered them already. Memory is
     bounded by the batch and the client's fetch buffers, whatever the topics' size.
     """
@@ -46,6 +65,7 @@ class TopicStream:
     topics: tuple[TopicSpec, ...]
     batch: int
     client: dict[str, Any] = field(default_factory=dict)
+    part: Part = (0, 1)
     ends: dict[TopicPartition, int] = field(default_factory=dict)
 
     async def batches(self) -> AsyncIterator[list[Envelope]]:
@@ -60,10 +80,12 @@ class TopicStream:
         await consumer.start()
         try:
             await consumer.topics()
+            index, count = self.part
             parts = [
                 TopicPartition(spec.name, p)
                 for spec in self.topics
                 for p in sorted(consumer.partitions_for_topic(spec.name) or ())
+                if p % count == index
             ]
             if not parts:
                 return
@@ -122,33 +144,137 @@ def _fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-async def _rebuild(batch: int) -> None:
+async def partition_counts(
+    bootstrap: str, topics: Sequence[TopicSpec], client: dict[str, Any]
+) -> dict[str, int]:
+    """How many partitions each of ``topics`` has on the broker (0 if it is missing)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **client)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        return {t.name: len(consumer.partitions_for_topic(t.name) or ()) for t in topics}
+    finally:
+        await consumer.stop()
+
+
+def split(counts: dict[str, int], workers: int) -> tuple[int, str | None]:
+    """How many workers may share the topics, given their partition ``counts`` and the
+    number asked: at most the partitions, and one if the counts differ (a dossier's
+    records would then sit at different indexes); why fewer, if fewer."""
+    present = {n for n in counts.values() if n > 0}
+    if len(present) > 1:
+        listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        return 1, f"one worker: the topics' partition counts differ ({listed})"
+    most = max(present, default=1)
+    if workers > most:
+        return most, f"{most} workers: the topics have {most} partitions"
+    return workers, None
+
+
+@dataclass(frozen=True, slots=True)
+class PartDone:
+    """What one worker did: its replay, where it read to, its CPU seconds and peak RSS."""
+
+    replayed: Replayed
+    ends: dict[TopicPartition, int]
+    cpu_seconds: float
+    peak_mib: float
+
+
+async def _replay(part: Part, batch: int) -> tuple[Replayed, dict[TopicPartition, int]]:
     settings = get_settings()
     tracker = process.standalone(settings, fold_memo=FOLD_MEMO_SIZE)
     try:
-        await process.prepare(tracker, settings)
-        began = time.perf_counter()
         client = client_security(settings)
         bootstrap = settings.kafka_bootstrap_servers
-        facts = TopicStream(bootstrap, (DOSSIER_LIFECYCLE, DOSSIER_ROUTING), batch, client)
-        published = TopicStream(bootstrap, (DOSSIER_SLA,), batch, client)
+        facts = TopicStream(bootstrap, FACTS, batch, client, part)
+        published = TopicStream(bootstrap, PUBLISHED, batch, client, part)
         with _fewer_collections():
-            report = await rebuild(tracker, facts.batches(), published.batches(), batch=batch)
-        seconds = time.perf_counter() - began
+            replayed = await replay(tracker, facts.batches(), published.batches(), batch=batch)
     finally:
         await tracker.db.dispose()
+    return replayed, facts.ends | published.ends
+
+
+def replay_part(part: Part, batch: int) -> PartDone:
+    """Replay one part of the partitions (in a worker process of its own)."""
+    replayed, ends = asyncio.run(_replay(part, batch))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return PartDone(replayed, ends, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def _in_workers(workers: int, batch: int) -> list[PartDone]:
+    """Replay the parts in ``workers`` processes at once (started afresh: ``spawn``, so
+    no event loop, thread or connection of this process is copied into them)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(replay_part, (i, workers), batch) for i in range(workers)]
+        return [future.result() for future in futures]
+
+
+async def _count() -> int:
+    settings = get_settings()
+    tracker = process.standalone(settings)
+    try:
+        return await count(tracker.db)
+    finally:
+        await tracker.db.dispose()
+
+
+def _rebuild(batch: int, workers: int) -> None:
+    began = time.perf_counter()
+    settings = get_settings()
+    counts = asyncio.run(_prepared(settings))
+    workers, why = split(counts, workers)
+    if why:
+        typer.echo(why)
+    done = [replay_part((0, 1), batch)] if workers == 1 else _in_workers(workers, batch)
+    clocks = asyncio.run(_count())
+    seconds = time.perf_counter() - began
+    applied = sum(d.replayed.events_applied for d in done)
+    flags = sum(d.replayed.flags_known for d in done)
     typer.echo(
-        f"rebuilt {report.clocks} clocks from {report.events_applied} events "
-        f"({report.flags_known} flags already announced) in {seconds:.1f} s"
+        f"rebuilt {clocks} clocks from {applied} events "
+        f"({flags} flags already announced) in {seconds:.1f} s, {workers} worker(s)"
     )
-    typer.echo(f"read up to (exclusive) {_offsets(facts.ends | published.ends) or 'nothing'}")
+    for index, part in enumerate(done):
+        typer.echo(
+            f"worker {index}: {part.replayed.events_applied} events, "
+            f"{part.cpu_seconds:.1f} s CPU, peak RSS {part.peak_mib:.0f} MiB"
+        )
+    ends: dict[TopicPartition, int] = {}
+    for part in done:
+        ends |= part.ends
+    typer.echo(f"read up to (exclusive) {_offsets(ends) or 'nothing'}")
+
+
+async def _prepared(settings: Settings) -> dict[str, int]:
+    """Check the migrations, make the tables again; the topics' partition counts."""
+    tracker = process.standalone(settings)
+    try:
+        await process.prepare(tracker, settings)
+        await reset(tracker.db)
+    finally:
+        await tracker.db.dispose()
+    return await partition_counts(
+        settings.kafka_bootstrap_servers, FACTS + PUBLISHED, client_security(settings)
+    )
 
 
 def rebuild_command(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Events per transaction.")] = 2000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes replaying at once, each its share of the partitions "
+            "(default: the CPUs).",
+        ),
+    ] = None,
 ) -> None:
     """Replace the sla tables with the fold of the topics (stop the sla service first)."""
-    asyncio.run(_rebuild(batch))
+    _rebuild(batch, workers or os.cpu_count() or 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -54,8 +54,9 @@ class InboxRow(SQLModel, table=True):
 
 _INBOX = table(InboxRow)
 
-Apply = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[None]]
-"""Apply fresh events inside the caller's transaction (state changes and outbox rows)."""
+Apply = Callable[[AsyncSession, Sequence[Envelope]], Awaitable[object]]
+"""Apply fresh events inside the caller's transaction (state changes and outbox rows);
+what it answers is not used."""
 
 
 class BatchConsumer:

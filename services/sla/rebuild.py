@@ -19,6 +19,12 @@ row id of due times the rebuild published and might still replace. The facts mus
 in each dossier's order per topic (a topic partition's order); a dossier's received and
 routed events may come in either order, as they do to the consumer.
 
+Parts run side by side: the facts and announcements of the dossiers whose partition
+index (of topics with equal partition counts, all keyed by the dossier code) is in a
+part are theirs alone, so after ``reset`` each part may ``replay`` its partitions in its
+own process; each sieves the outbox rows it wrote (by the ids its inserts answered), not
+the others'.
+
 Run it with the sla service stopped: the tables are replaced.
 """
 
@@ -35,11 +41,20 @@ import orjson
 from services.sla import store
 from services.sla.app import FINISHED_FLAG, Tracker
 from services.sla.domain import DOSSIER_STEP
+from shared.db import Database
 from shared.events import ClockStarted, Envelope, SlaDueTimes, SlaFinished, SlaWarning
 from shared.migrations import upgrade
 
 Source = Iterable[Envelope] | AsyncIterable[Sequence[Envelope]]
 """Events in order: all at once, or as an async iterable of batches."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What a replay applied: events of the facts, flags found already announced."""
+
+    events_applied: int
+    flags_known: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +114,9 @@ class _Sieve:
     known: Announced
     kept: dict[str, int] = field(default_factory=dict)
 
-    def stale(self, rows: Sequence[tuple[int, str | None, bytes]]) -> list[int]:
-        """The ids of ``rows`` (new outbox rows, in id order) and of earlier kept rows to
-        delete."""
+    def stale(self, rows: Sequence[store.Written]) -> list[int]:
+        """The ids of ``rows`` (outbox rows one batch wrote, in id order) and of earlier
+        kept rows to delete."""
         stale: list[int] = []
         for row_id, key, value in rows:
             if key is None:
@@ -138,15 +153,20 @@ async def _one(events: Iterable[Envelope]) -> AsyncIterator[Iterable[Envelope]]:
     yield events
 
 
-async def rebuild(
-    tracker: Tracker, facts: Source, published: Source, *, batch: int = 2000
-) -> RebuildReport:
-    """Replace the tracker's tables with the fold of ``facts`` (each dossier's events in
-    topic order), given ``published``, the sla topic; one transaction per batch."""
-    db = tracker.db
+async def reset(db: Database) -> None:
+    """Make the sla tables again, empty, at the newest revision."""
     await upgrade(db, "sla")  # the tables made again below are the newest revision's
     await store.drop_tables(db, store.REBUILT_TABLES)
     await db.create_tables(store.REBUILT_TABLES)
+
+
+async def replay(
+    tracker: Tracker, facts: Source, published: Source, *, batch: int = 2000
+) -> Replayed:
+    """Apply ``facts`` (each dossier's events in topic order) to tables ``reset`` made,
+    given ``published``, the sla topic's records of the same dossiers; one transaction
+    per batch. Other replays may run at once on other dossiers (other partitions)."""
+    db = tracker.db
     now: datetime = tracker.now()
     known = Announced()
     flags = 0
@@ -162,12 +182,24 @@ async def rebuild(
     applied = 0
     async for chunk in batches(facts, batch):
         async with db.transaction() as session:
-            after = await store.last_outbox_id(session)
-            await tracker.apply(session, chunk, sole_writer=True)
+            written = await tracker.apply(session, chunk, sole_writer=True)
             await store.mark_applied(session, chunk, now)
-            rows = await store.outbox_rows(session, after=after)
-            await store.delete_outbox_rows(session, sieve.stale(rows))
+            await store.delete_outbox_rows(session, sieve.stale(written))
         applied += len(chunk)
+    return Replayed(applied, flags)
+
+
+async def rebuild(
+    tracker: Tracker, facts: Source, published: Source, *, batch: int = 2000
+) -> RebuildReport:
+    """Replace the tracker's tables with the fold of ``facts`` (each dossier's events in
+    topic order), given ``published``, the sla topic; one transaction per batch."""
+    await reset(tracker.db)
+    replayed = await replay(tracker, facts, published, batch=batch)
+    return RebuildReport(replayed.events_applied, replayed.flags_known, await count(tracker.db))
+
+
+async def count(db: Database) -> int:
+    """How many clocks the tables hold."""
     async with db.sessions() as session:
-        clocks = await store.count_clocks(session)
-    return RebuildReport(applied, flags, clocks)
+        return await store.count_clocks(session)

@@ -28,7 +28,7 @@ UNIT = "000.00.00.H56"
 POLICE = "000.00.61.H56"
 
 
-def routed() -> Envelope:
+def routed(code: str = CODE) -> Envelope:
     return Envelope.wrap(
         DossierRouted(
             procedure_code="2.000635",
@@ -40,7 +40,7 @@ def routed() -> Envelope:
         ),
         occurred_at=vn("2026-06-01 08:00"),
         source="routing",
-        dossier_code=CODE,
+        dossier_code=code,
     )
 
 

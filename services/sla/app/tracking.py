@@ -128,19 +128,21 @@ class Tracking(TrackerCore):
 
     async def apply(
         self, session: AsyncSession, events: Sequence[Envelope], *, sole_writer: bool = False
-    ) -> None:
+    ) -> list[store.Written]:
         """Record the batch's events and refold the dossiers they touch (one transaction).
 
         An action whose ``sequence`` is already in the ledger is skipped (a late or
         repeated action is kept once); the final class is announced only if this
         transaction inserted its flag. With ``sole_writer`` (a rebuild: no other
-        transaction writes the tables meanwhile) the clocks not found in the table are
-        inserted with a plain ``INSERT``; otherwise every clock is upserted (another
-        instance may insert the same dossier first).
+        transaction writes these dossiers' rows meanwhile) the clocks not found in the
+        table are inserted with a plain ``INSERT``, and the outbox rows written are
+        answered, in publishing order, for the rebuild to sieve; otherwise every clock is
+        upserted (another instance may insert the same dossier first) and nothing is
+        answered.
         """
         codes = {e.dossier_code for e in events if e.dossier_code and e.type in _HANDLED}
         if not codes:
-            return
+            return []
         clocks, ledgers, emitted = await store.load(session, codes)
         stored = set(clocks)
         batch = _Batch(self.now(), clocks, ledgers, emitted)
@@ -158,8 +160,12 @@ class Tracking(TrackerCore):
             touched = [batch.clocks[code] for code in batch.touched]
         await store.save_clocks(session, touched)
         await store.add_ledger_entries(session, batch.new_entries)
-        await store.add_outbox_rows(session, await self._announced(session, batch, folded))
+        rows = await self._announced(session, batch, folded)
         event.listen(session.sync_session, "after_commit", self._wake_scheduler, once=True)
+        if not sole_writer:
+            await store.add_outbox_rows(session, rows)
+            return []
+        return await store.add_outbox_rows_returning(session, rows)
 
     def _wake_scheduler(self, _session: object) -> None:
         self._wake.set()
