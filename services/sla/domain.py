@@ -300,24 +300,26 @@ class Clock:
     def _flags_before(
         self, due: datetime, allowance: timedelta, step: int, office: str | None, policy: Policy
     ) -> list[Threshold]:
+        assert self.running_since is not None
+        left = self.calendar.working_time_between(self.running_since, due)
         flags = [
-            Threshold(kind, step, self._left_at(due, width), due, office)
+            Threshold(kind, step, self._left_at(left, width), due, office)
             for kind, width in policy.windows(allowance).items()
             if width > timedelta(0)
         ]
         return [*flags, Threshold("overdue", step, due + _JUST_AFTER, due, office)]
 
-    def _left_at(self, due: datetime, window: timedelta) -> datetime:
-        """The earliest instant from which at most ``window`` of working time is left.
+    def _left_at(self, left: timedelta, window: timedelta) -> datetime:
+        """The earliest instant from which at most ``window`` of working time is left,
+        ``left`` being the working time from the clock's last (re)start to the due time.
 
         Counted from the clock's last (re)start: a clock resumed with less left than the
         window is inside it from the resumption on.
         """
         assert self.running_since is not None
-        total = self.calendar.working_time_between(self.running_since, due)
-        if total <= window:
+        if left <= window:
             return self.running_since
-        return self.calendar.add_working_time(self.running_since, total - window)
+        return self.calendar.add_working_time(self.running_since, left - window)
 
     def due_soon_from(self, due: datetime, windows: dict[FlagKind, timedelta]) -> datetime:
         """When a running clock due at ``due`` enters its due-soon window (``due`` itself
@@ -325,7 +327,7 @@ class Clock:
         width = windows["due_soon"]
         if width <= timedelta(0) or self.running_since is None:
             return due
-        return self._left_at(due, width)
+        return self._left_at(self.calendar.working_time_between(self.running_since, due), width)
 
     def flags_due(
         self, now: datetime, policy: Policy, emitted: Iterable[tuple[str, int]]
@@ -654,4 +656,9 @@ class Folded:
 def fold(terms: Terms, entries: Sequence[Entry], calendar: WorkCalendar, policy: Policy) -> Folded:
     """:func:`replay`, with the instants the tracker keeps of the clock."""
     clock = replay(terms, entries, calendar, policy)
-    return Folded(clock, clock.due_soon_at(policy), tuple(clock.thresholds(policy)))
+    thresholds = tuple(clock.thresholds(policy))
+    due_soon = (t.at for t in thresholds if t.kind == "due_soon" and t.step == DOSSIER_STEP)
+    # the dossier's due-soon flag is at its due-soon instant; without one (a zero window,
+    # a paused or closed clock) ``due_soon_at`` says which it is
+    due_soon_at = next(due_soon, None) or clock.due_soon_at(policy)
+    return Folded(clock, due_soon_at, thresholds)

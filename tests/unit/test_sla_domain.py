@@ -18,6 +18,7 @@ from services.sla.domain import (
     SupplementRule,
     Terms,
     classify,
+    fold,
     replay,
 )
 from shared.calendar import VN_TZ, Duration, DurationUnit, build_calendar
@@ -404,3 +405,32 @@ def test_later_steps_share_what_is_left_and_never_end_after_the_dossier() -> Non
     fits = replay(base, ledger(("transfer", "2026-06-03 11:00")), CAL, POLICY)
     assert fits.steps[1].due_at == vn("2026-06-03 14:30")
     assert "do not fit" not in fits.ledger[-1].note
+
+
+CHAIN = (ChainStep("A", Decimal(8)), ChainStep("B", Decimal(4)))
+
+
+@pytest.mark.parametrize(
+    ("clock_terms", "actions"),
+    [
+        (terms(), ()),
+        (terms(steps=CHAIN), ()),
+        (terms(steps=CHAIN), (("transfer", "2026-06-01 15:00"),)),
+        (terms(), (("stop", "2026-06-01 09:00"),)),
+        (terms(), (("stop", "2026-06-01 09:00"), ("resume", "2026-06-02 16:00"))),
+        (terms(rule="restart"), (("stop", "2026-06-01 09:00"), ("resume", "2026-06-05 10:00"))),
+        (terms(), (("resolve", "2026-06-02 10:00"),)),
+        (limit_terms("2026-06-03 08:00", 0, DurationUnit.WORKING_DAYS), ()),
+        (limit_terms("2026-12-01 14:11", 1, DurationUnit.SAME_DAY), ()),
+        (limit_terms("2026-12-01 16:59", 1, DurationUnit.SAME_DAY), ()),
+        (limit_terms("2026-06-03 08:00", 1, DurationUnit.NONE), ()),
+    ],
+)
+def test_the_fold_keeps_the_instants_the_clock_computes(
+    clock_terms: Terms, actions: tuple[tuple[str, str], ...]
+) -> None:
+    """``fold`` takes the due-soon instant from the flags it computes once; it is what
+    the clock itself says, running, paused, closed, with or without a window."""
+    folded = fold(clock_terms, ledger(*actions), CAL, POLICY)
+    assert folded.thresholds == tuple(folded.clock.thresholds(POLICY))
+    assert folded.due_soon_at == folded.clock.due_soon_at(POLICY)
