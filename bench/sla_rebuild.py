@@ -1,16 +1,19 @@
 """``motcua sla rebuild`` from a real broker: wall time and peak resident memory.
 
-Run: ``.venv/bin/python bench/sla_rebuild.py [DOSSIERS] [--routed]`` (default 100,000).
-Starts a local tansu broker, produces one ``dossier.received`` per dossier (2 working
-days, received over four weeks of June 2027) on the lifecycle topic, and with
+Run: ``.venv/bin/python bench/sla_rebuild.py [DOSSIERS] [--routed] [--workers N ...]``
+(default 100,000 dossiers; ``--workers 1 2`` rebuilds twice from the same topics, back
+to back). Starts a local tansu broker, produces one ``dossier.received`` per dossier (2
+working days, received over four weeks of June 2027) on the lifecycle topic, and with
 ``--routed`` one ``dossier.routed`` (a two-step chain, so the tracker publishes due
 times) on the routing topic; then runs ``motcua sla rebuild`` as a child process on a
-fresh SQLite directory and reports its wall time and peak RSS (``getrusage`` of the
-child), and the clocks in the rebuilt database.
+fresh SQLite directory per run and reports its wall time, the CPU of the child and its
+workers (``getrusage``), what the command says of each process (events, CPU, peak RSS),
+and the clocks in the rebuilt database.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import resource
@@ -79,14 +82,18 @@ async def produce(bootstrap: str, count: int, with_routed: bool) -> float:
     return time.perf_counter() - began
 
 
-def rebuild(bootstrap: str, var_dir: Path) -> tuple[float, float, float, str]:
-    """Run ``motcua sla rebuild``; (seconds, CPU seconds and peak RSS MiB of the child,
-    its output)."""
+def rebuild(bootstrap: str, var_dir: Path, workers: int | None) -> tuple[float, float, str]:
+    """Run ``motcua sla rebuild``; (seconds, CPU seconds of the child and its workers, its
+    output: each process's peak RSS)."""
     env = {**os.environ, "MOTCUA_VAR_DIR": str(var_dir)}
     env["MOTCUA_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    command = [sys.executable, "-m", "motcua.cli", "sla", "rebuild"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "motcua.cli", "sla", "rebuild"],
+        command,
         env=env,
         cwd=os.environ.get("BENCH_TREE", ROOT),
         capture_output=True,
@@ -95,26 +102,33 @@ def rebuild(bootstrap: str, var_dir: Path) -> tuple[float, float, float, str]:
     )
     seconds = time.perf_counter() - began
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, done.stdout.strip()
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu, done.stdout.strip()
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 100_000
-    with_routed = "--routed" in sys.argv
-    with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dossiers", nargs="?", type=int, default=100_000)
+    parser.add_argument("--routed", action="store_true")
+    parser.add_argument("--workers", type=int, nargs="+", default=[None])
+    args = parser.parse_args()
+    count: int = args.dossiers
+    with LocalBroker() as broker:
         bootstrap = broker.bootstrap_servers
-        seconds = asyncio.run(produce(bootstrap, count, with_routed))
-        print(f"produced {count:,} dossiers (routed: {with_routed}) in {seconds:.1f} s")
-        wall, cpu, peak, output = rebuild(bootstrap, Path(tmp))
-        print(output)
-        with sqlite3.connect(Path(tmp) / "sla.db") as db:
-            clocks = db.execute("SELECT count(*) FROM tracked_dossier").fetchone()[0]
-            outbox = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        print(
-            f"rebuild of {count:,} dossiers: {wall:.1f} s wall, {cpu:.1f} s CPU, "
-            f"peak RSS {peak:.0f} MiB"
-        )
-        print(f"clocks {clocks:,}, outbox rows {outbox:,}; load average {os.getloadavg()}")
+        seconds = asyncio.run(produce(bootstrap, count, args.routed))
+        print(f"produced {count:,} dossiers (routed: {args.routed}) in {seconds:.1f} s")
+        for workers in args.workers:
+            with tempfile.TemporaryDirectory() as tmp:
+                wall, cpu, output = rebuild(bootstrap, Path(tmp), workers)
+                print("\n".join(line for line in output.splitlines() if "read up to" not in line))
+                with sqlite3.connect(Path(tmp) / "sla.db") as db:
+                    clocks = db.execute("SELECT count(*) FROM tracked_dossier").fetchone()[0]
+                    outbox = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            print(
+                f"rebuild of {count:,} dossiers, workers {workers or 'default'}: {wall:.1f} s "
+                f"wall, {cpu:.1f} s CPU; clocks {clocks:,}, outbox rows {outbox:,}; "
+                f"load average {os.getloadavg()[0]:.1f}"
+            )
     print(machine())
 
 

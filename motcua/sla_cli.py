@@ -242,6 +242,9 @@ def _rebuild(batch: int, workers: int) -> None:
             f"worker {index}: {part.replayed.events_applied} events, "
             f"{part.cpu_seconds:.1f} s CPU, peak RSS {part.peak_mib:.0f} MiB"
         )
+    if workers > 1:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        typer.echo(f"this process (started the workers): peak RSS {own:.0f} MiB")
     ends: dict[TopicPartition, int] = {}
     for part in done:
         ends |= part.ends
