@@ -35,6 +35,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -66,8 +67,10 @@ class RebuildReport:
     clocks: int
 
 
-def _digest(due_times: SlaDueTimes) -> bytes:
-    """A dossier's due times, compared by a digest of their JSON (keys sorted)."""
+def _digest(payload: dict[str, Any]) -> bytes:
+    """A dossier's due times (``sla.due_times``'s payload, validated here), compared by a
+    digest of their JSON (keys sorted)."""
+    due_times = SlaDueTimes.model_validate(payload)
     text = json.dumps(due_times.model_dump(mode="json"), sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
@@ -97,7 +100,7 @@ class Announced:
             elif event.type == ClockStarted.event_type:
                 self.started.add(code)
             elif event.type == SlaDueTimes.event_type:
-                self.due_times[code] = _digest(event.body(SlaDueTimes))
+                self.due_times[code] = _digest(event.payload)
         return flags
 
 
@@ -127,8 +130,8 @@ class _Sieve:
             elif event["type"] == SlaDueTimes.event_type:
                 if (previous := self.kept.pop(key, None)) is not None:
                     stale.append(previous)
-                due_times = SlaDueTimes.model_validate(event["payload"])
-                if self.known.due_times.get(key) == _digest(due_times):
+                known = self.known.due_times.get(key)  # digested only if the topic has some
+                if known is not None and known == _digest(event["payload"]):
                     stale.append(row_id)
                 else:
                     self.kept[key] = row_id

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
@@ -25,7 +25,7 @@ from services.sla import process as sla_process
 from services.sla import store
 from services.sla.app import Tracker, core
 from services.sla.app.core import entries_of, terms_of
-from services.sla.domain import replay
+from services.sla.domain import Folded, replay
 from services.sla.rebuild import rebuild
 from shared.db import AwareDateTime, Database
 from shared.events import (
@@ -241,3 +241,24 @@ def test_memoised_bind_values_equal_the_plain_ones(dialect: Any) -> None:
     for steps in (None, [["UNIT", "4"]], None, {"due_at": None}):
         expected = steps if plain_json is None else plain_json(steps)
         assert (steps if memo_json is None else memo_json(steps)) == expected
+
+
+def test_a_memo_of_terms_that_seldom_repeat_is_dropped() -> None:
+    computed: list[core.TermsKey] = []
+
+    def fold_terms(key: core.TermsKey) -> Folded:
+        computed.append(key)
+        return cast(Folded, ("folded", key))
+
+    keys = [cast(core.TermsKey, ("terms", i)) for i in range(30)]
+    distinct = core.FoldMemo(fold_terms, 100, probe=10, min_hits=0.1)
+    assert [distinct(k) for k in keys] == [("folded", k) for k in keys]
+    assert not distinct.active  # 0 of its first 10 folds were repeats
+    assert len(computed) == 30
+
+    computed.clear()
+    repeating = core.FoldMemo(fold_terms, 100, probe=10, min_hits=0.1)
+    answers = [repeating(keys[i % 3]) for i in range(30)]
+    assert answers == [("folded", keys[i % 3]) for i in range(30)]
+    assert repeating.active
+    assert computed == keys[:3]

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from functools import lru_cache
+from functools import _lru_cache_wrapper, lru_cache
 from typing import NamedTuple
 
 from services.sla import store
@@ -33,6 +33,50 @@ FOLD_MEMO_SIZE = 65_536
 consumer keeps none: live receptions carry their own microsecond, so their terms seldom
 repeat, while a rebuild of imported or minute-stamped dossiers meets the same terms
 again and again."""
+FOLD_MEMO_PROBE = 20_000
+"""Folds after which a memo that found too few repeats is dropped (``FoldMemo``)."""
+FOLD_MEMO_MIN_HITS = 0.1
+"""The share of those folds that must have come from the memo for it to stay."""
+
+
+class FoldMemo:
+    """Folds of clocks without actions by their terms: the latest ``size`` distinct ones
+    (an LRU). After ``probe`` folds, a memo that served fewer than ``min_hits`` of them
+    is dropped and folds are computed from then on: distinct terms (dossiers stamped to
+    the microsecond) only filled it, and 65,536 folds of chained clocks held ~250 MiB
+    that the collector kept walking. Either way each answer is what the fold gives."""
+
+    def __init__(
+        self,
+        fold_terms: Callable[[TermsKey], Folded],
+        size: int,
+        *,
+        probe: int = FOLD_MEMO_PROBE,
+        min_hits: float = FOLD_MEMO_MIN_HITS,
+    ) -> None:
+        self._plain = fold_terms
+        self._cached: _lru_cache_wrapper[Folded] | None = (
+            lru_cache(maxsize=size)(fold_terms) if size > 0 else None
+        )
+        self._probe, self._min_hits = probe, min_hits
+        self._folds = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether folds still come from the memo."""
+        return self._cached is not None
+
+    def __call__(self, key: TermsKey) -> Folded:
+        cached = self._cached
+        if cached is None:
+            return self._plain(key)
+        self._folds += 1
+        if self._folds == self._probe:
+            hits = cached.cache_info().hits
+            if hits < self._min_hits * self._probe:
+                cached.cache_clear()
+                self._cached = None
+        return cached(key)
 
 
 class TermsKey(NamedTuple):
@@ -179,7 +223,8 @@ class TrackerCore:
         them (a reception minute and a time limit): those folds come from a memo of the
         latest ``fold_memo`` distinct terms (none by default; the rebuild's:
         ``FOLD_MEMO_SIZE``) (by :class:`TermsKey`, so a hit is the
-        value the fold would give), made again when the calendar changes. Clocks with
+        value the fold would give), made again when the calendar changes, dropped if
+        the terms seldom repeat (``FoldMemo``). Clocks with
         actions are folded every time: their instants seldom repeat.
         """
         key = terms_key(row)
@@ -189,13 +234,13 @@ class TrackerCore:
             return fold(_terms(key), entries_of(ledger), self.calendar, self.policy)
         return self._folds(key)
 
-    def _fold_memo(self) -> Callable[[TermsKey], Folded]:
+    def _fold_memo(self) -> FoldMemo:
         calendar, policy = self.calendar, self.policy
 
         def fold_terms(key: TermsKey) -> Folded:
             return fold(_terms(key), (), calendar, policy)
 
-        return lru_cache(maxsize=self._fold_memo_size)(fold_terms)
+        return FoldMemo(fold_terms, self._fold_memo_size)
 
     @staticmethod
     def _outbox(
