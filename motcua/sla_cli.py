@@ -30,6 +30,7 @@ from typing import Annotated, Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from services.sla import process
 from services.sla.app.core import FOLD_MEMO_SIZE
@@ -48,12 +49,15 @@ PUBLISHED = (DOSSIER_SLA,)
 
 @dataclass(slots=True)
 class TopicStream:
-    """The decodable events of ``topics`` from their start to at least their end when
-    ``batches`` starts, as batches of at most ``batch`` records, in order per partition;
-    ``ends`` is then where each partition's reading stopped (exclusive): the end taken at
-    the start, or beyond it by the records of the last fetch (the local broker's end
-    offsets may lag records already acknowledged). ``client``: connection options
+    """The decodable events of ``topics`` from their start to their end, as batches of at
+    most ``batch`` records, in order per partition; ``client``: connection options
     (``shared.kafka_security.client_security``).
+
+    The end: the ends are asked again each time the reading reaches them, and reading
+    goes on until they stay where it stopped. The local broker's end offsets may lag
+    records it acknowledged (a rebuild right after a million records stopped 19 short);
+    records written while it reads are read too (a restarted consumer skips them by its
+    inbox). ``ends`` is then where each partition's reading stopped (exclusive).
 
     ``part`` ``(i, n)``: only the partitions whose index is ``i`` modulo ``n``.
 
@@ -91,20 +95,32 @@ class TopicStream:
                 return
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
-            self.ends = await consumer.end_offsets(parts)
-            pending = {tp for tp in parts if self.ends[tp] > 0}
-            while pending:
-                fetched = await consumer.getmany(*pending, timeout_ms=500, max_records=self.batch)
-                events: list[Envelope] = []
-                for tp, records in fetched.items():
-                    events += _decoded(r.value for r in records)
-                    if (position := await consumer.position(tp)) >= self.ends[tp]:
-                        self.ends[tp] = position
-                        pending.discard(tp)
-                if events:
-                    yield events
+            self.ends = await consumer.beginning_offsets(parts)
+            while pending := await self._behind(consumer, parts):
+                while pending:
+                    fetched = await consumer.getmany(
+                        *pending, timeout_ms=500, max_records=self.batch
+                    )
+                    events: list[Envelope] = []
+                    for tp, records in fetched.items():
+                        events += _decoded(r.value for r in records)
+                        if (position := await consumer.position(tp)) >= self.ends[tp]:
+                            self.ends[tp] = position
+                            pending.discard(tp)
+                    if events:
+                        yield events
         finally:
             await consumer.stop()
+
+    async def _behind(
+        self, consumer: AIOKafkaConsumer, parts: Sequence[TopicPartition]
+    ) -> set[TopicPartition]:
+        """The partitions whose end is beyond where their reading stopped; their ends
+        moved there."""
+        latest = await consumer.end_offsets(list(parts))
+        behind = {tp for tp in parts if latest[tp] > self.ends[tp]}
+        self.ends |= {tp: latest[tp] for tp in behind}
+        return behind
 
 
 def _decoded(values: Iterable[bytes | None]) -> list[Envelope]:
@@ -149,8 +165,8 @@ async def partition_counts(
 ) -> dict[str, int]:
     """How many partitions each of ``topics`` has on the broker (0 if it is missing)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **client)
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.topics()
         return {t.name: len(consumer.partitions_for_topic(t.name) or ()) for t in topics}
     finally:
@@ -158,14 +174,19 @@ async def partition_counts(
 
 
 def split(counts: dict[str, int], workers: int) -> tuple[int, str | None]:
-    """How many workers may share the topics, given their partition ``counts`` and the
-    number asked: at most the partitions, and one if the counts differ (a dossier's
-    records would then sit at different indexes); why fewer, if fewer."""
+    """How many workers may share the topics, given their partition ``counts`` (0: not on
+    the broker) and the number asked: at most the partitions, and one if the counts
+    differ (a dossier's records would then sit at different indexes); why fewer, if
+    fewer."""
     present = {n for n in counts.values() if n > 0}
+    if workers == 1:
+        return 1, None
+    if not present:
+        return 1, "one worker: none of the topics is on the broker"
     if len(present) > 1:
         listed = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
         return 1, f"one worker: the topics' partition counts differ ({listed})"
-    most = max(present, default=1)
+    (most,) = present
     if workers > most:
         return most, f"{most} workers: the topics have {most} partitions"
     return workers, None
@@ -222,9 +243,18 @@ async def _count() -> int:
 
 
 def _rebuild(batch: int, workers: int) -> None:
+    """Make the tables again and replay the topics into them, in ``workers`` processes
+    if the topics allow; print what each did."""
     began = time.perf_counter()
     settings = get_settings()
-    counts = asyncio.run(_prepared(settings))
+    try:
+        counts = asyncio.run(_prepared(settings))
+    except KafkaConnectionError:
+        typer.echo(
+            f"error: no broker answers at {settings.kafka_bootstrap_servers}; nothing was changed",
+            err=True,
+        )
+        raise typer.Exit(2) from None
     workers, why = split(counts, workers)
     if why:
         typer.echo(why)
@@ -252,16 +282,18 @@ def _rebuild(batch: int, workers: int) -> None:
 
 
 async def _prepared(settings: Settings) -> dict[str, int]:
-    """Check the migrations, make the tables again; the topics' partition counts."""
+    """The topics' partition counts (the broker answers, or nothing is dropped); then the
+    migrations checked and the tables made again."""
+    counts = await partition_counts(
+        settings.kafka_bootstrap_servers, FACTS + PUBLISHED, client_security(settings)
+    )
     tracker = process.standalone(settings)
     try:
         await process.prepare(tracker, settings)
         await reset(tracker.db)
     finally:
         await tracker.db.dispose()
-    return await partition_counts(
-        settings.kafka_bootstrap_servers, FACTS + PUBLISHED, client_security(settings)
-    )
+    return counts
 
 
 def rebuild_command(

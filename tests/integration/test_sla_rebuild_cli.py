@@ -16,7 +16,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from motcua.sla_cli import split
+from motcua.sla_cli import TopicStream, split
 from shared.broker import ensure_topics
 from shared.events import Channel, ClockStarted, DossierAction, Envelope, SlaFinished
 from shared.localbroker import LocalBroker
@@ -92,11 +92,12 @@ async def produce(bootstrap: str, events: Sequence[tuple[str, Envelope]]) -> Non
         await producer.stop()
 
 
-def rebuild(broker: LocalBroker, var_dir: Path, workers: int) -> str:
+def rebuild(bootstrap: str, var_dir: Path, workers: int, *, expect: int = 0) -> str:
+    """Run the command; its output (``expect``: its exit status)."""
     env = {
         **os.environ,
         "MOTCUA_VAR_DIR": str(var_dir),
-        "MOTCUA_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "MOTCUA_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
     }
     command = [sys.executable, "-m", "motcua.cli", "sla", "rebuild", "--batch", "4"]
     done = subprocess.run(
@@ -108,8 +109,8 @@ def rebuild(broker: LocalBroker, var_dir: Path, workers: int) -> str:
         text=True,
         timeout=240,
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    assert done.returncode == expect, done.stderr
+    return done.stdout + done.stderr
 
 
 def tables(var_dir: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -144,8 +145,8 @@ def tables(var_dir: Path) -> dict[str, list[tuple[object, ...]]]:
 
 def test_workers_side_by_side_rebuild_what_one_does(broker: LocalBroker, tmp_path: Path) -> None:
     asyncio.run(produce(broker.bootstrap_servers, facts() + announced()))
-    one = rebuild(broker, tmp_path / "one", 1)
-    two = rebuild(broker, tmp_path / "two", 2)
+    one = rebuild(broker.bootstrap_servers, tmp_path / "one", 1)
+    two = rebuild(broker.bootstrap_servers, tmp_path / "two", 2)
     assert "1 worker(s)" in one
     assert "2 worker(s)" in two
     assert "worker 1:" in two
@@ -165,8 +166,43 @@ def test_workers_side_by_side_rebuild_what_one_does(broker: LocalBroker, tmp_pat
 
 def test_workers_never_split_a_dossier() -> None:
     assert split({"a": 6, "b": 6, "c": 6}, 2) == (2, None)
-    assert split({"a": 6, "b": 6, "c": 0}, 4) == (4, None)  # an empty topic does not count
+    assert split({"a": 6, "b": 6, "c": 0}, 4) == (4, None)  # a missing topic has no records
     assert split({"a": 6, "b": 6, "c": 6}, 8) == (6, "6 workers: the topics have 6 partitions")
-    fewer, why = split({"a": 6, "b": 3, "c": 6}, 2)
-    assert fewer == 1
-    assert why == "one worker: the topics' partition counts differ (a 6, b 3, c 6)"
+    assert split({"a": 0, "b": 0, "c": 0}, 2) == (
+        1,
+        "one worker: none of the topics is on the broker",
+    )
+    assert split({"a": 6, "b": 3, "c": 6}, 2) == (
+        1,
+        "one worker: the topics' partition counts differ (a 6, b 3, c 6)",
+    )
+    assert split({"a": 6, "b": 3, "c": 6}, 1) == (1, None)
+
+
+def test_without_a_broker_nothing_is_dropped(broker: LocalBroker, tmp_path: Path) -> None:
+    asyncio.run(produce(broker.bootstrap_servers, facts()[:6]))
+    rebuild(broker.bootstrap_servers, tmp_path, 1)
+    before = tables(tmp_path)
+    assert before["clocks"]
+    said = rebuild("127.0.0.1:1", tmp_path, 2, expect=2)
+    assert "error: no broker answers at 127.0.0.1:1; nothing was changed" in said
+    assert tables(tmp_path) == before
+
+
+async def test_the_reader_reads_to_the_end_as_it_is_when_it_gets_there(
+    broker: LocalBroker,
+) -> None:
+    """The ends are asked again when the reading reaches them: what was written meanwhile
+    is read too (as are records the broker acknowledged before its end offsets showed
+    them)."""
+    first = [(DOSSIER_LIFECYCLE.name, received(code)) for code in CODES[:8]]
+    later = [(DOSSIER_LIFECYCLE.name, received(code)) for code in CODES[8:12]]
+    await produce(broker.bootstrap_servers, first)
+    stream = TopicStream(broker.bootstrap_servers, (DOSSIER_LIFECYCLE,), batch=2)
+    read: list[str | None] = []
+    async for events in stream.batches():
+        if not read:
+            await produce(broker.bootstrap_servers, later)
+        read += [e.dossier_code for e in events]
+    assert sorted(c for c in read if c) == sorted(CODES[:12])
+    assert sum(stream.ends.values()) == 12
