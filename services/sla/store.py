@@ -486,9 +486,11 @@ async def add_outbox_rows_returning(
 ) -> list[Written]:
     """``add_outbox_rows``, answering the rows written, in id order (one statement with
     ``RETURNING``): the rebuild sieves what it wrote by id, whoever else writes the outbox
-    meanwhile (another rebuild worker). Ids grow in the order given (SQLite's rowids,
-    PostgreSQL's sequence); the rows come back in any order (asking the database to keep
-    the parameters' order cost 15 times the insert on SQLite), so they are sorted here."""
+    meanwhile (another rebuild worker). The rows come back in any order (asking the
+    database for the parameters' order cost 15 times the insert on SQLite) and are
+    sorted by id: a later statement's rows have higher ids (SQLite's rowids,
+    PostgreSQL's sequence), which is the order the sieve needs; within one statement a
+    dossier has at most one row of each type."""
     if not values:
         return []
     statement = OUTBOX.insert().returning(OUTBOX.c.id, OUTBOX.c.key, OUTBOX.c.value)
