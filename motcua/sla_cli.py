@@ -24,7 +24,7 @@ import resource
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -33,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from services.sla import process
+from services.sla.app import Tracker
 from services.sla.app.core import FOLD_MEMO_SIZE
 from services.sla.rebuild import Replayed, count, replay, reset
 from shared.events import Envelope, UndecodableEvent, decode
@@ -192,6 +193,17 @@ def split(counts: dict[str, int], workers: int) -> tuple[int, str | None]:
     return workers, None
 
 
+@asynccontextmanager
+async def _tracker(settings: Settings, *, fold_memo: int = 0) -> AsyncIterator[Tracker]:
+    """The tracker over sla's database (``process.standalone``), its connections closed
+    after use."""
+    tracker = process.standalone(settings, fold_memo=fold_memo)
+    try:
+        yield tracker
+    finally:
+        await tracker.db.dispose()
+
+
 @dataclass(frozen=True, slots=True)
 class PartDone:
     """What one worker did: its replay, where it read to, its CPU seconds and peak RSS."""
@@ -204,16 +216,13 @@ class PartDone:
 
 async def _replay(part: Part, batch: int) -> tuple[Replayed, dict[TopicPartition, int]]:
     settings = get_settings()
-    tracker = process.standalone(settings, fold_memo=FOLD_MEMO_SIZE)
-    try:
-        client = client_security(settings)
-        bootstrap = settings.kafka_bootstrap_servers
-        facts = TopicStream(bootstrap, FACTS, batch, client, part)
-        published = TopicStream(bootstrap, PUBLISHED, batch, client, part)
+    client = client_security(settings)
+    bootstrap = settings.kafka_bootstrap_servers
+    facts = TopicStream(bootstrap, FACTS, batch, client, part)
+    published = TopicStream(bootstrap, PUBLISHED, batch, client, part)
+    async with _tracker(settings, fold_memo=FOLD_MEMO_SIZE) as tracker:
         with _fewer_collections():
             replayed = await replay(tracker, facts.batches(), published.batches(), batch=batch)
-    finally:
-        await tracker.db.dispose()
     return replayed, facts.ends | published.ends
 
 
@@ -233,13 +242,9 @@ def _in_workers(workers: int, batch: int) -> list[PartDone]:
         return [future.result() for future in futures]
 
 
-async def _count() -> int:
-    settings = get_settings()
-    tracker = process.standalone(settings)
-    try:
+async def _count(settings: Settings) -> int:
+    async with _tracker(settings) as tracker:
         return await count(tracker.db)
-    finally:
-        await tracker.db.dispose()
 
 
 def _rebuild(batch: int, workers: int) -> None:
@@ -259,7 +264,7 @@ def _rebuild(batch: int, workers: int) -> None:
     if why:
         typer.echo(why)
     done = [replay_part((0, 1), batch)] if workers == 1 else _in_workers(workers, batch)
-    clocks = asyncio.run(_count())
+    clocks = asyncio.run(_count(settings))
     seconds = time.perf_counter() - began
     applied = sum(d.replayed.events_applied for d in done)
     flags = sum(d.replayed.flags_known for d in done)
@@ -287,12 +292,9 @@ async def _prepared(settings: Settings) -> dict[str, int]:
     counts = await partition_counts(
         settings.kafka_bootstrap_servers, FACTS + PUBLISHED, client_security(settings)
     )
-    tracker = process.standalone(settings)
-    try:
+    async with _tracker(settings) as tracker:
         await process.prepare(tracker, settings)
         await reset(tracker.db)
-    finally:
-        await tracker.db.dispose()
     return counts
 
 
